@@ -1,0 +1,132 @@
+"""The engine's command line. This surface is relied on by the desktop app and by users.
+
+    python -m engine validate CONFIG [KEY=VALUE ...] [--json]
+    python -m engine run --config CONFIG --run-dir DIR [--stages a,b] [KEY=VALUE ...]
+    python -m engine status --run-dir DIR
+    python -m engine doctor [--work-dir DIR]
+
+Exit codes: 0 ok; 1 a stage failed (its reason is in state.json and the stage's log);
+2 bad input (every problem listed, no traceback); 143 interrupted by SIGTERM/SIGINT after
+saving (rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from engine.rundir import RunDir, RunDirError
+from engine.schema import ConfigError, PipelineConfig, dump_config, load_config
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    v = sub.add_parser("validate", help="check a config; list every problem")
+    v.add_argument("config", help="pipeline config YAML")
+    v.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. sft.lr=1e-5")
+    v.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    r = sub.add_parser("run", help="run the enabled stages in a run dir (resumes)")
+    r.add_argument("--config", required=True, help="pipeline config YAML")
+    r.add_argument("--run-dir", required=True, help="run directory (created if missing)")
+    r.add_argument("--stages", help="comma-separated subset, e.g. seeds,features")
+    r.add_argument("--update-config", action="store_true",
+                   help="accept a config that differs from the one the run was launched with")
+    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. sft.lr=1e-5")
+
+    s = sub.add_parser("status", help="state.json plus event counts, as JSON")
+    s.add_argument("--run-dir", required=True)
+
+    d = sub.add_parser("doctor", help="facts about this host, as JSON")
+    d.add_argument("--work-dir", default=".", help="where runs will live (for free disk)")
+    return p
+
+
+def _summary(cfg: PipelineConfig, source: str) -> dict:
+    by_place: dict[str, list[str]] = {}
+    for name in cfg.enabled_stages():
+        by_place.setdefault(cfg.stage(name).placement, []).append(name)
+    return {"config": source, "schema_version": cfg.schema_version,
+            "enabled_stages": cfg.enabled_stages(), "placements": by_place}
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    info = _summary(cfg, args.config)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"OK: {args.config} (schema v{cfg.schema_version})")
+    print("  stages: " + " -> ".join(info["enabled_stages"]))
+    for place, names in info["placements"].items():
+        parts = []
+        for n in names:
+            res = cfg.stage(n).resources
+            gpus = f" {res.nodes}x{res.gpus_per_node} GPU" if res.gpus_per_node else ""
+            parts.append(n + gpus)
+        print(f"  on {place}: {', '.join(parts)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.runner import PipelineRefused, run_pipeline
+
+    cfg = load_config(args.config, args.overrides)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
+    try:
+        return run_pipeline(cfg, dump_config(cfg), RunDir(args.run_dir), stages,
+                            allow_config_change=args.update_config)
+    except PipelineRefused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from engine.events import count_events
+
+    run = RunDir(args.run_dir)
+    if not run.root.is_dir():
+        raise RunDirError(f"no run dir at {run.root}; check the path (runs are created by "
+                          "`python -m engine run`)")
+    state = run.read_state()
+    out = {"run_dir": str(run.root.resolve()), "state": state.model_dump(mode="json"),
+           "events": count_events(run.events_dir) if run.events_dir.is_dir() else {}}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from engine.doctor import collect
+
+    print(json.dumps(collect(args.work_dir), indent=2))
+    return 0
+
+
+COMMANDS = {"validate": cmd_validate, "run": cmd_run, "status": cmd_status,
+            "doctor": cmd_doctor}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    except RunDirError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

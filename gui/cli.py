@@ -1,0 +1,85 @@
+"""The ``synthsmith`` console command (pyproject: ``synthsmith = "gui.cli:main"``).
+
+    synthsmith                    open the desktop app with the embedded smoke preset
+    synthsmith --preset FILE.yaml open it with that pipeline config instead
+    synthsmith --version          print the version and exit
+
+This module never imports PySide6 at import time. Later issues will add headless subcommands
+here (to the ``commands`` subparsers in ``build_parser``), and they have to work where Qt is not
+installed. Only the no-subcommand path imports ``gui.app``, and it does so lazily.
+
+Left out for now: any subcommand. None are registered until one really exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import engine
+
+EXIT_NO_QT = 2
+
+_NO_QT_HINT = (
+    "synthsmith: the desktop app needs PySide6, which is not installed in this environment.\n"
+    "Fix: pip install PySide6-Essentials"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="synthsmith",
+        description="SynthSmith Studio: train code models on fully synthetic data. "
+        "With no command, opens the desktop app.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--preset",
+        type=Path,
+        metavar="PATH",
+        help="pipeline config YAML to open (default: the bundled smoke-cpu preset)",
+    )
+    # Headless subcommands are added here by later issues; none exist yet.
+    parser.add_subparsers(dest="command", metavar="COMMAND")
+    return parser
+
+
+def _qt_import_problem() -> str | None:
+    """Why the desktop app cannot start here, or None when Qt imports fine."""
+    try:
+        import PySide6.QtWidgets  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("PySide6", "shiboken6"):
+            return _NO_QT_HINT
+        raise
+    except ImportError as exc:
+        # PySide6 is there but its native Qt libraries failed to load (e.g. libEGL missing).
+        return (
+            f"synthsmith: PySide6 is installed but Qt failed to load: {exc}\n"
+            "Fix: install the system libraries Qt needs (on Debian/Ubuntu: "
+            "apt-get install libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3), "
+            "or reinstall with: pip install --force-reinstall PySide6-Essentials"
+        )
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(f"synthsmith {engine.__version__}")
+        return 0
+
+    problem = _qt_import_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_NO_QT
+
+    from gui import app
+
+    return app.main(preset=args.preset)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

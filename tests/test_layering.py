@@ -1,0 +1,41 @@
+"""The dependency rule of ARCHITECTURE.md §2, checked by import-linter's contracts."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _lint_imports() -> str:
+    exe = Path(sys.executable).with_name("lint-imports")
+    found = str(exe) if exe.exists() else shutil.which("lint-imports")
+    if found is None:
+        pytest.fail("lint-imports is missing: install the test extra (pip install -e '.[test]')")
+    return found
+
+
+def test_engine_and_remote_keep_to_the_layering_contracts():
+    out = subprocess.run([_lint_imports(), "--no-cache"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 kept, 0 broken" in out.stdout
+
+
+def test_the_contracts_catch_a_forbidden_import(tmp_path):
+    # Copy the packages, plant a violation, and lint the copy: the contract must break.
+    for pkg in ("engine", "remote", "gui"):
+        shutil.copytree(REPO / pkg, tmp_path / pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "engine" / "planted.py").write_text("import paramiko\n")
+    out = subprocess.run([_lint_imports(), "--no-cache"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env={"PYTHONPATH": str(tmp_path),
+                                                      "PATH": "/usr/bin:/bin"})
+    assert out.returncode != 0
+    assert "engine.planted -> paramiko" in out.stdout
