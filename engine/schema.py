@@ -788,6 +788,28 @@ class VerifyConfig(StageBase):
         description="How much a passed test of each kind counts when picking the golden "
         "solution; boundary and stress tests weigh more.",
     )
+    exposure_share: float = Field(
+        0.66, ge=0.5, le=1.0, title="Exposing share",
+        description="An input's output holding at least this share of the weighted vote is "
+        "trusted: a candidate that gives another output there (or crashes) is exposed as "
+        "buggy and its vote weighs less everywhere.",
+    )
+    exposure_discount: float = Field(
+        0.5, gt=0.0, le=1.0, title="Exposure discount",
+        description="A candidate's vote weight is multiplied by this once per input it is "
+        "exposed on; 1 turns weighting off (plain majority voting).",
+    )
+    sample_fail_discount: float = Field(
+        0.1, gt=0.0, le=1.0, title="Sample failure discount",
+        description="A candidate's vote weight is multiplied by this once per statement "
+        "sample whose known output it does not reproduce.",
+    )
+    split_ratio: float = Field(
+        0.8, gt=0.0, le=1.0, title="Split vote ratio",
+        description="An input whose runner-up output has at least this fraction of the "
+        "winner's vote weight is flagged split: it neither picks nor checks the golden "
+        "solution, and takes the golden solution's output as its label.",
+    )
 
 
 class CurateConfig(StageBase):
@@ -813,8 +835,18 @@ class CurateConfig(StageBase):
     )
     decontam_ngram_size: int = Field(
         13, ge=5, le=64, title="Contamination n-gram",
-        description="A task sharing any word n-gram of this length with a benchmark problem "
-        "is dropped.",
+        description="Words per n-gram when matching task statements against benchmark "
+        "problems (13, as in common decontamination practice).",
+    )
+    decontam_min_matches: int = Field(
+        1, ge=1, le=10_000, title="Contamination matches",
+        description="A task sharing at least this many distinct n-grams with one benchmark "
+        "problem is dropped; 1 drops a task on any shared n-gram.",
+    )
+    decontam_boilerplate_problems: int = Field(
+        3, ge=2, le=1_000_000, title="Boilerplate cut-off",
+        description="An n-gram found in this many benchmark problems or more is stock "
+        "phrasing (\"the first line contains a single integer t\") and never counts.",
     )
     sft_solutions_per_task: int = Field(
         1, ge=1, le=64, title="SFT solutions per task",
@@ -828,7 +860,8 @@ class CurateConfig(StageBase):
     export_formats: list[Literal["jsonl", "parquet"]] = Field(
         default_factory=lambda: ["jsonl", "parquet"], min_length=1, max_length=2,
         title="Export formats",
-        description="File formats written to exports/ (both load in HF datasets, TRL and verl).",
+        description="File formats of the SFT set in exports/ (both load in HF datasets and "
+        "TRL); the RL set is always rl.parquet, the one format verl reads.",
     )
 
     @field_validator("export_formats")

@@ -12,6 +12,7 @@ from types import ModuleType
 
 IMPLEMENTED: dict[str, str] = {
     "seeds": "engine.stages.seeds",
+    "curate": "engine.stages.curate",
 }
 
 

@@ -1,0 +1,166 @@
+"""The SFT and RL export formats, and writers that put a file in place only when it is whole.
+
+SFT rows (``sft.jsonl`` / ``sft.parquet``): exactly two string columns, as in the public
+X-Coder SFT set (IIGroup/X-Coder-SFT-376k)::
+
+    {"query": "<task statement>",
+     "response": "<think>\\n<reasoning>\\n</think>\\n\\n```python\\n<code>\\n```"}
+
+``query`` is the statement as stored (the prompt a user sends). ``response`` is the solution's
+``reasoning`` (its thinking, stored apart from the extracted ``code``) inside ``<think>`` tags
+(left as it is if it already holds a ``<think>`` tag; left out when there is none), a blank
+line, then the code in one fenced block tagged with its language (``python``, ``cpp``, ...;
+four backticks if the code itself holds three).
+
+RL rows (``rl.parquet``): the columns verl's RLHFDataset reads, which HF ``datasets`` and TRL
+load as they are (TRL's GRPO passes the extra columns on to reward functions)::
+
+    data_source   string   "synthsmith"
+    prompt        list<struct<role: string, content: string>>   [{"role": "user", "content": statement}]
+    ability       string   "code"
+    reward_model  struct<style: string, ground_truth: string>
+                  style "rule"; ground_truth = JSON text {"inputs": [...], "outputs": [...]}
+                  (the labelled tests, stdin / expected stdout, equal lengths, by test idx)
+    extra_info    struct<index: int64, split: string, task_id: int64, task_key: string,
+                         style: string, title: string, n_tests: int64,
+                         agreement: double, pass_rate: double>
+
+``ground_truth`` is the TACO/APPS "input_output" layout that verl's own ``prime_code`` scorer
+parses too. ``pass_rate`` is the share of a task's usable candidates that passed every
+labelled test (null without candidates): a difficulty proxy for easy-to-hard ordering.
+
+Writers: each file is written to a hidden temporary sibling, fsynced, and renamed over the
+target by ``commit()``; ``abort()`` removes the temporary. A reader sees the old file or the
+new one, never half of one. Parquet files use zstd and one row group per written batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine.curate.accepted_tasks import ExportTask, SolutionText
+
+DATA_SOURCE = "synthsmith"
+FENCE_LANGUAGE = {"python": "python", "python3": "python", "py": "python", "cpp": "cpp",
+                  "c++": "cpp", "cxx": "cpp", "java": "java", "rust": "rust", "go": "go"}
+
+SFT_SCHEMA = pa.schema([("query", pa.string()), ("response", pa.string())])
+RL_SCHEMA = pa.schema([
+    ("data_source", pa.string()),
+    ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+    ("ability", pa.string()),
+    ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+    ("extra_info", pa.struct([
+        ("index", pa.int64()), ("split", pa.string()), ("task_id", pa.int64()),
+        ("task_key", pa.string()), ("style", pa.string()), ("title", pa.string()),
+        ("n_tests", pa.int64()), ("agreement", pa.float64()), ("pass_rate", pa.float64()),
+    ])),
+])
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+def sft_response(sol: SolutionText) -> str:
+    """A solution as an SFT response: reasoning in ``<think>`` tags, then the fenced code."""
+    code = (sol.code or "").strip("\n")
+    lang = FENCE_LANGUAGE.get(sol.language.strip().lower(), sol.language.strip().lower())
+    fence = "````" if "```" in code else "```"
+    block = f"{fence}{lang}\n{code}\n{fence}"
+    reasoning = (sol.reasoning or "").strip()
+    if not reasoning:
+        return block
+    if "<think>" not in reasoning:
+        reasoning = f"<think>\n{reasoning}\n</think>"
+    return f"{reasoning}\n\n{block}"
+
+
+def sft_rows(task: ExportTask, per_task: int) -> list[dict[str, str]]:
+    """Up to ``per_task`` rows: the golden solution first, then other correct ones by idx."""
+    sols = [s for s in [task.golden, *task.others] if s is not None and s.code]
+    return [{"query": task.statement, "response": sft_response(s)} for s in sols[:per_task]]
+
+
+def rl_row(task: ExportTask, index: int) -> dict[str, Any]:
+    """The verl row of a task that has labelled tests."""
+    truth = {"inputs": task.inputs, "outputs": task.outputs}
+    return {
+        "data_source": DATA_SOURCE,
+        "prompt": [{"role": "user", "content": task.statement}],
+        "ability": "code",
+        "reward_model": {"style": "rule",
+                         "ground_truth": json.dumps(truth, ensure_ascii=False)},
+        "extra_info": {"index": index, "split": "train", "task_id": task.id,
+                       "task_key": task.key, "style": task.style, "title": task.title,
+                       "n_tests": len(task.inputs), "agreement": task.agreement,
+                       "pass_rate": task.pass_rate},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+
+
+class ExportFile:
+    """One export file, written to a temporary sibling and renamed into place by ``commit``."""
+
+    def __init__(self, path: Path, fmt: Literal["jsonl", "parquet"],
+                 schema: pa.Schema | None = None) -> None:
+        self.path = Path(path)
+        self.fmt = fmt
+        self.rows = 0
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "jsonl":
+            self._fh: Any = open(self._tmp, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+            self._pq = None
+        else:
+            if schema is None:
+                raise ValueError("a Parquet export needs a schema")
+            self._schema = schema
+            self._fh = None
+            self._pq = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self._fh is not None:
+            self._fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        else:
+            self._pq.write_table(pa.Table.from_pylist(rows, schema=self._schema))
+        self.rows += len(rows)
+
+    def commit(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+        else:
+            self._pq.close()
+            fd = os.open(self._tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(self._tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)  # make the rename itself durable
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def abort(self) -> None:
+        try:
+            if self._fh is not None:
+                self._fh.close()
+            else:
+                self._pq.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
