@@ -214,14 +214,35 @@ def test_a_fork_bomb_is_contained_and_leaves_no_process_behind(runner):
     assert subprocess.run(["true"], timeout=10).returncode == 0
 
 
+def _processes_with_arg(arg: str) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if arg.encode() in argv:
+                found.append(int(name))
+    return found
+
+
 def test_daemonized_leftovers_are_killed_after_the_run(runner):
-    before = nobody_pids()
+    # The grandchild becomes `sleep 61.<unique digits>`, so other processes of uid 65534
+    # on a busy machine cannot be mistaken for it.
+    arg = f"61.{uuid.uuid4().int % 10**12}"
     source = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-              "        time.sleep(60)\n    os._exit(0)\nprint('parent done')\n")
+              "        open('started', 'w').close()\n"
+              f"        os.execv('/usr/bin/sleep', ['sleep', '{arg}'])\n    os._exit(0)\n"
+              "for _ in range(200):\n    if os.path.exists('started'):\n        break\n"
+              "    time.sleep(0.01)\n"
+              "print('parent done' if os.path.exists('started') else 'no grandchild')\n")
     result = runner(py(source), "", QUICK)
-    assert result.status == "ok", result
-    time.sleep(0.2)
-    assert not nobody_pids() - before, "a setsid'd grandchild survived the run"
+    assert result.status == "ok" and result.text.strip() == "parent done", result
+    deadline = time.monotonic() + 2
+    while _processes_with_arg(arg) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_with_arg(arg), "a setsid'd grandchild survived the run"
 
 
 def test_network_connections_are_refused_inside_but_work_outside(runner, needs_bwrap):
