@@ -1,9 +1,10 @@
 """The engine's command line. This surface is relied on by the desktop app and by users.
 
     python -m engine validate CONFIG [KEY=VALUE ...] [--json]
-    python -m engine run --config CONFIG --run-dir DIR [--stages a,b] [KEY=VALUE ...]
+    python -m engine run --config CONFIG --run-dir DIR [--stages a,b] [--shard I/N] [KEY=VALUE ...]
     python -m engine status --run-dir DIR
     python -m engine doctor [--work-dir DIR]
+    python -m engine verify-folder PATH [--json OUT] [--jobs N] [--time-limit S] [--memory-mb MB]
 
 Exit codes: 0 ok; 1 a stage failed (its reason is in state.json and the stage's log);
 2 bad input (every problem listed, no traceback); 143 interrupted by SIGTERM/SIGINT after
@@ -40,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", help="comma-separated subset, e.g. seeds,features")
     r.add_argument("--update-config", action="store_true",
                    help="accept a config that differs from the one the run was launched with")
+    r.add_argument("--shard", metavar="I/N",
+                   help="run shard I of N (I from 0) of shardable stages, e.g. --stages verify "
+                   "--shard 0/4; shards record their own state (engine/runner.py)")
     r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. sft.lr=1e-5")
 
     s = sub.add_parser("status", help="state.json plus event counts, as JSON")
@@ -47,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("doctor", help="facts about this host, as JSON")
     d.add_argument("--work-dir", default=".", help="where runs will live (for free disk)")
+
+    from engine.verify.folder import add_arguments as verify_folder_arguments
+
+    f = sub.add_parser("verify-folder", help="vote labels and pick golden solutions for a "
+                       "folder of tasks (engine/verify/folder.py)")
+    verify_folder_arguments(f)
     return p
 
 
@@ -77,13 +87,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.runner import PipelineRefused, run_pipeline
+    from engine.runner import PipelineRefused, parse_shard, run_pipeline
 
     cfg = load_config(args.config, args.overrides)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     try:
+        shard_index, shard_count = parse_shard(args.shard) if args.shard else (0, 1)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         return run_pipeline(cfg, dump_config(cfg), RunDir(args.run_dir), stages,
-                            allow_config_change=args.update_config)
+                            allow_config_change=args.update_config,
+                            shard_index=shard_index, shard_count=shard_count)
     except PipelineRefused as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -110,8 +126,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_folder(args: argparse.Namespace) -> int:
+    from engine.verify.folder import run_from_args
+
+    return run_from_args(args)
+
+
 COMMANDS = {"validate": cmd_validate, "run": cmd_run, "status": cmd_status,
-            "doctor": cmd_doctor}
+            "doctor": cmd_doctor, "verify-folder": cmd_verify_folder}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

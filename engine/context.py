@@ -4,6 +4,10 @@ A stage module does ``def run(ctx: StageContext) -> dict`` and returns a small J
 summary that lands in ``state.json``. Everything a stage touches goes through the context:
 the resolved config, the run directory, its event writer, its logger, the dataset store and
 the stop flag set on SIGTERM (finish the current unit of work, save, return).
+
+``shard_index`` / ``shard_count`` come from ``python -m engine run --shard I/N``: a stage that
+scales out by shards (``SHARDABLE = True`` in its module) does only the part of the work that
+falls to shard I of N, e.g. the tasks with ``task_id % N == I``. Unsharded: 0 / 1.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class StageContext:
     log: logging.Logger
     rank: int = 0
     world_size: int = 1
+    shard_index: int = 0
+    shard_count: int = 1
     stop_event: threading.Event = field(default_factory=threading.Event)
     _store: Store | None = field(default=None, repr=False)
     _store_factory: Callable[[], Store] | None = field(default=None, repr=False)

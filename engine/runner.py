@@ -14,11 +14,25 @@ A stage left ``running`` by a killed process is simply run again: stages are ide
 
 Only rank 0 writes state.json; every rank gets its own event and log file. Leaves out:
 launching multi-rank work (the scheduler in ``remote/`` starts one engine per rank).
+
+Shards: ``--shard I/N`` (``run_pipeline(..., shard_index=I, shard_count=N)``) runs shard I of N
+of stages whose module sets ``SHARDABLE = True`` (others are refused). Shard processes of one
+run may run at once on one node: each takes a *shared* lock on the run dir (an unsharded
+launch, which takes it exclusively, cannot overlap them), writes ``events/<stage>.<I>.jsonl``
+and ``logs/<stage>.<I>.log`` (rank = I), and records its own outcome in state.json under
+``<stage>@<I>of<N>`` (read-modify-write under a short exclusive lock on ``.state.lock``). The
+stage's own entry is marked ``completed`` only by the shard that finds all N shard entries
+completed (its summary lists theirs), so a later unsharded rerun skips the stage then and only
+then. A shard whose entry is completed is skipped on a rerun. With N = 1 nothing changes.
+The shards share the run's SQLite store, which is safe on a local file system only (short
+write transactions, busy timeout); shards on several nodes need per-shard store files and a
+merge step, which does not exist yet (``engine/store.py``, TODO(merge)).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -58,6 +72,59 @@ class Distributed:
         rank = int(env.get("RANK") or env.get("SLURM_PROCID") or 0)
         world = int(env.get("WORLD_SIZE") or env.get("SLURM_NTASKS") or 1)
         return cls(rank, world)
+
+
+def shard_key(stage: str, shard_index: int, shard_count: int) -> str:
+    """The state.json entry of one shard's outcome (the stage's own name when unsharded)."""
+    return stage if shard_count == 1 else f"{stage}@{shard_index}of{shard_count}"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"1/4"`` -> (1, 4); ValueError with what to write otherwise."""
+    parts = text.split("/")
+    try:
+        index, count = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: write I/N, e.g. 0/4 for the first of 4 shards") \
+            from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {text!r}: need N >= 1 and 0 <= I < N (I counts from 0)")
+    return index, count
+
+
+def _refuse_unshardable(chosen: Sequence[str], shard_count: int) -> None:
+    if shard_count == 1:
+        return
+    flat = [s for s in chosen if not getattr(load_stage(s), "SHARDABLE", False)]
+    if flat:
+        shardable = [s for s in IMPLEMENTED if getattr(load_stage(s), "SHARDABLE", False)]
+        raise PipelineRefused(
+            f"stage(s) {', '.join(flat)} cannot run as shards; run them without --shard, or "
+            f"pick shardable stages with --stages {','.join(shardable) or '(none)'}")
+
+
+@contextlib.contextmanager
+def _flock(path: os.PathLike[str] | str, mode: int, busy: str | None = None):
+    """Hold an flock on ``path``; with ``busy``, fail at once (RunDirError) when taken."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, mode | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise RunDirError(busy) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _shard_locks(run: RunDir, shard_count: int):
+    """(whole-run lock, state.json update lock) for a launch; see the module docstring."""
+    if shard_count == 1:
+        return run.lock(), contextlib.nullcontext
+    busy = (f"an unsharded engine process is running {run.root}; wait for it or cancel it "
+            "before starting shards of this run")
+    return (_flock(run.root / ".lock", fcntl.LOCK_SH, busy),
+            lambda: _flock(run.root / ".state.lock", fcntl.LOCK_EX))
 
 
 def select_stages(config: PipelineConfig, requested: Sequence[str] | None) -> list[str]:
@@ -123,64 +190,116 @@ def _stage_logger(run: RunDir, stage: str, rank: int) -> tuple[logging.Logger, l
 
 def run_pipeline(config: PipelineConfig, config_text: str, run: RunDir,
                  stages: Sequence[str] | None = None, *, allow_config_change: bool = False,
-                 dist: Distributed | None = None) -> int:
+                 dist: Distributed | None = None, shard_index: int = 0,
+                 shard_count: int = 1) -> int:
     """Run the selected stages; returns an exit code (see EXIT_*).
 
-    Raises ``PipelineRefused`` or ``RunDirError`` before anything is written when the request
-    cannot run.
+    ``shard_index`` / ``shard_count``: run shard I of N of shardable stages (module
+    docstring). Raises ``PipelineRefused`` or ``RunDirError`` before anything is written when
+    the request cannot run.
     """
+    if shard_count < 1 or not 0 <= shard_index < shard_count:
+        raise PipelineRefused(f"shard {shard_index}/{shard_count}: need 0 <= I < N")
     chosen = select_stages(config, stages)
+    _refuse_unshardable(chosen, shard_count)
+    sharded = shard_count > 1
+    if sharded:  # shard I of N is rank I of N: its own event and log files
+        dist = Distributed(shard_index, shard_count)
     dist = dist or Distributed.from_env()
     run.create()
-    with run.lock() if dist.rank == 0 else contextlib.nullcontext():
-        if dist.rank == 0:
-            run.write_config(config_text, allow_change=allow_config_change)
-        state = run.read_state()
+    run_lock, state_lock = _shard_locks(run, shard_count)
+    writes_state = sharded or dist.rank == 0
+    with run_lock if writes_state else contextlib.nullcontext():
+        if writes_state:
+            with state_lock():
+                run.write_config(config_text, allow_change=allow_config_change)
         for name in chosen:
-            if state.stage(name).status == "completed":
+            with state_lock():
+                state = run.read_state()
+            key = shard_key(name, shard_index, shard_count)
+            done = [k for k in dict.fromkeys((name, key)) if state.stage(k).status == "completed"]
+            if done:
                 with EventWriter.for_run(run.events_dir, name, dist.rank) as ev:
-                    ev.stage("skipped", reason="completed in an earlier run")
+                    ev.stage("skipped", reason=f"{done[0]} completed in an earlier run")
                 continue
-            code = _run_one(config, run, name, dist)
+            code = _run_one(config, run, name, dist, shard_index, shard_count, state_lock)
             if code != EXIT_OK:
                 return code
     return EXIT_OK
 
 
-def _run_one(config: PipelineConfig, run: RunDir, name: str, dist: Distributed) -> int:
+def _run_one(config: PipelineConfig, run: RunDir, name: str, dist: Distributed,
+             shard_index: int = 0, shard_count: int = 1,
+             state_lock=contextlib.nullcontext) -> int:
     module = load_stage(name)
     log, handler = _stage_logger(run, name, dist.rank)
     stop = threading.Event()
-    lead = dist.rank == 0
+    lead = shard_count > 1 or dist.rank == 0  # who writes this outcome to state.json
+    key = shard_key(name, shard_index, shard_count)
     with EventWriter.for_run(run.events_dir, name, dist.rank) as ev, _StopOnSignal(stop, log):
         if lead:
-            prev = run.read_state().stage(name)
-            if prev.status in ("running", "interrupted"):
-                log.info("resuming %s (attempt %d by pid %s did not finish)",
-                         name, prev.attempts, prev.pid)
-            run.update_stage(name, status="running", attempts=prev.attempts + 1,
-                             started_at=time.time(), finished_at=None, pid=os.getpid(),
-                             host=socket.gethostname(), reason=None, summary=None)
+            with state_lock():
+                prev = run.read_state().stage(key)
+                if prev.status in ("running", "interrupted"):
+                    log.info("resuming %s (attempt %d by pid %s did not finish)",
+                             key, prev.attempts, prev.pid)
+                run.update_stage(key, status="running", attempts=prev.attempts + 1,
+                                 started_at=time.time(), finished_at=None, pid=os.getpid(),
+                                 host=socket.gethostname(), reason=None, summary=None)
         ev.stage("started")
         ctx = StageContext(config=config, run=run, stage=name, events=ev, log=log,
-                           rank=dist.rank, world_size=dist.world_size, stop_event=stop)
+                           rank=dist.rank, world_size=dist.world_size,
+                           shard_index=shard_index, shard_count=shard_count, stop_event=stop)
+        finish = _Finisher(run, ev, log, name, key, shard_count, lead, state_lock)
         try:
             summary = module.run(ctx) or {}
         except StageError as e:
-            return _finish(run, ev, log, name, lead, "failed", str(e), None, EXIT_STAGE_FAILED)
+            return finish("failed", str(e), None, EXIT_STAGE_FAILED)
         except Exception as e:  # a bug or an environment problem: keep the evidence
             log.error("stage %s crashed:\n%s", name, traceback.format_exc())
             reason = f"{type(e).__name__}: {e} (traceback in {run.log_file(name, dist.rank)})"
-            return _finish(run, ev, log, name, lead, "failed", reason, None, EXIT_STAGE_FAILED)
+            return finish("failed", reason, None, EXIT_STAGE_FAILED)
         finally:
             ctx.close()
             log.removeHandler(handler)
             handler.close()
         if summary.get("interrupted") or stop.is_set():
-            return _finish(run, ev, log, name, lead, "interrupted",
-                           "stopped by a signal; rerun the same command to resume", summary,
-                           EXIT_INTERRUPTED)
-        return _finish(run, ev, log, name, lead, "completed", None, summary, EXIT_OK)
+            return finish("interrupted", "stopped by a signal; rerun the same command to resume",
+                          summary, EXIT_INTERRUPTED)
+        return finish("completed", None, summary, EXIT_OK)
+
+
+@dataclass
+class _Finisher:
+    run: RunDir
+    ev: EventWriter
+    log: logging.Logger
+    name: str
+    key: str  # the state.json entry: the stage, or one shard of it
+    shard_count: int
+    lead: bool
+    state_lock: object
+
+    def __call__(self, status: str, reason: str | None, summary: dict | None,
+                 code: int) -> int:
+        if not self.lead:
+            return _finish(self.run, self.ev, self.log, self.name, False, status, reason,
+                           summary, code)
+        with self.state_lock():
+            _finish(self.run, self.ev, self.log, self.key, True, status, reason, summary, code)
+            if status == "completed" and self.shard_count > 1:
+                self._roll_up()
+        return code
+
+    def _roll_up(self) -> None:
+        """Mark the stage completed once every one of its N shards is."""
+        state = self.run.read_state()
+        keys = [shard_key(self.name, i, self.shard_count) for i in range(self.shard_count)]
+        if all(state.stage(k).status == "completed" for k in keys):
+            self.run.update_stage(self.name, status="completed", finished_at=time.time(),
+                                  reason=None, pid=None,
+                                  summary={"shards": {k: state.stage(k).summary for k in keys}})
+            self.log.info("all %d shards of %s completed", self.shard_count, self.name)
 
 
 def _finish(run: RunDir, ev: EventWriter, log: logging.Logger, name: str, lead: bool,
@@ -194,4 +313,5 @@ def _finish(run: RunDir, ev: EventWriter, log: logging.Logger, name: str, lead: 
     return code
 
 
-__all__ = ["run_pipeline", "select_stages", "PipelineRefused", "RunDirError", "Distributed"]
+__all__ = ["run_pipeline", "select_stages", "PipelineRefused", "RunDirError", "Distributed",
+           "parse_shard", "shard_key"]

@@ -807,8 +807,13 @@ class VerifyConfig(StageBase):
     split_ratio: float = Field(
         0.8, gt=0.0, le=1.0, title="Split vote ratio",
         description="An input whose runner-up output has at least this fraction of the "
-        "winner's vote weight is flagged split: it neither picks nor checks the golden "
-        "solution, and takes the golden solution's output as its label.",
+        "winner's vote weight is flagged split: it only breaks ties when the golden "
+        "solution is picked, and takes the golden solution's output as its label.",
+    )
+    reject_ambiguous_golden: bool = Field(
+        True, title="Reject ambiguous golden",
+        description="Reject a task when candidates that print different outputs are equally "
+        "well supported, so picking one would be a coin flip; off picks the first of them.",
     )
 
 

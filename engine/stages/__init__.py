@@ -12,6 +12,8 @@ from types import ModuleType
 
 IMPLEMENTED: dict[str, str] = {
     "seeds": "engine.stages.seeds",
+    "tests": "engine.stages.tests",
+    "verify": "engine.stages.verify",
     "curate": "engine.stages.curate",
 }
 

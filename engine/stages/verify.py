@@ -1,0 +1,356 @@
+"""Stage ``verify``: dual verification of every pending task in the sandbox (SYNTHSMITH.md §6).
+
+Run it alone:
+
+    python -m engine run --config assets/presets/smoke-cpu.yaml --run-dir /tmp/run1 --stages verify
+
+or as shards on one node (each process takes the tasks with ``task_id % N == I``):
+
+    python -m engine run --config C --run-dir D --stages verify --shard 0/2 &
+    python -m engine run --config C --run-dir D --stages verify --shard 1/2 &
+
+(or ``python -m engine.stages.verify --config ... --run-dir ...``, which adds ``--stages verify``).
+
+For each task with status ``pending``, candidates = its solutions with status ``ok`` and code,
+tests = all its tests. Every candidate runs on every test input in a ``SandboxPool``
+(``verify.jobs`` workers, 0 = every core this process may use; limits from ``VerifyConfig``;
+identical sources run once). ``engine.verify.voting.verify_task`` turns the run matrix into
+labels, votes, agreement, tie/split flags, a golden solution and a reject reason. Written back
+in ONE transaction per task, so a task is either untouched or fully decided:
+
+- a verdict per (candidate, test): status "ok"/"wrong" against the label (or the sandbox
+  status: time_limit, memory_limit, runtime_error, ...; "ok" where the input has no label),
+  CPU seconds, peak memory (KB) and ``output_hash`` = sha256[:16] of the output in the form
+  it was compared in (``voting.comparison_form``), NULL when the run was not clean;
+- each test's ``expected_output`` = its label (NULL when unlabelled) and, in its ``meta``,
+  ``verify`` = {votes (class sizes, heaviest first), voters, agreement, tie, split,
+  label_source (vote / known / golden), role (selection / holdout / null)};
+- the task's status (accepted / rejected), reason, mean agreement and golden solution id.
+
+Known outputs: a test whose ``expected_output`` was stored before verification (the
+statement's samples, a seed's tests) is passed to the vote as known; labels this stage wrote
+are never mistaken for known ones (``meta.verify`` marks them). Tasks whose candidates are all
+rejected are rejected "no_valid_candidates"; tasks with no solutions or no tests yet stay
+pending (counted in the summary) — an upstream stage has not finished them.
+
+Resuming: decided tasks (accepted/rejected) are skipped, so a killed or interrupted run redoes
+only tasks it had not written. SIGTERM: the stage finishes the current task, writes it and
+returns ``{"interrupted": true, ...}``.
+
+Events: a progress event per task (tasks decided), a ``verdict_summary`` sample per task, and
+metrics per task (step = tasks decided by this process): ``verify/tests_per_s`` (test inputs
+verified per second of this run), ``verify/runs_per_s`` (sandbox runs per second),
+``verify/accept_rate``, ``verify/agreement`` (mean over decided tasks with an agreement),
+``verify/timeouts`` (time_limit runs so far) and ``verify/status/<status>`` (runs per status so
+far).
+
+Summary returned (lands in state.json; a shard's under ``verify@<I>of<N>``)::
+
+    {"shard": "0/1", "considered": 12, "decided": 12, "accepted": 10, "rejected": 2,
+     "reasons": {"low_agreement": 1, "no_valid_candidates": 1}, "already_decided": 0,
+     "waiting_for_solutions": 0, "waiting_for_tests": 0, "runs": 480, "cells": 960,
+     "statuses": {"ok": 900, "wrong": 40, "time_limit": 20}, "seconds": 31.2,
+     "isolation": "bwrap", "interrupted": false}
+
+Leaves out: checker-judged tasks (the store has no checker column yet; ``voting`` supports
+them), per-task limits (one ``VerifyConfig`` for all), and shards on several nodes: shards share
+the run's SQLite store (short write transactions and a busy timeout make that safe on a local
+file system only); across nodes each shard would need its own store file and a merge step,
+which ``engine/store.py`` does not have yet (TODO(merge)). A multi-rank launch without
+``--shard`` is refused rather than verifying every task once per rank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.schema import VerifyConfig
+from engine.stages.errors import StageError
+from engine.store import PageCursor, Store, TaskDetail, TaskQuery, Verdict
+from engine.verify.sandbox import Limits, Program, SandboxPool, SandboxUnavailable
+from engine.verify.voting import Cell, TaskVerdict, comparison_form, verify_task
+
+SHARDABLE = True  # the runner's --shard I/N applies: tasks with task_id % N == I
+PAGE = 500
+LANGUAGES = ("python", "cpp")
+
+
+# ---------------------------------------------------------------------------------------------
+# Which tasks: pending ones of this shard, in id order
+
+
+@dataclass
+class _Plan:
+    todo: list[int] = field(default_factory=list)
+    waiting_for_solutions: int = 0
+    waiting_for_tests: int = 0
+
+
+def pending_tasks(store: Store, shard_index: int = 0, shard_count: int = 1) -> _Plan:
+    """Ids of this shard's pending tasks that have solutions and tests, and what waits."""
+    plan = _Plan()
+    cursor: PageCursor | None = None
+    while True:
+        page = store.query_tasks(TaskQuery(status="pending", sort="id", limit=PAGE,
+                                           after=cursor, with_total=False))
+        for row in page.rows:
+            if row.id % shard_count != shard_index:
+                continue
+            if row.n_solutions == 0:
+                plan.waiting_for_solutions += 1
+            elif row.n_tests == 0:
+                plan.waiting_for_tests += 1
+            else:
+                plan.todo.append(row.id)
+        if page.next_cursor is None:
+            return plan
+        cursor = page.next_cursor
+
+
+# ---------------------------------------------------------------------------------------------
+# One task: run the matrix, vote, write back
+
+
+def limits_of(cfg: VerifyConfig) -> Limits:
+    return Limits(cpu_s=cfg.time_limit_s, memory_mb=cfg.memory_mb,
+                  output_bytes=cfg.max_output_kb << 10)
+
+
+def _known_outputs(task: TaskDetail) -> dict[int, str]:
+    """Tests whose output was known before verification (not a label this stage wrote)."""
+    return {j: t.expected_output for j, t in enumerate(task.tests)
+            if t.expected_output is not None and "verify" not in t.meta}
+
+
+def _output_hash(text: str, cfg: VerifyConfig) -> str:
+    return hashlib.sha256(comparison_form(text, cfg.compare).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _TaskRuns:
+    cells: list[list[Cell]]
+    memory_kb: list[list[int | None]]
+    runs: int  # sandbox runs made (distinct source x input)
+
+
+def run_candidates(pool: SandboxPool, sources: Sequence[tuple[str, str]],
+                   inputs: Sequence[str], limits: Limits) -> _TaskRuns:
+    """Each (language, code) on each input; identical sources run once."""
+    distinct: dict[tuple[str, str], int] = {}
+    for src in sources:
+        if src[0] in LANGUAGES:
+            distinct.setdefault(src, len(distinct))
+    programs = [Program(lang, code) for lang, code in distinct]
+    grid = pool.run_matrix(programs, inputs, limits) if programs and inputs else []
+    cells, memory = [], []
+    for src in sources:
+        if src not in distinct:  # a language the sandbox cannot run never votes
+            cells.append([Cell("compile_error")] * len(inputs))
+            memory.append([None] * len(inputs))
+            continue
+        row = grid[distinct[src]]
+        cells.append([Cell(r.status, r.text if r.status == "ok" else "", None, r.cpu_s)
+                      for r in row])
+        memory.append([r.peak_memory_kb for r in row])
+    return _TaskRuns(cells, memory, len(programs) * len(inputs))
+
+
+def _test_meta(verdict: TaskVerdict, j: int) -> dict[str, Any]:
+    vote = verdict.inputs[j]
+    role = "selection" if j in verdict.selection else "holdout" if j in verdict.holdout \
+        else None
+    return {"votes": [k.count for k in vote.classes], "voters": vote.voters,
+            "agreement": None if vote.agreement is None else round(vote.agreement, 6),
+            "tie": vote.tie, "split": vote.split, "label_source": vote.source, "role": role}
+
+
+def write_result(store: Store, task: TaskDetail, candidates: Sequence[int], runs: _TaskRuns,
+                 verdict: TaskVerdict, cfg: VerifyConfig) -> None:
+    """Verdicts, labels and the task's outcome, in one transaction."""
+    with store.transaction():
+        store.add_verdicts(
+            Verdict(task.solutions[c].id, test.id, verdict.verdicts[k][j],
+                    runs.cells[k][j].cpu_s, runs.memory_kb[k][j],
+                    _output_hash(runs.cells[k][j].output, cfg)
+                    if runs.cells[k][j].status == "ok" else None)
+            for k, c in enumerate(candidates) for j, test in enumerate(task.tests))
+        for j, test in enumerate(task.tests):
+            meta = {**test.meta, "verify": _test_meta(verdict, j)}
+            store.add_test(task.id, test.idx, input=test.input, kind=test.kind,
+                           source=test.source, expected_output=verdict.inputs[j].label,
+                           weight=test.weight, meta=meta)
+        golden = task.solutions[candidates[verdict.golden]].id \
+            if verdict.golden is not None else None
+        agreement = verdict.mean_agreement
+        store.set_task_result(task.id, "accepted" if verdict.accepted else "rejected",
+                              reason=verdict.reason,
+                              agreement=None if agreement is None else min(1.0, agreement),
+                              golden_solution_id=golden)
+
+
+def reason_key(reason: str | None) -> str | None:
+    """``"low_agreement: mean 0.40 < 0.50"`` -> ``"low_agreement"`` (for counting)."""
+    return None if reason is None else reason.split(":", 1)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+
+
+@dataclass
+class _Tally:
+    decided: int = 0
+    accepted: int = 0
+    agreement_sum: float = 0.0
+    agreement_n: int = 0
+    tests: int = 0
+    runs: int = 0
+    cells: int = 0
+    already_decided: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+
+    def count(self, verdict: TaskVerdict | None, reason: str | None, runs: _TaskRuns | None,
+              n_tests: int) -> None:
+        self.decided += 1
+        self.accepted += reason is None
+        if reason is not None:
+            self.reasons[reason_key(reason)] += 1
+        if verdict is not None and verdict.mean_agreement is not None:
+            self.agreement_sum += verdict.mean_agreement
+            self.agreement_n += 1
+        if runs is not None:
+            self.tests += n_tests
+            self.runs += runs.runs
+            for row in verdict.verdicts if verdict is not None else ():
+                self.cells += len(row)
+                self.statuses.update(row)
+
+    def metrics(self, seconds: float) -> dict[str, float]:
+        out = {
+            "verify/tests_per_s": self.tests / seconds if seconds > 0 else 0.0,
+            "verify/runs_per_s": self.runs / seconds if seconds > 0 else 0.0,
+            "verify/accept_rate": self.accepted / self.decided if self.decided else 0.0,
+            "verify/timeouts": float(self.statuses["time_limit"]),
+        }
+        if self.agreement_n:
+            out["verify/agreement"] = self.agreement_sum / self.agreement_n
+        out.update({f"verify/status/{s}": float(n) for s, n in sorted(self.statuses.items())})
+        return out
+
+
+def _open_pool(cfg: VerifyConfig, limits: Limits) -> SandboxPool:
+    workers = cfg.jobs or len(os.sched_getaffinity(0)) or os.cpu_count() or 1
+    try:
+        return SandboxPool(workers=workers, limits=limits)
+    except SandboxUnavailable as e:
+        raise StageError(f"the verify stage runs generated code only in the sandbox, which "
+                         f"cannot start here: {e}") from None
+
+
+def verify_one(pool: SandboxPool, task: TaskDetail, cfg: VerifyConfig, limits: Limits
+               ) -> tuple[list[int], _TaskRuns, TaskVerdict] | None:
+    """Run and vote one task; None when it has no candidate to run."""
+    candidates = [c for c, s in enumerate(task.solutions) if s.status == "ok" and s.code]
+    if not candidates:
+        return None
+    sources = [(task.solutions[c].language, task.solutions[c].code or "") for c in candidates]
+    runs = run_candidates(pool, sources, [t.input for t in task.tests], limits)
+    verdict = verify_task(runs.cells, [t.kind for t in task.tests], cfg,
+                          known=_known_outputs(task), seed=task.id)
+    return candidates, runs, verdict
+
+
+def run(ctx: Any) -> dict:
+    cfg: VerifyConfig = ctx.config.verify
+    ev, log = ctx.events, ctx.log
+    i, n = ctx.shard_index, ctx.shard_count
+    if ctx.world_size > 1 and n == 1:
+        raise StageError(
+            f"verify was started as rank {ctx.rank} of {ctx.world_size} without --shard, so "
+            "every rank would verify every task: pass --shard $SLURM_PROCID/$SLURM_NTASKS "
+            "(or RANK/WORLD_SIZE), one shard per process")
+    store = ctx.store()
+    plan = pending_tasks(store, i, n)
+    total = len(plan.todo)
+    log.info("shard %d/%d: %d pending tasks to verify (%d wait for solutions, %d for tests)",
+             i, n, total, plan.waiting_for_solutions, plan.waiting_for_tests)
+    if plan.waiting_for_solutions or plan.waiting_for_tests:
+        ev.log(f"{plan.waiting_for_solutions} pending tasks have no solutions and "
+               f"{plan.waiting_for_tests} no tests yet; they stay pending", level="warning")
+    ev.progress(0, total, unit="tasks verified")
+    tally = _Tally()
+    limits = limits_of(cfg)
+    started = time.monotonic()
+    interrupted = False
+    isolation = None
+    if total:
+        with _open_pool(cfg, limits) as pool:
+            isolation = pool.isolation
+            for done, task_id in enumerate(plan.todo, start=1):
+                if ctx.stop_requested():
+                    interrupted = True
+                    break
+                task = store.get_task(task_id)
+                if task is None or task.status != "pending":
+                    tally.already_decided += 1  # decided meanwhile by another process
+                    continue
+                outcome = verify_one(pool, task, cfg, limits)
+                if outcome is None:
+                    store.set_task_result(task.id, "rejected", reason="no_valid_candidates")
+                    tally.count(None, "no_valid_candidates", None, len(task.tests))
+                    verdict = None
+                else:
+                    candidates, runs, verdict = outcome
+                    write_result(store, task, candidates, runs, verdict, cfg)
+                    tally.count(verdict, verdict.reason, runs, len(task.tests))
+                _emit(ev, tally, task, verdict, done, total, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    log.info("shard %d/%d: decided %d tasks (%d accepted) in %.1f s%s", i, n, tally.decided,
+             tally.accepted, seconds, ", interrupted" if interrupted else "")
+    return {
+        "shard": f"{i}/{n}", "considered": total, "decided": tally.decided,
+        "accepted": tally.accepted, "rejected": tally.decided - tally.accepted,
+        "reasons": dict(tally.reasons), "already_decided": tally.already_decided,
+        "waiting_for_solutions": plan.waiting_for_solutions,
+        "waiting_for_tests": plan.waiting_for_tests, "runs": tally.runs, "cells": tally.cells,
+        "statuses": dict(tally.statuses), "seconds": round(seconds, 3),
+        "isolation": isolation, "interrupted": interrupted,
+    }
+
+
+def _emit(ev: Any, tally: _Tally, task: TaskDetail, verdict: TaskVerdict | None, done: int,
+          total: int, seconds: float) -> None:
+    ev.progress(done, total, unit="tasks verified")
+    ev.metric(tally.decided, tally.metrics(seconds))
+    ev.sample("verdict_summary", {
+        "task_id": task.id, "title": task.title,
+        "accepted": verdict is not None and verdict.accepted,
+        "reason": verdict.reason if verdict is not None else "no_valid_candidates",
+        "agreement": verdict.mean_agreement if verdict is not None else None,
+        "golden": verdict.golden if verdict is not None else None,
+        "candidates": len(verdict.candidates) if verdict is not None else 0,
+        "tests": len(task.tests),
+        "labelled": sum(v.label is not None for v in verdict.inputs) if verdict else 0,
+    }, step=tally.decided)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run this stage alone through the engine CLI (``run ... --stages verify``)."""
+    from engine.__main__ import main as engine_main
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--stages" not in args and not any(a.startswith("--stages=") for a in args):
+        args += ["--stages", "verify"]
+    return engine_main(["run", *args])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
