@@ -3,6 +3,7 @@
     python -m engine validate CONFIG [KEY=VALUE ...] [--json]
     python -m engine run --config CONFIG --run-dir DIR [--stages a,b] [--shard I/N] [KEY=VALUE ...]
     python -m engine status --run-dir DIR
+    python -m engine merge --run-dir DIR --stage verify [--shards N]   # fold shard files into the store
     python -m engine doctor [--work-dir DIR]
     python -m engine verify-folder PATH [--json OUT] [--jobs N] [--time-limit S] [--memory-mb MB]
 
@@ -45,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="run shard I of N (I from 0) of shardable stages, e.g. --stages verify "
                    "--shard 0/4; shards record their own state (engine/runner.py)")
     r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. sft.lr=1e-5")
+
+    m = sub.add_parser("merge", help="fold the shard files of a sharded stage (all shards "
+                       "completed) into the run's store, then mark the stage completed; the "
+                       "last shard does this itself, so use it e.g. as a Slurm dependency job")
+    m.add_argument("--run-dir", required=True)
+    m.add_argument("--stage", required=True, help="a shardable stage, e.g. verify or tests")
+    m.add_argument("--shards", type=int, metavar="N",
+                   help="the N of --shard I/N (default: read from state.json)")
 
     s = sub.add_parser("status", help="state.json plus event counts, as JSON")
     s.add_argument("--run-dir", required=True)
@@ -105,6 +114,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from engine.runner import PipelineRefused, merge_stage
+
+    run = RunDir(args.run_dir)
+    if not run.root.is_dir():
+        raise RunDirError(f"no run dir at {run.root}; check the path")
+    try:
+        summary = merge_stage(run, args.stage, args.shards)
+    except PipelineRefused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps({"stage": args.stage, "merged": summary["merged"]}, indent=2))
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from engine.events import count_events
 
@@ -132,7 +156,7 @@ def cmd_verify_folder(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
-COMMANDS = {"validate": cmd_validate, "run": cmd_run, "status": cmd_status,
+COMMANDS = {"validate": cmd_validate, "run": cmd_run, "merge": cmd_merge, "status": cmd_status,
             "doctor": cmd_doctor, "verify-folder": cmd_verify_folder}
 
 

@@ -24,9 +24,18 @@ and ``logs/<stage>.<I>.log`` (rank = I), and records its own outcome in state.js
 stage's own entry is marked ``completed`` only by the shard that finds all N shard entries
 completed (its summary lists theirs), so a later unsharded rerun skips the stage then and only
 then. A shard whose entry is completed is skipped on a rerun. With N = 1 nothing changes.
-The shards share the run's SQLite store, which is safe on a local file system only (short
-write transactions, busy timeout); shards on several nodes need per-shard store files and a
-merge step, which does not exist yet (``engine/store.py``, TODO(merge)).
+
+Shard stores: a shard never writes the run's store. It reads it read-only and writes its own
+file ``data/shards/<stage>.<I>of<N>.sqlite`` (``engine.store.ShardOutbox``), so shards on
+several nodes of a network file system never share a writable SQLite file. The shard that
+finds all N entries completed (under the ``.state.lock``) merges the N files into the store
+(``roll_up``: ``Store.merge_from`` per file, one transaction each, recorded in
+``merged_shards``) and only then marks the stage completed: one writer, and no shard still
+writing. If the merge fails (a crash, a lost node), the stage is marked ``failed`` with the
+fix; rerunning any shard (it is skipped, then retries the merge) or ``python -m engine merge
+--run-dir DIR --stage S`` (``merge_stage``; e.g. a Slurm dependency job) finishes it, redoing
+only files not yet merged. ``.lock`` / ``.state.lock`` are flocks, which hold across nodes
+only where the network file system supports them (NFSv4, Lustre with ``flock``, GPFS).
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -219,6 +229,14 @@ def run_pipeline(config: PipelineConfig, config_text: str, run: RunDir,
             key = shard_key(name, shard_index, shard_count)
             done = [k for k in dict.fromkeys((name, key)) if state.stage(k).status == "completed"]
             if done:
+                if sharded and name not in done:  # a merge that did not happen or finish
+                    try:
+                        with state_lock():
+                            roll_up(run, name, shard_count, logging.getLogger("engine.runner"))
+                    except Exception as e:
+                        print(f"error: merging the shards of {name} failed: "
+                              f"{type(e).__name__}: {e}", file=sys.stderr)
+                        return EXIT_STAGE_FAILED
                 with EventWriter.for_run(run.events_dir, name, dist.rank) as ev:
                     ev.stage("skipped", reason=f"{done[0]} completed in an earlier run")
                 continue
@@ -288,18 +306,60 @@ class _Finisher:
         with self.state_lock():
             _finish(self.run, self.ev, self.log, self.key, True, status, reason, summary, code)
             if status == "completed" and self.shard_count > 1:
-                self._roll_up()
+                return self._roll_up()
         return code
 
-    def _roll_up(self) -> None:
-        """Mark the stage completed once every one of its N shards is."""
-        state = self.run.read_state()
-        keys = [shard_key(self.name, i, self.shard_count) for i in range(self.shard_count)]
-        if all(state.stage(k).status == "completed" for k in keys):
-            self.run.update_stage(self.name, status="completed", finished_at=time.time(),
-                                  reason=None, pid=None,
-                                  summary={"shards": {k: state.stage(k).summary for k in keys}})
-            self.log.info("all %d shards of %s completed", self.shard_count, self.name)
+    def _roll_up(self) -> int:
+        """Merge the shard files and mark the stage completed once every shard is."""
+        try:
+            roll_up(self.run, self.name, self.shard_count, self.log)
+        except Exception as e:  # the shard's own entry stays completed; a rerun retries
+            self.log.error("merging the shards of %s failed:\n%s", self.name,
+                           traceback.format_exc())
+            reason = (f"merging the shard files failed: {type(e).__name__}: {e}; rerun any "
+                      f"shard or `python -m engine merge --run-dir {self.run.root} --stage "
+                      f"{self.name}`")
+            self.run.update_stage(self.name, status="failed", finished_at=time.time(),
+                                  reason=reason, pid=None)
+            self.ev.stage("failed", reason=reason)
+            return EXIT_STAGE_FAILED
+        return EXIT_OK
+
+
+def shard_files(run: RunDir, stage: str, shard_count: int) -> list:
+    """The N shard files of a stage (``data/shards/<stage>.<I>of<N>.sqlite``), in order."""
+    from engine.store import shard_file
+
+    return [shard_file(run.data_dir, stage, i, shard_count) for i in range(shard_count)]
+
+
+def roll_up(run: RunDir, stage: str, shard_count: int, log: logging.Logger | None = None
+            ) -> dict | None:
+    """If all N shard entries of ``stage`` are completed: merge their shard files into the
+    run's store (one transaction per file, recorded in ``merged_shards``, so a crash midway
+    redoes only the unmerged files) and then mark the stage completed. -> the stage's
+    summary, or None while a shard is not completed. Call it under the state lock: the
+    caller is then the store's only writer. A missing shard file (a stage that writes
+    nothing when sharded) is skipped."""
+    from engine.store import Store
+
+    state = run.read_state()
+    keys = [shard_key(stage, i, shard_count) for i in range(shard_count)]
+    if not all(state.stage(k).status == "completed" for k in keys):
+        return None
+    merged: dict[str, dict] = {}
+    files = [f for f in shard_files(run, stage, shard_count) if f.is_file()]
+    if files:
+        with Store(run.store_path) as store:
+            for path in files:
+                merged[path.name] = store.merge_from(path)
+    summary = {"shards": {k: state.stage(k).summary for k in keys}, "merged": merged}
+    run.update_stage(stage, status="completed", finished_at=time.time(), reason=None,
+                     pid=None, summary=summary)
+    if log is not None:
+        log.info("all %d shards of %s completed; merged %d shard files into the store",
+                 shard_count, stage, len(files))
+    return summary
 
 
 def _finish(run: RunDir, ev: EventWriter, log: logging.Logger, name: str, lead: bool,
@@ -313,5 +373,41 @@ def _finish(run: RunDir, ev: EventWriter, log: logging.Logger, name: str, lead: 
     return code
 
 
+def merge_stage(run: RunDir, stage: str, shard_count: int | None = None) -> dict:
+    """``python -m engine merge``: fold the shard files of a sharded stage into the store.
+
+    ``shard_count`` defaults to the N of the ``<stage>@<I>of<N>`` entries in state.json.
+    Refused (``PipelineRefused``) unless all N shards are completed, so no shard is writing;
+    holds the same locks as a shard. -> the stage's summary (with ``merged`` counts)."""
+    if stage not in IMPLEMENTED or not getattr(load_stage(stage), "SHARDABLE", False):
+        shardable = [s for s in IMPLEMENTED if getattr(load_stage(s), "SHARDABLE", False)]
+        raise PipelineRefused(f"{stage!r} is not a shardable stage; pick one of "
+                              f"{', '.join(shardable)}")
+    if not run.state_path.exists():
+        raise PipelineRefused(f"no state.json in {run.root}: no shard of {stage} has run there")
+    if shard_count is None:
+        counts = sorted({int(k.rsplit("of", 1)[1]) for k in run.read_state().stages
+                         if k.startswith(f"{stage}@")})
+        if len(counts) != 1:
+            raise PipelineRefused(
+                f"state.json has {'no' if not counts else 'several'} shard counts for {stage} "
+                f"({', '.join(map(str, counts)) or 'none'}); pass --shards N")
+        shard_count = counts[0]
+    if shard_count < 2:
+        raise PipelineRefused(f"--shards {shard_count}: shard files exist only for N >= 2")
+    run_lock, state_lock = _shard_locks(run, shard_count)
+    with run_lock, state_lock():
+        state = run.read_state()
+        keys = [shard_key(stage, i, shard_count) for i in range(shard_count)]
+        waiting = [f"{k} ({state.stage(k).status})" for k in keys
+                   if state.stage(k).status != "completed"]
+        if waiting:
+            raise PipelineRefused(f"not every shard of {stage} is completed: "
+                                  f"{', '.join(waiting)}; rerun those shards first")
+        summary = roll_up(run, stage, shard_count, logging.getLogger("engine.runner"))
+    assert summary is not None
+    return summary
+
+
 __all__ = ["run_pipeline", "select_stages", "PipelineRefused", "RunDirError", "Distributed",
-           "parse_shard", "shard_key"]
+           "parse_shard", "shard_key", "shard_files", "roll_up", "merge_stage"]

@@ -49,15 +49,23 @@ CIFS, BeeGFS, Ceph, sshfs, ...; detected from /proc/self/mounts) WAL's shared-me
 unsafe, so the store falls back to ``journal_mode=DELETE``. ``SYNTHSMITH_STORE_JOURNAL=wal|delete``
 overrides the detection. ``Store.journal_mode`` says which one is in use.
 
-One writer at a time. Sharded workers (Slurm array tasks, srun ranks) must write their own
-shard files, never the run's store.
+One writer at a time. Sharded workers (Slurm array tasks, srun ranks) never write the run's
+store: they read it read-only and write their own shard file, a ``ShardOutbox`` at
+``data/shards/<stage>.<I>of<N>.sqlite`` (``shard_file``). That is a small dedicated schema,
+not the store's: only the rows the shardable stages (verify, tests) change — ``verdicts``
+(solution_id, test_id), ``tests`` (task_id, idx; whole rows), ``task_results`` (task_id) —
+keyed by the run's store's own ids, which shards never create. ``Store.merge_from(path)`` folds
+one file in, in one transaction, by upserts on those natural keys (tests first: new ones get
+their ids there; ``(task_id, idx)`` is UNIQUE), and records it in ``merged_shards`` (file
+name, sha256 of its bytes, row counts) in the same transaction: a file merged with the same
+hash is skipped, merging again would change nothing anyway, and a crash mid-merge leaves the
+store as it was. ``merged_shards`` is created by the first merge (bookkeeping, not dataset
+schema, so ``SCHEMA_VERSION`` stays and older stores still open read-only). Who merges, and
+when: ``engine/runner.py`` (the last shard to complete, or ``python -m engine merge``).
 
 What it leaves out
-- TODO(merge): ``Store.merge_from(shard_path)`` is not written yet. Shard files get fresh
-  rowids, so a merge must map rows by natural keys — tasks by ``key``, solutions and tests by
-  ``(task key, idx)``, verdicts by (solution, test) natural keys, seeds by ``source_key`` — via
-  ``ATTACH`` and ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``, in one transaction. Until it
-  exists, sharded stages must hand their results to one writer process.
+- Merges of other stages' rows (seeds, features, tasks, solutions): no stage writing them is
+  shardable, so shard files hold none.
 - No deletes in the API (tasks are rejected, not removed); ``ON DELETE CASCADE`` keeps a hand
   ``DELETE FROM tasks`` consistent.
 - RL rollouts are not stored here yet.
@@ -1024,6 +1032,23 @@ class Store:
                 (child_kind, child_id, parent_kind, parent_id, relation),
             )
 
+    # -- shards ------------------------------------------------------------------------------
+
+    def merge_from(self, shard_path: str | os.PathLike[str]) -> dict[str, int]:
+        """Fold a shard file (``ShardOutbox``) into this store. -> rows per table.
+
+        One transaction: upserts on natural keys (tests by (task_id, idx), verdicts by
+        (solution_id, test_id), task results by task id), plus a ``merged_shards`` row (file
+        name, sha256 of its bytes, counts). A file already merged with the same hash is
+        skipped (``{"skipped": 1, ...}``); merging it again would change nothing anyway. A
+        crash mid-merge leaves the store as it was.
+        """
+        return _merge_from(self, shard_path)
+
+    def merged_shards(self) -> dict[str, dict[str, Any]]:
+        """Shard files merged into this store: name -> {sha256, counts, merged_at}."""
+        return _merged_shards(self)
+
     # -- reading -----------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
@@ -1285,3 +1310,211 @@ def _filter_sql(q: TaskQuery) -> tuple[str, list[Any]]:
         clauses.append("t.id IN (SELECT task_id FROM task_categories WHERE category = ?)")
         params.append(q.category)
     return (" AND ".join(clauses) or "1"), params
+
+
+# ---------------------------------------------------------------------------------------------
+# Shard outboxes and the merge
+
+_OUTBOX_SCHEMA = """
+CREATE TABLE outbox_meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE verdicts (                    -- keyed by the main store's solution and test ids
+    solution_id  INTEGER NOT NULL,
+    test_id      INTEGER NOT NULL,
+    status       TEXT NOT NULL,
+    time_s       REAL,
+    memory_kb    INTEGER,
+    output_hash  TEXT,
+    PRIMARY KEY (solution_id, test_id)
+) WITHOUT ROWID;
+CREATE TABLE tests (                       -- whole rows, keyed by (main task id, idx)
+    task_id          INTEGER NOT NULL,
+    idx              INTEGER NOT NULL,
+    kind             TEXT NOT NULL CHECK (kind IN ('sample', 'edge', 'random', 'stress')),
+    source           TEXT NOT NULL CHECK (source IN ('direct', 'generator', 'seed')),
+    input            TEXT NOT NULL,
+    expected_output  TEXT,
+    weight           REAL NOT NULL DEFAULT 1.0,
+    meta             TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (task_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE task_results (                -- keyed by the main store's task id
+    task_id             INTEGER PRIMARY KEY,
+    status              TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected')),
+    reject_reason       TEXT,
+    agreement           REAL,
+    golden_solution_id  INTEGER
+);
+"""
+OUTBOX_VERSION = 1
+_MERGED_SHARDS = """
+CREATE TABLE IF NOT EXISTS merged_shards (
+    name       TEXT PRIMARY KEY,              -- the shard file's name, e.g. verify.0of4.sqlite
+    sha256     TEXT NOT NULL,                 -- of the file's bytes when it was merged
+    counts     TEXT NOT NULL,                 -- JSON: rows folded in per table
+    merged_at  REAL NOT NULL
+)
+"""
+
+
+def shard_file(data_dir: str | os.PathLike[str], stage: str, shard_index: int,
+               shard_count: int) -> Path:
+    """Where shard I of N of ``stage`` writes: ``<data>/shards/<stage>.<I>of<N>.sqlite``."""
+    return Path(data_dir) / "shards" / f"{stage}.{shard_index}of{shard_count}.sqlite"
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ShardOutbox:
+    """What one shard of a shardable stage writes instead of the run's store.
+
+    A small dedicated schema (not the full store schema): only the rows the shardable stages
+    change, keyed by the main store's ids — ``verdicts`` (solution_id, test_id), ``tests``
+    (task_id, idx; whole rows, so a new test and a relabelled one look the same) and
+    ``task_results`` (task_id). The shard reads tasks from the run's store opened read-only
+    and writes here; ``Store.merge_from`` folds the file in. It offers the write methods the
+    stages use on a ``Store`` (``transaction``, ``add_verdicts``, ``add_test``,
+    ``set_task_result``), so stage code writes to either one the same way.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, journal_mode: JournalMode = "auto",
+                 busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn = conn
+        self._depth = 0
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        wanted = _choose_journal(self.path, journal_mode)
+        self.journal_mode = conn.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0]
+        conn.execute("PRAGMA synchronous = FULL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            conn.executescript("BEGIN;" + _OUTBOX_SCHEMA
+                               + f"PRAGMA user_version = {OUTBOX_VERSION}; COMMIT;")
+        elif version != OUTBOX_VERSION:
+            raise StoreError(f"{self.path} is a shard file of version {version}; this engine "
+                             f"writes version {OUTBOX_VERSION}: merge it with that engine")
+
+    transaction = Store.transaction
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> ShardOutbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add_verdicts(self, verdicts: Iterable[Verdict]) -> int:
+        rows = [(v.solution_id, v.test_id, v.status, v.time_s, v.memory_kb, v.output_hash)
+                for v in verdicts]
+        with self.transaction():
+            self._conn.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
+                                   rows)
+        return len(rows)
+
+    def add_test(self, task_id: int, idx: int, *, input: str, kind: TestKind,
+                 source: TestSource, expected_output: str | None = None, weight: float = 1.0,
+                 meta: Mapping[str, Any] | None = None) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO tests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, idx, kind, source, input, expected_output, weight,
+                 _dump(dict(meta or {}))))
+
+    def set_task_result(self, task_id: int, status: TaskStatus, reason: str | None = None,
+                        agreement: float | None = None,
+                        golden_solution_id: int | None = None) -> None:
+        if status not in get_args(TaskStatus):
+            raise ValueError(f"status={status!r}: use one of {get_args(TaskStatus)}")
+        with self.transaction():
+            self._conn.execute("INSERT OR REPLACE INTO task_results VALUES (?, ?, ?, ?, ?)",
+                               (task_id, status, reason, agreement, golden_solution_id))
+
+    def decided_tasks(self) -> set[int]:
+        """Tasks this shard has decided (a rerun skips them)."""
+        return {t for (t,) in self._conn.execute(
+            "SELECT task_id FROM task_results WHERE status != 'pending'")}
+
+    def tasks_with_tests(self) -> set[int]:
+        """Tasks this shard has written tests for (a rerun skips them)."""
+        return {t for (t,) in self._conn.execute("SELECT DISTINCT task_id FROM tests")}
+
+
+def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, int]:
+    path = Path(shard_path)
+    if not path.is_file():
+        raise StoreError(f"no shard file at {path}")
+    digest = _file_sha256(path)
+    conn = store._conn
+    src = sqlite3.connect(f"file:{path.resolve().as_posix()}?mode=ro", uri=True)
+    try:
+        if src.execute("PRAGMA user_version").fetchone()[0] != OUTBOX_VERSION:
+            raise StoreError(f"{path} is not a shard file of version {OUTBOX_VERSION}")
+        with store.transaction():
+            conn.execute(_MERGED_SHARDS)
+            row = conn.execute("SELECT sha256 FROM merged_shards WHERE name = ?",
+                               (path.name,)).fetchone()
+            if row is not None and row[0] == digest:
+                return {"tests": 0, "verdicts": 0, "task_results": 0, "skipped": 1}
+            counts = {"tests": 0, "verdicts": 0, "task_results": 0, "skipped": 0}
+            # tests first: verdicts reference them by the main store's ids
+            for r in src.execute("SELECT task_id, idx, kind, source, input, expected_output,"
+                                 " weight, meta FROM tests ORDER BY task_id, idx"):
+                conn.execute(
+                    "INSERT INTO tests(task_id, idx, kind, source, input, expected_output,"
+                    " weight, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(task_id, idx) DO UPDATE SET kind = excluded.kind,"
+                    " source = excluded.source, input = excluded.input,"
+                    " expected_output = excluded.expected_output, weight = excluded.weight,"
+                    " meta = excluded.meta", r)
+                counts["tests"] += 1
+            cur = src.execute("SELECT solution_id, test_id, status, time_s, memory_kb,"
+                              " output_hash FROM verdicts")
+            while batch := cur.fetchmany(5000):
+                conn.executemany(
+                    "INSERT INTO verdicts(solution_id, test_id, status, time_s, memory_kb,"
+                    " output_hash) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(solution_id, test_id)"
+                    " DO UPDATE SET status = excluded.status, time_s = excluded.time_s,"
+                    " memory_kb = excluded.memory_kb, output_hash = excluded.output_hash", batch)
+                counts["verdicts"] += len(batch)
+            for r in src.execute("SELECT task_id, status, reject_reason, agreement,"
+                                 " golden_solution_id FROM task_results"):
+                done = conn.execute(
+                    "UPDATE tasks SET status = ?, reject_reason = ?, agreement = ?,"
+                    " golden_solution_id = ? WHERE id = ?", (*r[1:], r[0])).rowcount
+                if not done:
+                    raise StoreError(f"{path} decides task {r[0]}, which is not in "
+                                     f"{store.path}: was it made for another run?")
+                counts["task_results"] += 1
+            conn.execute(
+                "INSERT INTO merged_shards(name, sha256, counts, merged_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET sha256 = excluded.sha256,"
+                " counts = excluded.counts, merged_at = excluded.merged_at",
+                (path.name, digest, _dump(counts), time.time()))
+            return counts
+    finally:
+        src.close()
+
+
+def _merged_shards(store: Store) -> dict[str, dict[str, Any]]:
+    has = store._conn.execute(
+        "SELECT count(*) FROM sqlite_schema WHERE name = 'merged_shards'").fetchone()[0]
+    if not has:
+        return {}
+    return {name: {"sha256": h, "counts": json.loads(c), "merged_at": at}
+            for name, h, c, at in store._conn.execute(
+                "SELECT name, sha256, counts, merged_at FROM merged_shards ORDER BY name")}
+

@@ -4,8 +4,11 @@ Run it alone:
 
     python -m engine run --config assets/presets/smoke-cpu.yaml --run-dir /tmp/run1 --stages tests
 
-or as shards (each process takes the tasks with ``task_id % N == I``):
-``... --stages tests --shard 0/2`` and ``--shard 1/2``.
+or as shards, on one node or many (each process takes the tasks with ``task_id % N == I``):
+``... --stages tests --shard 0/2`` and ``--shard 1/2``. A shard reads the run's store
+read-only and writes its tests to its own file ``data/shards/tests.<I>of<N>.sqlite`` (keyed by
+(task_id, idx)); the last shard to complete merges the files into the store
+(``engine/runner.py``), and a rerun of a shard skips tasks that have tests in its file.
 
 For each pending task without tests, in batches of ``BATCH`` tasks, the endpoint named by
 ``tests.llm`` is asked (one batch of requests, through the run's response cache):
@@ -37,8 +40,7 @@ Summary::
      "tests": 180, "kinds": {"sample": 12, "edge": 40, ...}, "llm_errors": 0, ...,
      "interrupted": false}
 
-Leaves out: shards on several nodes (see engine/stages/verify.py: the store is shared), and
-C++ generators.
+Leaves out: C++ generators.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.stages.errors import StageError
-from engine.store import PageCursor, Store, TaskDetail, TaskQuery
+from engine.stages.verify import open_stores
+from engine.store import PageCursor, ShardOutbox, Store, TaskDetail, TaskQuery
 from engine.verify.sandbox import Limits, SandboxPool, SandboxUnavailable
 from engine.verify.test_synthesis import (
     Generator,
@@ -150,7 +153,7 @@ def _tests_for(task: TaskDetail, answers: list[tuple[str, Any]], pool: SandboxPo
     return chosen.kept
 
 
-def _write(store: Store, task: TaskDetail, tests: Sequence[TestInput]) -> None:
+def _write(store: Store | ShardOutbox, task: TaskDetail, tests: Sequence[TestInput]) -> None:
     start = max((t.idx for t in task.tests), default=-1) + 1
     with store.transaction():
         for k, t in enumerate(tests):
@@ -171,17 +174,29 @@ def _open_pool(workers: int, limits: Limits) -> SandboxPool:
 
 
 def run(ctx: Any) -> dict:
-    from engine.llm import make_client, run_batch
-
     cfg = ctx.config.tests
-    ev, log = ctx.events, ctx.log
-    i, n = ctx.shard_index, ctx.shard_count
-    if ctx.world_size > 1 and n == 1:
+    if ctx.world_size > 1 and ctx.shard_count == 1:
         raise StageError(
             f"tests was started as rank {ctx.rank} of {ctx.world_size} without --shard: pass "
             "--shard $SLURM_PROCID/$SLURM_NTASKS, one shard per process")
-    store = ctx.store()
+    store, out = open_stores(ctx, "tests")
+    try:
+        return _run(ctx, cfg, store, out)
+    finally:
+        if out is not store:
+            out.close()
+            store.close()
+
+
+def _run(ctx: Any, cfg: Any, store: Store, out: Store | ShardOutbox) -> dict:
+    from engine.llm import make_client, run_batch
+
+    ev, log = ctx.events, ctx.log
+    i, n = ctx.shard_index, ctx.shard_count
     todo = tasks_without_tests(store, i, n)
+    if out is not store:  # a rerun of this shard: skip tasks its file has tests for
+        done_here = out.tasks_with_tests()
+        todo = [t for t in todo if t not in done_here]
     log.info("shard %d/%d: %d pending tasks without tests", i, n, len(todo))
     ev.progress(0, len(todo), unit="tasks with tests")
     tally: Counter = Counter()
@@ -212,7 +227,7 @@ def run(ctx: Any) -> dict:
                             no_inputs += 1
                             ev.log(f"task {task.id}: no usable test input", level="warning")
                             continue
-                        _write(store, task, tests)
+                        _write(out, task, tests)
                         with_tests += 1
                         written += len(tests)
                         kinds.update(t.kind for t in tests)

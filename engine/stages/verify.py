@@ -4,7 +4,7 @@ Run it alone:
 
     python -m engine run --config assets/presets/smoke-cpu.yaml --run-dir /tmp/run1 --stages verify
 
-or as shards on one node (each process takes the tasks with ``task_id % N == I``):
+or as shards, on one node or many (each process takes the tasks with ``task_id % N == I``):
 
     python -m engine run --config C --run-dir D --stages verify --shard 0/2 &
     python -m engine run --config C --run-dir D --stages verify --shard 1/2 &
@@ -33,8 +33,14 @@ are never mistaken for known ones (``meta.verify`` marks them). Tasks whose cand
 rejected are rejected "no_valid_candidates"; tasks with no solutions or no tests yet stay
 pending (counted in the summary) — an upstream stage has not finished them.
 
+Shards (N > 1): the run's store is opened read-only and every write above goes to the shard's
+own file ``data/shards/verify.<I>of<N>.sqlite`` (``engine.store.ShardOutbox``, keyed by the
+store's task / solution / test ids) instead, one transaction per task as well; the runner
+merges the N files into the store after the last shard completes (``engine/runner.py``), so
+the store only shows the results then. Unsharded runs write the store directly.
+
 Resuming: decided tasks (accepted/rejected) are skipped, so a killed or interrupted run redoes
-only tasks it had not written. SIGTERM: the stage finishes the current task, writes it and
+only tasks it had not written; a shard also skips tasks decided in its own file. SIGTERM: the stage finishes the current task, writes it and
 returns ``{"interrupted": true, ...}``.
 
 Events: a progress event per task (tasks decided), a ``verdict_summary`` sample per task, and
@@ -53,10 +59,7 @@ Summary returned (lands in state.json; a shard's under ``verify@<I>of<N>``)::
      "isolation": "bwrap", "interrupted": false}
 
 Leaves out: checker-judged tasks (the store has no checker column yet; ``voting`` supports
-them), per-task limits (one ``VerifyConfig`` for all), and shards on several nodes: shards share
-the run's SQLite store (short write transactions and a busy timeout make that safe on a local
-file system only); across nodes each shard would need its own store file and a merge step,
-which ``engine/store.py`` does not have yet (TODO(merge)). A multi-rank launch without
+them) and per-task limits (one ``VerifyConfig`` for all). A multi-rank launch without
 ``--shard`` is refused rather than verifying every task once per rank.
 """
 
@@ -73,7 +76,15 @@ from typing import Any
 
 from engine.schema import VerifyConfig
 from engine.stages.errors import StageError
-from engine.store import PageCursor, Store, TaskDetail, TaskQuery, Verdict
+from engine.store import (
+    PageCursor,
+    ShardOutbox,
+    Store,
+    TaskDetail,
+    TaskQuery,
+    Verdict,
+    shard_file,
+)
 from engine.verify.sandbox import Limits, Program, SandboxPool, SandboxUnavailable
 from engine.verify.voting import Cell, TaskVerdict, comparison_form, verify_task
 
@@ -171,7 +182,7 @@ def _test_meta(verdict: TaskVerdict, j: int) -> dict[str, Any]:
             "tie": vote.tie, "split": vote.split, "label_source": vote.source, "role": role}
 
 
-def write_result(store: Store, task: TaskDetail, candidates: Sequence[int], runs: _TaskRuns,
+def write_result(store: Store | ShardOutbox, task: TaskDetail, candidates: Sequence[int], runs: _TaskRuns,
                  verdict: TaskVerdict, cfg: VerifyConfig) -> None:
     """Verdicts, labels and the task's outcome, in one transaction."""
     with store.transaction():
@@ -270,15 +281,45 @@ def verify_one(pool: SandboxPool, task: TaskDetail, cfg: VerifyConfig, limits: L
 
 def run(ctx: Any) -> dict:
     cfg: VerifyConfig = ctx.config.verify
-    ev, log = ctx.events, ctx.log
-    i, n = ctx.shard_index, ctx.shard_count
-    if ctx.world_size > 1 and n == 1:
+    if ctx.world_size > 1 and ctx.shard_count == 1:
         raise StageError(
             f"verify was started as rank {ctx.rank} of {ctx.world_size} without --shard, so "
             "every rank would verify every task: pass --shard $SLURM_PROCID/$SLURM_NTASKS "
             "(or RANK/WORLD_SIZE), one shard per process")
-    store = ctx.store()
+    store, out = open_stores(ctx, "verify")
+    try:
+        return _run(ctx, cfg, store, out)
+    finally:
+        if out is not store:
+            out.close()
+            store.close()
+
+
+def open_stores(ctx: Any, stage: str) -> tuple[Store, Store | ShardOutbox]:
+    """(where to read, where to write): the run's store twice when unsharded; with N > 1
+    shards the run's store read-only and this shard's own file ``ShardOutbox``
+    (``data/shards/<stage>.<I>of<N>.sqlite``), merged by the runner after the last shard."""
+    if ctx.shard_count == 1:
+        store = ctx.store()
+        return store, store
+    store = Store(ctx.run.store_path, readonly=True)
+    try:
+        out = ShardOutbox(shard_file(ctx.run.data_dir, stage, ctx.shard_index, ctx.shard_count))
+    except BaseException:
+        store.close()
+        raise
+    return store, out
+
+
+def _run(ctx: Any, cfg: VerifyConfig, store: Store, out: Store | ShardOutbox) -> dict:
+    ev, log = ctx.events, ctx.log
+    i, n = ctx.shard_index, ctx.shard_count
     plan = pending_tasks(store, i, n)
+    already = 0
+    if out is not store:  # a rerun of this shard: skip what its file has decided
+        decided = out.decided_tasks()
+        already = sum(t in decided for t in plan.todo)
+        plan.todo = [t for t in plan.todo if t not in decided]
     total = len(plan.todo)
     log.info("shard %d/%d: %d pending tasks to verify (%d wait for solutions, %d for tests)",
              i, n, total, plan.waiting_for_solutions, plan.waiting_for_tests)
@@ -286,7 +327,7 @@ def run(ctx: Any) -> dict:
         ev.log(f"{plan.waiting_for_solutions} pending tasks have no solutions and "
                f"{plan.waiting_for_tests} no tests yet; they stay pending", level="warning")
     ev.progress(0, total, unit="tasks verified")
-    tally = _Tally()
+    tally = _Tally(already_decided=already)
     limits = limits_of(cfg)
     started = time.monotonic()
     interrupted = False
@@ -304,12 +345,12 @@ def run(ctx: Any) -> dict:
                     continue
                 outcome = verify_one(pool, task, cfg, limits)
                 if outcome is None:
-                    store.set_task_result(task.id, "rejected", reason="no_valid_candidates")
+                    out.set_task_result(task.id, "rejected", reason="no_valid_candidates")
                     tally.count(None, "no_valid_candidates", None, len(task.tests))
                     verdict = None
                 else:
                     candidates, runs, verdict = outcome
-                    write_result(store, task, candidates, runs, verdict, cfg)
+                    write_result(out, task, candidates, runs, verdict, cfg)
                     tally.count(verdict, verdict.reason, runs, len(task.tests))
                 _emit(ev, tally, task, verdict, done, total, time.monotonic() - started)
     seconds = time.monotonic() - started

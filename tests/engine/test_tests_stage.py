@@ -284,3 +284,37 @@ def test_sigterm_finishes_the_current_batch_and_a_rerun_does_the_rest(
     assert run.read_state().stage("tests").summary["considered"] == 1
     with Store(run.store_path) as store:
         assert all(store.get_task(t).tests for t in ids)
+
+
+def test_shards_write_their_own_files_and_the_last_one_merges_what_an_unsharded_run_writes(
+        tmp_path, openai_stub, _sandbox):
+    from engine.store import ShardOutbox, shard_file
+
+    openai_stub.rule = answer
+    cfg = config(openai_stub)
+    ref, ref_ids, _ = make_run(tmp_path / "unsharded", n_tasks=2)
+    assert run_stages(ref, cfg, ["tests"]) == EXIT_OK
+    run, ids, _ = make_run(tmp_path, n_tasks=2)
+    first = ids[1] % 2  # the shard of the second task runs first
+    assert run_pipeline(cfg, dump_config(cfg), run, ["tests"], shard_index=first,
+                        shard_count=2) == EXIT_OK
+    with Store(run.store_path) as store:
+        assert store.counts()["tests"] == 0  # a shard writes only its own file
+    with ShardOutbox(shard_file(run.data_dir, "tests", first, 2)) as out:
+        assert out.tasks_with_tests() == {ids[1]}
+    # a rerun of that shard finds its task done in its file
+    run.state_path.unlink()
+    assert run_pipeline(cfg, dump_config(cfg), run, ["tests"], shard_index=first,
+                        shard_count=2) == EXIT_OK
+    assert run.read_state().stage(f"tests@{first}of2").summary["considered"] == 0
+    assert run_pipeline(cfg, dump_config(cfg), run, ["tests"], shard_index=1 - first,
+                        shard_count=2) == EXIT_OK
+    assert run.read_state().stage("tests").status == "completed"
+
+    def tests_of(r, task_ids):
+        with Store(r.store_path) as store:
+            return [[(t.idx, t.kind, t.source, t.input, t.expected_output)
+                     for t in store.get_task(tid).tests] for tid in task_ids]
+
+    assert tests_of(run, ids) == tests_of(ref, ref_ids)
+    assert all(tests_of(run, ids))

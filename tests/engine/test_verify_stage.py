@@ -12,6 +12,7 @@ no sandbox (bubblewrap) can start here: the stage never runs generated code outs
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ from engine.rundir import RunDir
 from engine.runner import EXIT_INTERRUPTED, EXIT_OK, PipelineRefused, parse_shard, run_pipeline
 from engine.schema import config_from_dict, dump_config
 from engine.stages import verify
-from engine.store import Store
+from engine.store import ShardOutbox, Store, shard_file
 from engine.verify.sandbox import Sandbox, SandboxUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,9 +253,14 @@ def test_two_shards_at_once_decide_every_task_exactly_once_then_mark_the_stage(t
                                "--shard", f"{i}/2"], cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]
+    untouched = file_hash(run.store_path)
     for p in procs:
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0, out
+    assert file_hash(run.store_path) != untouched  # the last shard merged both files
+    assert outcome(run) == unsharded_outcome(tmp_path, 4)
+    with Store(run.store_path) as store:
+        assert set(store.merged_shards()) == {"verify.0of2.sqlite", "verify.1of2.sqlite"}
     decided = Counter(s["task_id"] for s in samples(run))
     assert decided == Counter({tid: 1 for tid, _ in tasks})
     for i in range(2):  # shard i wrote its own file and took task_id % 2 == i
@@ -278,19 +284,154 @@ def samples_of(run: RunDir, rank: int) -> list[dict]:
             if e.kind == "sample" and e.data.kind == "verdict_summary"]
 
 
-def test_one_shard_alone_does_not_mark_the_whole_stage_completed(tmp_path):
+def test_one_shard_alone_writes_only_its_shard_file_and_the_last_shard_merges(tmp_path):
     run, tasks = make_run(tmp_path, n_tasks=2)
+    untouched = file_hash(run.store_path)
     assert run_verify(run, shard_index=1, shard_count=2) == EXIT_OK
     state = run.read_state()
     assert state.stage("verify@1of2").status == "completed"
     assert state.stage("verify").status == "pending"
-    with Store(run.store_path) as store:
-        for tid, _ in tasks:
-            assert store.get_task(tid).status == ("accepted" if tid % 2 == 1 else "pending")
-    # rerunning the same shard skips it; the other shard finishes the stage
+    assert file_hash(run.store_path) == untouched  # the run's store is not written by a shard
+    with ShardOutbox(shard_file(run.data_dir, "verify", 1, 2)) as out:
+        assert out.decided_tasks() == {tid for tid, _ in tasks if tid % 2 == 1}
+    # rerunning the same shard skips it; the other shard finishes the stage and merges
     assert run_verify(run, shard_index=1, shard_count=2) == EXIT_OK
+    assert file_hash(run.store_path) == untouched
     assert run_verify(run, shard_index=0, shard_count=2) == EXIT_OK
+    state = run.read_state().stage("verify")
+    assert state.status == "completed"
+    assert set(state.summary["merged"]) == {"verify.0of2.sqlite", "verify.1of2.sqlite"}
+    with Store(run.store_path) as store:
+        assert all(store.get_task(tid).status == "accepted" for tid, _ in tasks)
+        assert set(store.merged_shards()) == {"verify.0of2.sqlite", "verify.1of2.sqlite"}
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def outcome(run: RunDir) -> tuple:
+    """What verification decided, by natural keys (comparable across runs)."""
+    with Store(run.store_path) as store:
+        counts = store.counts()
+        tasks = []
+        for tid in range(1, counts["tasks"] + 1):
+            t = store.get_task(tid)
+            sol_idx = {s.id: s.idx for s in t.solutions}
+            test_idx = {x.id: x.idx for x in t.tests}
+            tasks.append((t.key, t.status, t.reject_reason, t.agreement,
+                          sol_idx.get(t.golden_solution_id) is not None,
+                          tuple((x.idx, x.expected_output) for x in t.tests),
+                          tuple(sorted((sol_idx[v.solution_id], test_idx[v.test_id], v.status,
+                                        v.output_hash) for v in t.verdicts))))
+    return {k: counts[k] for k in ("tasks", "tests", "verdicts", "tasks/accepted",
+                                   "tasks/rejected", "tasks/pending")}, tasks
+
+
+def unsharded_outcome(tmp_path: Path, n_tasks: int, disagreeing: int = 0) -> tuple:
+    ref, _ = make_run(tmp_path / "unsharded", n_tasks=n_tasks, disagreeing=disagreeing)
+    assert run_verify(ref) == EXIT_OK
+    return outcome(ref)
+
+
+def test_shards_then_merge_give_what_an_unsharded_run_gives_and_merging_again_is_a_no_op(
+        tmp_path):
+    run, tasks = make_run(tmp_path, n_tasks=3, disagreeing=1)
+    for i in range(2):
+        assert run_verify(run, shard_index=i, shard_count=2) == EXIT_OK
+    got = outcome(run)
+    assert got == unsharded_outcome(tmp_path, 3, 1)
+    files = [shard_file(run.data_dir, "verify", i, 2) for i in range(2)]
+    with Store(run.store_path) as store:
+        assert all(store.merge_from(f)["skipped"] == 1 for f in files)
+        store._conn.execute("DELETE FROM merged_shards")  # forget them: a real second merge
+        assert all(store.merge_from(f)["skipped"] == 0 for f in files)
+    assert outcome(run) == got
+
+
+def test_killed_shard_rerun_then_merge_gives_the_same_result(tmp_path, monkeypatch):
+    run, tasks = make_run(tmp_path, n_tasks=4)  # shard 0 of 2 takes two tasks (ids 2 and 4)
+    real = verify.verify_one
+    calls = []
+
+    def verify_then_sigterm(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(verify, "verify_one", verify_then_sigterm)
+    untouched = file_hash(run.store_path)
+    assert run_verify(run, shard_index=0, shard_count=2) == EXIT_INTERRUPTED
+    monkeypatch.setattr(verify, "verify_one", real)
+    assert file_hash(run.store_path) == untouched
+    with ShardOutbox(shard_file(run.data_dir, "verify", 0, 2)) as out:
+        assert len(out.decided_tasks()) == 1
+    assert run_verify(run, shard_index=0, shard_count=2) == EXIT_OK
+    summary = run.read_state().stage("verify@0of2").summary
+    assert (summary["considered"], summary["already_decided"]) == (1, 1)
+    assert run_verify(run, shard_index=1, shard_count=2) == EXIT_OK
+    assert outcome(run) == unsharded_outcome(tmp_path, 4)
+    decided = Counter(s["task_id"] for s in samples(run))
+    assert decided == Counter({tid: 1 for tid, _ in tasks})
+
+
+def test_a_crash_mid_merge_keeps_merged_files_and_a_shard_rerun_finishes_the_merge(
+        tmp_path, monkeypatch):
+    run, tasks = make_run(tmp_path, n_tasks=2)
+    real = Store.merge_from
+    merged = []
+
+    def merge_once_then_crash(self, path):
+        if merged:
+            raise OSError("node lost")
+        merged.append(path)
+        return real(self, path)
+
+    monkeypatch.setattr(Store, "merge_from", merge_once_then_crash)
+    assert run_verify(run, shard_index=0, shard_count=2) == EXIT_OK
+    assert run_verify(run, shard_index=1, shard_count=2) == 1  # EXIT_STAGE_FAILED
+    state = run.read_state()
+    assert state.stage("verify@1of2").status == "completed"
+    assert state.stage("verify").status == "failed" and "engine merge" in \
+        state.stage("verify").reason
+    with Store(run.store_path) as store:
+        assert list(store.merged_shards()) == ["verify.0of2.sqlite"]
+        assert store.counts()["tasks/pending"] == 1  # shard 1's task is not merged yet
+    monkeypatch.setattr(Store, "merge_from", real)
+    assert run_verify(run, shard_index=1, shard_count=2) == EXIT_OK  # skipped, merges the rest
     assert run.read_state().stage("verify").status == "completed"
+    assert outcome(run) == unsharded_outcome(tmp_path, 2)
+
+
+def test_engine_merge_cli_folds_the_shards_in_and_refuses_while_a_shard_is_unfinished(
+        tmp_path, monkeypatch):
+    import engine.runner
+
+    run, tasks = make_run(tmp_path, n_tasks=2)
+    monkeypatch.setattr(engine.runner, "roll_up", lambda *a, **k: None)  # the shards don't merge
+    assert run_verify(run, shard_index=0, shard_count=2) == EXIT_OK
+
+    def merge_cli():
+        return subprocess.run([sys.executable, "-m", "engine", "merge", "--run-dir",
+                               str(run.root), "--stage", "verify"], cwd=REPO,
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    out = merge_cli()
+    assert out.returncode == 2 and "verify@1of2 (pending)" in out.stderr, out.stderr
+    assert run_verify(run, shard_index=1, shard_count=2) == EXIT_OK
+    assert run.read_state().stage("verify").status == "pending"
+    with Store(run.store_path) as store:
+        assert store.counts()["tasks/pending"] == 2
+    out = merge_cli()
+    assert out.returncode == 0, out.stderr
+    assert set(json.loads(out.stdout)["merged"]) == {"verify.0of2.sqlite", "verify.1of2.sqlite"}
+    assert run.read_state().stage("verify").status == "completed"
+    assert outcome(run) == unsharded_outcome(tmp_path, 2)
+    assert merge_cli().returncode == 0  # again: nothing changes
+    assert outcome(run) == unsharded_outcome(tmp_path / "again", 2)
 
 
 def test_shards_are_refused_for_stages_that_cannot_be_sharded(tmp_path):
