@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.paths import resolve_data_path
+from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 
 BATCH = 500
@@ -320,12 +321,7 @@ def _require_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run this stage alone through the engine CLI (``run ... --stages curate``)."""
-    from engine.__main__ import main as engine_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--stages" not in args and not any(a.startswith("--stages=") for a in args):
-        args += ["--stages", "curate"]
-    return engine_main(["run", *args])
+    return run_stage_alone("curate", argv)
 
 
 if __name__ == "__main__":

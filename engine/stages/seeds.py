@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.paths import resolve_data_path
+from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.store import SeedRecord
 
@@ -391,12 +392,7 @@ def _emit(ev: Any, total: _Tally, done: int, expected: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run this stage alone through the engine CLI (``run ... --stages seeds``)."""
-    from engine.__main__ import main as engine_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--stages" not in args and not any(a.startswith("--stages=") for a in args):
-        args += ["--stages", "seeds"]
-    return engine_main(["run", *args])
+    return run_stage_alone("seeds", argv)
 
 
 if __name__ == "__main__":

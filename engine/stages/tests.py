@@ -51,6 +51,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.verify import open_stores
 from engine.store import PageCursor, ShardOutbox, Store, TaskDetail, TaskQuery
@@ -260,12 +261,7 @@ def _metrics(tally: Counter, with_tests: int, written: int) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run this stage alone through the engine CLI (``run ... --stages tests``)."""
-    from engine.__main__ import main as engine_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--stages" not in args and not any(a.startswith("--stages=") for a in args):
-        args += ["--stages", "tests"]
-    return engine_main(["run", *args])
+    return run_stage_alone("tests", argv)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.schema import VerifyConfig
+from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.store import (
     PageCursor,
@@ -385,12 +386,7 @@ def _emit(ev: Any, tally: _Tally, task: TaskDetail, verdict: TaskVerdict | None,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run this stage alone through the engine CLI (``run ... --stages verify``)."""
-    from engine.__main__ import main as engine_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--stages" not in args and not any(a.startswith("--stages=") for a in args):
-        args += ["--stages", "verify"]
-    return engine_main(["run", *args])
+    return run_stage_alone("verify", argv)
 
 
 if __name__ == "__main__":
