@@ -53,7 +53,7 @@ from typing import Any
 
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
-from engine.stages.verify import open_stores
+from engine.stages.verify import shard_stores
 from engine.store import PageCursor, ShardOutbox, Store, TaskDetail, TaskQuery
 from engine.verify.sandbox import Limits, SandboxPool, SandboxUnavailable
 from engine.verify.test_synthesis import (
@@ -176,17 +176,8 @@ def _open_pool(workers: int, limits: Limits) -> SandboxPool:
 
 def run(ctx: Any) -> dict:
     cfg = ctx.config.tests
-    if ctx.world_size > 1 and ctx.shard_count == 1:
-        raise StageError(
-            f"tests was started as rank {ctx.rank} of {ctx.world_size} without --shard: pass "
-            "--shard $SLURM_PROCID/$SLURM_NTASKS, one shard per process")
-    store, out = open_stores(ctx, "tests")
-    try:
+    with shard_stores(ctx, "tests") as (store, out):
         return _run(ctx, cfg, store, out)
-    finally:
-        if out is not store:
-            out.close()
-            store.close()
 
 
 def _run(ctx: Any, cfg: Any, store: Store, out: Store | ShardOutbox) -> dict:
