@@ -603,8 +603,9 @@ class TasksConfig(StageBase):
     shapes: list[Shape] = Field(
         default_factory=lambda: [[3, 3, 1], [3, 3, 2], [4, 3, 2]], min_length=1,
         max_length=32, title="Config shapes",
-        description="(root_k, inner_k, leaf_k) triples: categories, features per category "
-        "and leaves per feature taken when sampling a config; one is drawn per config.",
+        description="(root_k, inner_k, leaf_k) triples: categories taken, then under every "
+        "taken feature that many of its inner features and of its leaves, down the tree; one "
+        "is drawn per config.",
     )
     min_leaves: int = Field(
         25, ge=1, le=10_000, title="Min leaves",
@@ -614,6 +615,12 @@ class TasksConfig(StageBase):
         default_factory=StyleWeights, title="Style weights",
         description="Relative odds of writing a statement in Codeforces, LeetCode or AtCoder "
         "style.",
+    )
+    hint_leaks: Literal["reject", "keep"] = Field(
+        "reject", title="Hint leaks",
+        description="What to do with a statement that names an algorithm or data structure "
+        "or hints at a complexity: reject the task (the reason names the terms), or keep it; "
+        "leaks are counted either way.",
     )
     temperature: float = _temperature_field(0.7)
     top_p: float = _top_p_field(0.8)

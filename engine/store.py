@@ -52,20 +52,26 @@ overrides the detection. ``Store.journal_mode`` says which one is in use.
 One writer at a time. Sharded workers (Slurm array tasks, srun ranks) never write the run's
 store: they read it read-only and write their own shard file, a ``ShardOutbox`` at
 ``data/shards/<stage>.<I>of<N>.sqlite`` (``shard_file``). That is a small dedicated schema,
-not the store's: only the rows the shardable stages (verify, tests) change — ``verdicts``
-(solution_id, test_id), ``tests`` (task_id, idx; whole rows), ``task_results`` (task_id) —
-keyed by the run's store's own ids, which shards never create. ``Store.merge_from(path)`` folds
-one file in, in one transaction, by upserts on those natural keys (tests first: new ones get
-their ids there; ``(task_id, idx)`` is UNIQUE), and records it in ``merged_shards`` (file
-name, sha256 of its bytes, row counts) in the same transaction: a file merged with the same
-hash is skipped, merging again would change nothing anyway, and a crash mid-merge leaves the
-store as it was. ``merged_shards`` is created by the first merge (bookkeeping, not dataset
-schema, so ``SCHEMA_VERSION`` stays and older stores still open read-only). Who merges, and
-when: ``engine/runner.py`` (the last shard to complete, or ``python -m engine merge``).
+not the store's: only the rows the shardable stages change — ``verdicts`` (solution_id,
+test_id), ``tests`` (task_id, idx; whole rows), ``task_results`` (task_id) for tests/verify;
+``seed_feature_paths`` (seed_id, path), ``generated_tasks`` (key), ``solutions`` (task_id,
+idx) and ``synth_items`` (stage, item) for features/tasks/solutions — keyed by the run's
+store's own ids or by natural keys, since shards never create ids. ``Store.merge_from(path)``
+folds one file in, in one transaction, through the store's own write methods and upserts on
+those keys (features by path, tasks by key, tests by ``(task_id, idx)``), and records it in
+``merged_shards`` (file name, sha256 of its bytes, row counts) in the same transaction: a
+file merged with the same hash is skipped, merging again would change nothing anyway, and a
+crash mid-merge leaves the store as it was. ``merged_shards`` is created by the first merge
+(bookkeeping, not dataset schema). Who merges, and when: ``engine/runner.py`` (the last shard
+to complete, or ``python -m engine merge``).
+
+Synthesis records (schema v2): ``synth_items`` holds what the features and tasks
+stages did with each item (``seed:<id>``, ``cfg:<hash>``): ``ok`` with details (summary,
+repairs, stage-1 feature roles), or ``rejected`` with the reason and the answer that caused
+it. A rerun skips items with a record; ``item_reasons`` counts rejections by reason code.
 
 What it leaves out
-- Merges of other stages' rows (seeds, features, tasks, solutions): no stage writing them is
-  shardable, so shard files hold none.
+- Merges of seeds and evolution steps: those stages are not shardable.
 - No deletes in the API (tasks are rejected, not removed); ``ON DELETE CASCADE`` keeps a hand
   ``DELETE FROM tasks`` consistent.
 - RL rollouts are not stored here yet.
@@ -90,13 +96,14 @@ SolutionStatus = Literal["ok", "rejected"]
 TestKind = Literal["sample", "edge", "random", "stress"]
 TestSource = Literal["direct", "generator", "seed"]
 FeatureOrigin = Literal["seed", "evolve"]
+ItemStatus = Literal["ok", "rejected"]
 NodeKind = Literal[
     "seed", "feature", "evolution_step", "feature_config", "task", "solution", "test"
 ]
 SortKey = Literal["id", "agreement", "created_at", "style"]
 JournalMode = Literal["auto", "wal", "delete"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_PAGE_SIZE = 500
 SNIPPET_OPEN = "\u00ab"  # «  marks a search hit in TaskRow.snippet; the GUI may restyle it
 SNIPPET_CLOSE = "\u00bb"  # »
@@ -357,9 +364,34 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     conn.executescript("BEGIN;" + _SCHEMA_V1 + "COMMIT;")
 
 
+# v2: what each synthesis step did with each item (a seed, an evolution sample, a feature
+# config): done or rejected, and why. Resumption reads it (an item with a row is not asked
+# again) and the data browser lists the rejections with the answer that caused them.
+_SYNTH_ITEMS = """
+CREATE TABLE synth_items (
+    stage       TEXT NOT NULL,                -- features, evolve, tasks
+    item        TEXT NOT NULL,                -- "seed:12", "cfg:<hash>", "draw:7", ...
+    status      TEXT NOT NULL CHECK (status IN ('ok', 'rejected')),
+    reason      TEXT,                         -- rejected: "<code>: <detail>", e.g. "select_json: truncated"
+    detail      TEXT NOT NULL DEFAULT '{}',   -- JSON: repairs, summary, stage-1 roles, ...
+    raw         TEXT,                         -- rejected: the answer that failed (first 20k chars)
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (stage, item)
+) WITHOUT ROWID;
+CREATE INDEX synth_items_by_status ON synth_items(stage, status, reason);
+"""
+RAW_KEEP_CHARS = 20_000
+
+
+def _migrate_v1_to_v2(conn: sqlite3.Connection) -> None:
+    for statement in _SYNTH_ITEMS.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 # MIGRATIONS[v] upgrades a store at user_version v to v + 1. Append here when the schema
 # changes, bump SCHEMA_VERSION, and add a test that opens a store made by the old version.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_v1_to_v2}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,6 +574,38 @@ class TaskPage:
 def canonical_json(obj: Any) -> str:
     """The one JSON spelling of ``obj`` (sorted keys, no spaces) used for de-duplication."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json_tree_paths(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Node paths of a feature tree in its JSON form (dicts of dicts, lists of names below)."""
+    out: list[tuple[str, ...]] = []
+    if isinstance(tree, Mapping):
+        for name, sub in tree.items():
+            out.append((*prefix, str(name)))
+            out += _json_tree_paths(sub, (*prefix, str(name)))
+    elif isinstance(tree, list):
+        for item in tree:
+            if isinstance(item, str):
+                out.append((*prefix, item))
+            else:
+                out += _json_tree_paths(item, prefix)
+    return out
+
+
+_RECORD_ITEM = (
+    "INSERT INTO synth_items(stage, item, status, reason, detail, raw, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(stage, item) DO UPDATE SET"
+    " status = excluded.status, reason = excluded.reason, detail = excluded.detail,"
+    " raw = excluded.raw, created_at = excluded.created_at"
+)
+
+
+def _item_row(stage: str, item: str, status: str, reason: str | None,
+              detail: Mapping[str, Any] | None, raw: str | None) -> tuple:
+    if status not in get_args(ItemStatus):
+        raise ValueError(f"status={status!r}: use one of {get_args(ItemStatus)}")
+    return (stage, item, status, reason, _dump(dict(detail or {})),
+            None if raw is None else raw[:RAW_KEEP_CHARS], time.time())
 
 
 def join_feature_path(parts: Sequence[str]) -> str:
@@ -869,6 +933,10 @@ class Store:
                 "SELECT id FROM evolution_steps WHERE step = ?", (step,)
             ).fetchone()[0]
 
+    def evolution_step_ids(self) -> dict[int, int]:
+        """Recorded evolution steps: step number -> row id."""
+        return dict(self._conn.execute("SELECT step, id FROM evolution_steps"))
+
     def add_feature_config(
         self, config: Any, *, shape: Sequence[int], n_leaves: int, rng_seed: int
     ) -> tuple[int, bool]:
@@ -1032,6 +1100,97 @@ class Store:
                 (child_kind, child_id, parent_kind, parent_id, relation),
             )
 
+    # -- synthesis steps (features, evolve, tasks, solutions) --------------------------------
+
+    def record_item(self, stage: str, item: str, status: ItemStatus, *, reason: str | None = None,
+                    detail: Mapping[str, Any] | None = None, raw: str | None = None) -> None:
+        """Record what a synthesis step did with one item (idempotent: the last call wins)."""
+        with self.transaction():
+            self._conn.execute(_RECORD_ITEM, _item_row(stage, item, status, reason, detail, raw))
+
+    def done_items(self, stage: str) -> set[str]:
+        """Items of ``stage`` with a record, done or rejected (a rerun skips them)."""
+        return {i for (i,) in self._conn.execute(
+            "SELECT item FROM synth_items WHERE stage = ?", (stage,))}
+
+    def item_records(self, stage: str, status: ItemStatus | None = None,
+                     limit: int = 1000) -> list[dict[str, Any]]:
+        """Records of ``stage`` (optionally one status), oldest first, as dicts."""
+        sql = ("SELECT item, status, reason, detail, raw, created_at FROM synth_items"
+               " WHERE stage = ?" + (" AND status = ?" if status else "")
+               + " ORDER BY created_at, item LIMIT ?")
+        args = (stage, status, limit) if status else (stage, limit)
+        return [{"item": i, "status": st, "reason": r, "detail": json.loads(d), "raw": raw,
+                 "created_at": t} for i, st, r, d, raw, t in self._conn.execute(sql, args)]
+
+    def item_reasons(self, stage: str | None = None) -> list[tuple[str, str, int]]:
+        """(stage, reason code, count) of rejected items, most common first. The code is the
+        part of the reason before its first ':' (``select_json`` of ``select_json: truncated``)."""
+        sql = ("SELECT stage, CASE WHEN instr(reason, ':') > 0"
+               " THEN substr(reason, 1, instr(reason, ':') - 1) ELSE ifnull(reason, '') END AS code,"
+               " count(*) AS n FROM synth_items WHERE status = 'rejected'"
+               + (" AND stage = ?" if stage else "") + " GROUP BY stage, code"
+               " ORDER BY n DESC, stage, code")
+        return self._conn.execute(sql, (stage,) if stage else ()).fetchall()
+
+    def add_seed_features(self, seed_id: int, paths: Iterable[Sequence[str]]) -> int:
+        """The features a seed mentions (every node path, ancestors included): create the
+        nodes and link the seed to each (frequency + 1 per new link). -> new links."""
+        with self.transaction():
+            ids = [self.add_feature(p, origin="seed") for p in paths]
+            return self.link_seed_features(seed_id, ids)
+
+    def feature_rows(self) -> list[tuple[tuple[str, ...], int]]:
+        """Every feature node as (path parts, frequency), in path order (parents first).
+
+        Path order, not id order: ids depend on the order writers happened to add nodes (one
+        process, or shards merged), the tree a sampler walks must not."""
+        return [(tuple(split_feature_path(p)), f) for p, f in self._conn.execute(
+            "SELECT path, frequency FROM features ORDER BY path")]
+
+    def add_generated_task(
+        self, *, key: str, config: Any, shape: Sequence[int], n_leaves: int, rng_seed: int,
+        style: str, title: str, statement: str, selected_features: Any,
+        integration_strategy: str, status: TaskStatus = "pending",
+        reject_reason: str | None = None,
+    ) -> int:
+        """A task made from a feature config, in one transaction: the config (de-duplicated),
+        the task (idempotent on ``key``), lineage config -> each feature it contains and
+        task -> each selected feature, and a rejection (e.g. a hint leak). -> the task id."""
+        with self.transaction():
+            row = self._conn.execute("SELECT id FROM tasks WHERE key = ?", (key,)).fetchone()
+            if row:
+                return row[0]
+            config_id, _ = self.add_feature_config(config, shape=shape, n_leaves=n_leaves,
+                                                   rng_seed=rng_seed)
+            task_id = self.add_task(style=style, title=title, statement=statement,
+                                    config_id=config_id, selected_features=selected_features,
+                                    integration_strategy=integration_strategy, key=key)
+            for kind, kid, tree, relation in (("feature_config", config_id, config, "contains"),
+                                              ("task", task_id, selected_features, "uses")):
+                for fid in self._feature_ids(_json_tree_paths(tree)):
+                    self.add_lineage(kind, kid, "feature", fid, relation)
+            if status != "pending":
+                self.set_task_result(task_id, status, reject_reason)
+            return task_id
+
+    def _feature_ids(self, paths: Iterable[Sequence[str]]) -> list[int]:
+        out = []
+        for p in paths:
+            row = self._conn.execute("SELECT id FROM features WHERE path = ?",
+                                     (join_feature_path(p),)).fetchone()
+            if row:
+                out.append(row[0])
+        return out
+
+    def task_keys(self, prefix: str) -> set[str]:
+        """Keys of tasks whose key starts with ``prefix``."""
+        return {k for (k,) in self._conn.execute(
+            "SELECT key FROM tasks WHERE key >= ? AND key < ?", (prefix, prefix + "\uffff"))}
+
+    def tasks_with_solutions(self) -> set[int]:
+        return {t for (t,) in self._conn.execute("SELECT DISTINCT task_id FROM solutions")}
+
     # -- shards ------------------------------------------------------------------------------
 
     def merge_from(self, shard_path: str | os.PathLike[str]) -> dict[str, int]:
@@ -1055,7 +1214,7 @@ class Store:
         """Rows per table, plus ``tasks/<status>`` for each task status."""
         tables = (
             "seeds", "features", "seed_features", "evolution_steps", "feature_configs",
-            "tasks", "solutions", "tests", "verdicts", "lineage",
+            "tasks", "solutions", "tests", "verdicts", "lineage", "synth_items",
         )
         with self._read() as conn:
             out = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
@@ -1348,7 +1507,30 @@ CREATE TABLE task_results (                -- keyed by the main store's task id
     golden_solution_id  INTEGER
 );
 """
-OUTBOX_VERSION = 1
+# v2 adds what the sharded synthesis stages write (features, tasks, solutions). A v1 file
+# (verify/tests only) is upgraded in place when opened for writing and merges as it is.
+_OUTBOX_SCHEMA_V2 = """
+CREATE TABLE synth_items (                 -- as in the store
+    stage TEXT NOT NULL, item TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
+    detail TEXT NOT NULL DEFAULT '{}', raw TEXT, created_at REAL NOT NULL,
+    PRIMARY KEY (stage, item)
+) WITHOUT ROWID;
+CREATE TABLE seed_feature_paths (          -- features stage: a seed mentions this node
+    seed_id  INTEGER NOT NULL,             -- the main store's seed id
+    path     TEXT NOT NULL,                -- join_feature_path(parts)
+    PRIMARY KEY (seed_id, path)
+) WITHOUT ROWID;
+CREATE TABLE solutions (                   -- solutions stage: keyed by (main task id, idx)
+    task_id INTEGER NOT NULL, idx INTEGER NOT NULL, language TEXT NOT NULL, code TEXT,
+    reasoning TEXT, status TEXT NOT NULL, reject_reason TEXT,
+    PRIMARY KEY (task_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE generated_tasks (             -- tasks stage: Store.add_generated_task's arguments
+    key   TEXT PRIMARY KEY,
+    args  TEXT NOT NULL                    -- JSON
+);
+"""
+OUTBOX_VERSION = 2
 _MERGED_SHARDS = """
 CREATE TABLE IF NOT EXISTS merged_shards (
     name       TEXT PRIMARY KEY,              -- the shard file's name, e.g. verify.0of4.sqlite
@@ -1377,12 +1559,14 @@ class ShardOutbox:
     """What one shard of a shardable stage writes instead of the run's store.
 
     A small dedicated schema (not the full store schema): only the rows the shardable stages
-    change, keyed by the main store's ids — ``verdicts`` (solution_id, test_id), ``tests``
-    (task_id, idx; whole rows, so a new test and a relabelled one look the same) and
-    ``task_results`` (task_id). The shard reads tasks from the run's store opened read-only
-    and writes here; ``Store.merge_from`` folds the file in. It offers the write methods the
-    stages use on a ``Store`` (``transaction``, ``add_verdicts``, ``add_test``,
-    ``set_task_result``), so stage code writes to either one the same way.
+    change, keyed by the main store's ids or natural keys — ``verdicts`` (solution_id,
+    test_id), ``tests`` (task_id, idx; whole rows, so a new test and a relabelled one look the
+    same), ``task_results`` (task_id), and since v2 ``seed_feature_paths``, ``generated_tasks``,
+    ``solutions`` and ``synth_items``. The shard reads the run's store opened read-only and
+    writes here; ``Store.merge_from`` folds the file in. It offers the write methods the stages
+    use on a ``Store`` (``transaction``, ``add_verdicts``, ``add_test``, ``set_task_result``,
+    ``record_item``, ``add_seed_features``, ``add_generated_task``, ``add_solution``), so stage
+    code writes to either one the same way.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, journal_mode: JournalMode = "auto",
@@ -1398,7 +1582,10 @@ class ShardOutbox:
         conn.execute("PRAGMA synchronous = FULL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            conn.executescript("BEGIN;" + _OUTBOX_SCHEMA
+            conn.executescript("BEGIN;" + _OUTBOX_SCHEMA + _OUTBOX_SCHEMA_V2
+                               + f"PRAGMA user_version = {OUTBOX_VERSION}; COMMIT;")
+        elif version == 1:
+            conn.executescript("BEGIN;" + _OUTBOX_SCHEMA_V2
                                + f"PRAGMA user_version = {OUTBOX_VERSION}; COMMIT;")
         elif version != OUTBOX_VERSION:
             raise StoreError(f"{self.path} is a shard file of version {version}; this engine "
@@ -1452,6 +1639,42 @@ class ShardOutbox:
         """Tasks this shard has written tests for (a rerun skips them)."""
         return {t for (t,) in self._conn.execute("SELECT DISTINCT task_id FROM tests")}
 
+    def record_item(self, stage: str, item: str, status: ItemStatus, *, reason: str | None = None,
+                    detail: Mapping[str, Any] | None = None, raw: str | None = None) -> None:
+        with self.transaction():
+            self._conn.execute(_RECORD_ITEM, _item_row(stage, item, status, reason, detail, raw))
+
+    def done_items(self, stage: str) -> set[str]:
+        return {i for (i,) in self._conn.execute(
+            "SELECT item FROM synth_items WHERE stage = ?", (stage,))}
+
+    def add_seed_features(self, seed_id: int, paths: Iterable[Sequence[str]]) -> int:
+        with self.transaction():
+            return self._conn.executemany(
+                "INSERT OR IGNORE INTO seed_feature_paths VALUES (?, ?)",
+                [(seed_id, join_feature_path(p)) for p in paths]).rowcount
+
+    def add_solution(self, task_id: int, idx: int, *, code: str | None,
+                     status: SolutionStatus = "ok", reject_reason: str | None = None,
+                     language: str = "python", reasoning: str | None = None) -> None:
+        with self.transaction():
+            self._conn.execute("INSERT OR REPLACE INTO solutions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (task_id, idx, language, code, reasoning, status, reject_reason))
+
+    def add_generated_task(self, *, key: str, **args: Any) -> None:
+        """Held until the merge, which calls ``Store.add_generated_task`` (no id here)."""
+        with self.transaction():
+            self._conn.execute("INSERT OR REPLACE INTO generated_tasks VALUES (?, ?)",
+                               (key, _dump({"key": key, **args})))
+
+    def task_keys(self, prefix: str) -> set[str]:
+        return {k for (k,) in self._conn.execute(
+            "SELECT key FROM generated_tasks WHERE key >= ? AND key < ?",
+            (prefix, prefix + "\uffff"))}
+
+    def tasks_with_solutions(self) -> set[int]:
+        return {t for (t,) in self._conn.execute("SELECT DISTINCT task_id FROM solutions")}
+
 
 def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, int]:
     path = Path(shard_path)
@@ -1461,15 +1684,20 @@ def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, i
     conn = store._conn
     src = sqlite3.connect(f"file:{path.resolve().as_posix()}?mode=ro", uri=True)
     try:
-        if src.execute("PRAGMA user_version").fetchone()[0] != OUTBOX_VERSION:
-            raise StoreError(f"{path} is not a shard file of version {OUTBOX_VERSION}")
+        version = src.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (1, OUTBOX_VERSION):
+            raise StoreError(f"{path} is not a shard file of version 1 or {OUTBOX_VERSION}")
         with store.transaction():
             conn.execute(_MERGED_SHARDS)
             row = conn.execute("SELECT sha256 FROM merged_shards WHERE name = ?",
                                (path.name,)).fetchone()
+            names = ("seed_features", "tasks", "solutions", "synth_items", "tests", "verdicts",
+                     "task_results")
             if row is not None and row[0] == digest:
-                return {"tests": 0, "verdicts": 0, "task_results": 0, "skipped": 1}
-            counts = {"tests": 0, "verdicts": 0, "task_results": 0, "skipped": 0}
+                return {**dict.fromkeys(names, 0), "skipped": 1}
+            counts = {**dict.fromkeys(names, 0), "skipped": 0}
+            if version >= 2:
+                counts.update(_merge_synthesis(store, src))
             # tests first: verdicts reference them by the main store's ids
             for r in src.execute("SELECT task_id, idx, kind, source, input, expected_output,"
                                  " weight, meta FROM tests ORDER BY task_id, idx"):
@@ -1507,6 +1735,31 @@ def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, i
             return counts
     finally:
         src.close()
+
+
+def _merge_synthesis(store: Store, src: sqlite3.Connection) -> dict[str, int]:
+    """The v2 tables of a shard file, folded in through the store's own write methods."""
+    counts = {"seed_features": 0, "tasks": 0, "solutions": 0, "synth_items": 0}
+    by_seed: dict[int, list[list[str]]] = {}
+    for seed_id, path in src.execute("SELECT seed_id, path FROM seed_feature_paths"
+                                     " ORDER BY seed_id, path"):
+        by_seed.setdefault(seed_id, []).append(split_feature_path(path))
+    for seed_id, paths in by_seed.items():
+        store.add_seed_features(seed_id, paths)
+        counts["seed_features"] += len(paths)
+    for (args,) in src.execute("SELECT args FROM generated_tasks ORDER BY rowid"):
+        store.add_generated_task(**json.loads(args))
+        counts["tasks"] += 1
+    for r in src.execute("SELECT task_id, idx, language, code, reasoning, status, reject_reason"
+                         " FROM solutions ORDER BY task_id, idx"):
+        store.add_solution(r[0], r[1], language=r[2], code=r[3], reasoning=r[4], status=r[5],
+                           reject_reason=r[6])
+        counts["solutions"] += 1
+    rows = src.execute("SELECT stage, item, status, reason, detail, raw, created_at"
+                       " FROM synth_items").fetchall()
+    store._conn.executemany(_RECORD_ITEM, rows)
+    counts["synth_items"] = len(rows)
+    return counts
 
 
 def _merged_shards(store: Store) -> dict[str, dict[str, Any]]:

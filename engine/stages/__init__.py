@@ -14,6 +14,10 @@ from types import ModuleType
 
 IMPLEMENTED: dict[str, str] = {
     "seeds": "engine.stages.seeds",
+    "features": "engine.stages.features",
+    "evolve": "engine.stages.evolve",
+    "tasks": "engine.stages.tasks",
+    "solutions": "engine.stages.solutions",
     "tests": "engine.stages.tests",
     "verify": "engine.stages.verify",
     "curate": "engine.stages.curate",

@@ -53,7 +53,7 @@ from typing import Any
 
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
-from engine.stages.verify import shard_stores
+from engine.stages.shards import shard_stores
 from engine.store import PageCursor, ShardOutbox, Store, TaskDetail, TaskQuery
 from engine.verify.sandbox import Limits, SandboxPool, SandboxUnavailable
 from engine.verify.test_synthesis import (

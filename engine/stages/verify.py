@@ -65,19 +65,19 @@ them) and per-task limits (one ``VerifyConfig`` for all). A multi-rank launch wi
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.schema import VerifyConfig
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
+from engine.stages.shards import shard_stores
 from engine.store import (
     PageCursor,
     ShardOutbox,
@@ -85,7 +85,6 @@ from engine.store import (
     TaskDetail,
     TaskQuery,
     Verdict,
-    shard_file,
 )
 from engine.verify.sandbox import Limits, Program, SandboxPool, SandboxUnavailable
 from engine.verify.voting import Cell, TaskVerdict, comparison_form, verify_task
@@ -285,28 +284,6 @@ def run(ctx: Any) -> dict:
     cfg: VerifyConfig = ctx.config.verify
     with shard_stores(ctx, "verify") as (store, out):
         return _run(ctx, cfg, store, out)
-
-
-@contextlib.contextmanager
-def shard_stores(ctx: Any, stage: str) -> Iterator[tuple[Store, Store | ShardOutbox]]:
-    """(where to read, where to write) for a shardable stage, closed afterwards: the run's
-    store twice when unsharded; with N > 1 shards the run's store read-only and this shard's
-    own file ``ShardOutbox`` (``data/shards/<stage>.<I>of<N>.sqlite``), merged by the runner
-    after the last shard. Refuses a multi-rank launch without ``--shard``, where every rank
-    would redo every task."""
-    if ctx.world_size > 1 and ctx.shard_count == 1:
-        raise StageError(
-            f"{stage} was started as rank {ctx.rank} of {ctx.world_size} without --shard, so "
-            f"every rank would redo every task: pass --shard $SLURM_PROCID/$SLURM_NTASKS "
-            "(or RANK/WORLD_SIZE), one shard per process")
-    if ctx.shard_count == 1:
-        store = ctx.store()  # closed by the runner with the context
-        yield store, store
-        return
-    with contextlib.closing(Store(ctx.run.store_path, readonly=True)) as store, \
-            contextlib.closing(ShardOutbox(shard_file(ctx.run.data_dir, stage, ctx.shard_index,
-                                                      ctx.shard_count))) as out:
-        yield store, out
 
 
 def _run(ctx: Any, cfg: VerifyConfig, store: Store, out: Store | ShardOutbox) -> dict:

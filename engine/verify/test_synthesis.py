@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.paths import ASSETS_DIR
+from engine.prompts import render_prompt
 from engine.verify.folder import statement_samples
 from engine.verify.sandbox import Limits, Program, SandboxPool
 
@@ -44,7 +44,6 @@ __all__ = [
     "validate_inputs", "validator_messages",
 ]
 
-PROMPTS_DIR = ASSETS_DIR / "prompts"
 GENERATOR_KINDS = ("random", "edge", "stress")
 KIND_DESCRIPTIONS = {
     "random": "typical cases of moderate to large size with random values",
@@ -58,14 +57,6 @@ _PYTHON_TAGS = {"python", "python3", "py"}
 
 # ---------------------------------------------------------------------------------------------
 # Prompts
-
-
-def render_prompt(name: str, **fields: Any) -> str:
-    """assets/prompts/<name>.md with each ``{{field}}`` replaced."""
-    text = (PROMPTS_DIR / f"{name}.md").read_text(encoding="utf-8")
-    for key, value in fields.items():
-        text = text.replace("{{" + key + "}}", str(value))
-    return text
 
 
 def direct_messages(statement: str, n: int) -> list[dict[str, str]]:

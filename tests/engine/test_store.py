@@ -39,9 +39,50 @@ def test_a_new_store_creates_every_table_and_the_schema_version(tmp_path):
     for table in (
         "seeds", "features", "seed_features", "evolution_steps", "feature_configs", "tasks",
         "task_texts", "task_categories", "tasks_fts", "solutions", "tests", "verdicts",
-        "lineage", "tasks_full",
+        "lineage", "tasks_full", "synth_items",
     ):
         assert table in names, table
+
+
+def test_a_v1_store_is_migrated_to_v2_keeping_its_rows_and_refused_read_only(tmp_path):
+    from engine.store import _create_v1
+
+    path = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    _create_v1(conn)  # exactly what the v1 engine made
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO tasks(style, created_at) VALUES ('atcoder', 0)")
+    conn.execute("INSERT INTO task_texts(task_id, title, statement) VALUES (1, 'T', 'S')")
+    conn.close()
+    with pytest.raises(StoreError, match="open it once writable to migrate it"):
+        Store(path, readonly=True)
+    with Store(path) as store:
+        assert store.schema_version == 2
+        assert store.get_task(1).title == "T"
+        store.record_item("features", "seed:1", "rejected", reason="extract_invalid: x",
+                          raw="{")
+        assert store.item_reasons() == [("features", "extract_invalid", 1)]
+    with Store(path, readonly=True) as store:
+        assert store.done_items("features") == {"seed:1"}
+
+
+def test_a_v1_shard_file_is_upgraded_when_reopened_and_still_merges(tmp_path):
+    from engine.store import _OUTBOX_SCHEMA, ShardOutbox
+
+    shard = tmp_path / "verify.0of2.sqlite"
+    conn = sqlite3.connect(shard, isolation_level=None)
+    conn.executescript("BEGIN;" + _OUTBOX_SCHEMA + "PRAGMA user_version = 1; COMMIT;")
+    conn.close()
+    with Store(tmp_path / "s.sqlite") as store:
+        tid = store.add_task(style="atcoder", title="T", statement="S")
+        assert store.merge_from(shard)["task_results"] == 0  # v1 as it is
+        with ShardOutbox(shard) as out:  # reopened by a newer engine: upgraded in place
+            out.set_task_result(tid, "rejected", "no votes")
+            out.record_item("tasks", "cfg:x", "rejected", reason="select_invalid: y")
+        counts = store.merge_from(shard)
+        assert counts["task_results"] == 1 and counts["synth_items"] == 1
+        assert store.get_task(tid).status == "rejected"
+        assert store.done_items("tasks") == {"cfg:x"}
 
 
 def test_reopening_a_store_keeps_its_rows(tmp_path):

@@ -1,0 +1,207 @@
+"""Stage ``evolve``: grow the feature tree by breadth/depth evolution of sampled subtrees
+(SYNTHSMITH.md §2).
+
+Run it alone (after ``features``)::
+
+    python -m engine run --config assets/presets/smoke-cpu.yaml --run-dir /tmp/run1 --stages evolve
+
+``evolve.steps`` rounds, one after another. Round ``s`` (numbered from 1) loads the tree from
+the store, draws ``evolve.samples_per_step`` subtrees with ``item_rng(run.seed, "evolve", s)``
+(``sample_subtree``: ``evolve.branching`` children per depth, uniform or frequency-weighted
+with ``evolve.weight_temperature``; the programming-language branch is never sampled), and
+asks for each one at once (assets/prompts/evolve.md: at least ``evolve.min_new_siblings`` new
+siblings per node, finer features under the leaves). Answers must be JSON objects; the usual
+repair and ``json_retries`` apply. An expansion may only add under the categories it was
+given (other roots are dropped and counted) and at most ``MAX_NEW_PER_SAMPLE`` nodes. All
+expansions of the round are merged into the tree and written in ONE transaction with the
+round's ``evolution_steps`` row (the sampled subtrees, what came back for each, the count of
+new features) and lineage step -> every sampled feature (``sampled``); a new feature's own
+``created_step`` ties it to the round.
+
+Resumption: a round with a row is done. A killed round left nothing in the store, and since
+the tree it starts from is unchanged it draws the same subtrees again and gets its answers
+from the response cache. A round where a call failed in transport after the client's retries
+is not written (a partial round could not be redone the same way): the stage stops there
+with a message, and the rerun repeats only the failed calls.
+
+Not shardable: round ``s`` samples the tree round ``s - 1`` made, so rounds are sequential;
+the work inside a round runs as one concurrent batch (the LLM endpoint's ``max_concurrency``).
+
+Events: progress (rounds), metrics per round ``synth/evolve_new_features``,
+``synth/features_total``, ``synth/evolve_off_tree`` (nodes dropped outside the sample's
+categories), ``synth/json_fail_rate``, ``synth/rejects/<code>``, ``llm/...``; a ``sample``
+event (kind ``evolve``) with the round's first expansion.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from engine.prompts import render_prompt
+from engine.stages import run_stage_alone
+from engine.stages.errors import StageError
+from engine.stages.synth_common import SynthTally, ask_json, deferred_error, open_client
+from engine.synth.feature_tree import (
+    Tree,
+    item_rng,
+    json_to_tree,
+    merge_trees,
+    new_paths,
+    node_paths,
+    normalize_category,
+    sample_subtree,
+    tree_from_paths,
+    tree_to_json,
+)
+
+STAGE = "evolve"
+SHARDABLE = False  # rounds are sequential (see the module docstring)
+MAX_NEW_PER_SAMPLE = 256  # a runaway answer must not flood the tree
+
+
+def evolve_messages(subtree: Tree, min_new_siblings: int) -> list[dict[str, str]]:
+    text = render_prompt("evolve", subtree=json.dumps(tree_to_json(subtree), indent=2),
+                         min_new_siblings=min_new_siblings)
+    return [{"role": "user", "content": text}]
+
+
+def load_tree(store: Any) -> tuple[Tree, dict[tuple[str, ...], int]]:
+    rows = store.feature_rows()
+    return tree_from_paths(p for p, _ in rows), {p: f for p, f in rows}
+
+
+def restrict_expansion(expansion: Tree, sample: Tree) -> tuple[Tree, int]:
+    """The expansion under the sample's own categories, capped. -> (tree, nodes dropped)."""
+    kept: Tree = {}
+    dropped = 0
+    for key, sub in expansion.items():
+        root = normalize_category(key) or key
+        if root in sample:
+            kept = merge_trees(kept, {root: sub})
+        else:
+            dropped += 1 + len(node_paths(sub))
+    extra = new_paths(sample, kept)
+    if len(extra) > MAX_NEW_PER_SAMPLE:
+        dropped += len(extra) - MAX_NEW_PER_SAMPLE
+        kept = merge_trees(sample, tree_from_paths(extra[:MAX_NEW_PER_SAMPLE]))
+    return kept, dropped
+
+
+def run(ctx: Any) -> dict:
+    from engine.llm import ChatRequest
+
+    cfg, ev, log = ctx.config.evolve, ctx.events, ctx.log
+    if ctx.shard_count > 1:  # the runner refuses this already; a direct caller gets told too
+        raise StageError("evolve cannot run as shards: its rounds are sequential")
+    store = ctx.store()
+    recorded = store.evolution_step_ids()
+    tally = SynthTally()
+    ev.progress(sum(s in recorded for s in range(1, cfg.steps + 1)), cfg.steps, unit="rounds")
+    added = rounds = off_tree = 0
+    interrupted = False
+    client = None
+    try:
+        for step in range(1, cfg.steps + 1):
+            if step in recorded:
+                continue
+            if ctx.stop_requested():
+                interrupted = True
+                break
+            tree, freq = load_tree(store)
+            if not tree:
+                return _nothing_to_do(ctx, store)
+            rng = item_rng(ctx.config.run.seed, STAGE, step)
+            samples = [s for s in (sample_subtree(tree, cfg.branching, rng, frequencies=freq,
+                                                  mode=cfg.sampling,
+                                                  temperature=cfg.weight_temperature)
+                                   for _ in range(cfg.samples_per_step)) if s]
+            if client is None:
+                client = open_client(ctx, cfg, STAGE)
+            # Spaced sample indices: a JSON retry of sample k (index + 1, + 2, ...) must not
+            # be the cached answer of sample k + 1 when two samples drew the same subtree.
+            reqs = [ChatRequest.for_stage(cfg, evolve_messages(s, cfg.min_new_siblings),
+                                          sample_index=k * (cfg.json_retries + 1),
+                                          seed=ctx.config.run.seed, tag=f"step:{step}:{k}")
+                    for k, s in enumerate(samples)]
+            answers = ask_json(client, reqs, retries=cfg.json_retries, tally=tally)
+            failed = sum(a.llm_failed for a in answers)
+            if failed:
+                raise StageError(deferred_error(STAGE, failed, len(answers),
+                                                f"expansions of round {step}",
+                                                client.stats.errors)
+                                 + f"; rounds 1..{step - 1} are saved")
+            grown, outcomes, step_dropped = tree, [], 0
+            for sample, a in zip(samples, answers, strict=True):
+                if not a.ok:
+                    tally.reject(f"expand_{a.error}")
+                    outcomes.append({"ok": False, "reason": f"expand_{a.error}",
+                                     "raw": (a.raw or "")[:2000]})
+                    continue
+                kept, dropped = restrict_expansion(json_to_tree(a.value), sample)
+                step_dropped += dropped
+                fresh = new_paths(grown, kept)
+                grown = merge_trees(grown, kept)
+                outcomes.append({"ok": True, "new": len(fresh), "dropped": dropped,
+                                 "repairs": list(a.repairs), "tree": tree_to_json(kept)})
+            fresh_paths = new_paths(tree, grown)
+            with store.transaction():
+                for path in fresh_paths:
+                    store.add_feature(path, origin="evolve", created_step=step)
+                step_id = store.add_evolution_step(
+                    step, sampled=[tree_to_json(s) for s in samples], expansion=outcomes,
+                    n_new_features=len(fresh_paths))
+                sampled_ids = store._feature_ids({p for s in samples for p in node_paths(s)})
+                for fid in sampled_ids:
+                    store.add_lineage("evolution_step", step_id, "feature", fid, "sampled")
+            rounds += 1
+            added += len(fresh_paths)
+            off_tree += step_dropped
+            total_features = len(freq) + len(fresh_paths)
+            ev.progress(step, cfg.steps, unit="rounds")
+            ev.metric(step, {"synth/evolve_new_features": float(len(fresh_paths)),
+                             "synth/features_total": float(total_features),
+                             "synth/evolve_off_tree": float(off_tree), **tally.metrics()})
+            first = next((o for o in outcomes if o["ok"]), None)
+            if first:
+                ev.sample(STAGE, {"step": step, "expansion": first["tree"]}, step=step)
+            log.info("round %d: %d subtrees, %d new features (%d in the tree)", step,
+                     len(samples), len(fresh_paths), total_features)
+    finally:
+        if client is not None:
+            client.close()
+    return {"rounds": rounds, "rounds_recorded": len(store.evolution_step_ids()),
+            "new_features": added, "off_tree_dropped": off_tree,
+            "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
+            "rejects": dict(tally.rejects), "interrupted": interrupted}
+
+
+def _nothing_to_do(ctx: Any, store: Any) -> dict:
+    """An empty tree (every seed rejected, say, with a smoke run's random model) is reported,
+    not an error: later stages then have nothing to do either, and say so."""
+    why = empty_tree_reason(store)
+    ctx.events.alert(f"evolve: {why}", code="empty_feature_tree")
+    ctx.log.warning("nothing to evolve: %s", why)
+    return {"rounds": 0, "new_features": 0, "skipped_reason": why, "interrupted": False}
+
+
+def empty_tree_reason(store: Any) -> str:
+    """Why the feature tree is empty, from the features stage's records."""
+    reasons = [(code, k) for stage, code, k in store.item_reasons("features")]
+    if not reasons:
+        return ("the feature tree is empty: run the features stage first "
+                "(python -m engine run ... --stages features)")
+    top = ", ".join(f"{code} x{k}" for code, k in reasons[:4])
+    return (f"the feature tree is empty: the features stage rejected every seed ({top}); "
+            "see synth_items in the store for the answers")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run this stage alone through the engine CLI (``run ... --stages evolve``)."""
+    return run_stage_alone(STAGE, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

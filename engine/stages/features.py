@@ -1,0 +1,183 @@
+"""Stage ``features``: an LLM reads each seed (problem + one solution) and names the
+competitive-programming features it uses, in 11 categories; they are merged into the run's
+feature tree with frequencies (SYNTHSMITH.md §1).
+
+Run it alone (after ``seeds``)::
+
+    python -m engine run --config assets/presets/smoke-cpu.yaml --run-dir /tmp/run1 --stages features
+
+or as shards (``--shard I/N``: seeds with ``seed_id % N == I``; each shard writes
+``data/shards/features.<I>of<N>.sqlite`` and the last one merges them into the store).
+
+For each seed without a record, in batches of ``BATCH``, one request from
+assets/prompts/features_extract.md (the seed's first solution cut to
+``features.max_solution_chars``). The answer must be a JSON object with at least one of the
+categories (``engine.synth.feature_tree.CATEGORIES``); invalid JSON is repaired where that
+invents nothing (``engine.synth.json_repair``) and otherwise asked again as a new sample up to
+``features.json_retries`` times. The extraction is normalised (``extraction_to_tree``:
+canonical category names, lower-case feature names, free text and unknown keys dropped and
+counted) and every node of it is linked to the seed, so a feature's ``frequency`` is the number
+of seeds that mention it or anything under it. The merge of all seeds is the tree the store
+holds: same path, same node; a list item met later as a key simply gains children.
+
+What each seed came to is a ``synth_items`` row (stage ``features``, item ``seed:<id>``):
+``ok`` with the summary, repairs and counts, or ``rejected`` with the reason and the answer
+(``extract_invalid: ...``, ``extract_truncated: ...``, ``extract_empty: ...``). A seed and
+its record are written in one transaction, so a kill loses at most the batch in flight, whose
+answers are in the response cache: the rerun repeats no completed call and skips recorded
+seeds. A call that fails in transport after the client's retries leaves its seed without a
+record; the stage then fails at the end with a message saying how many, and a rerun asks only
+for those.
+
+Events: progress (seeds done), metrics ``synth/seeds_done``, ``synth/features_per_seed``,
+``synth/json_fail_rate``, ``synth/json_repaired``, ``synth/rejects/<code>``, and the client's
+``llm/...`` metrics; one ``sample`` event (kind ``features``) per batch.
+
+Leaves out: merging near-synonyms ("bfs" vs "breadth-first search" stay two features).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from engine.prompts import render_prompt
+from engine.stages import run_stage_alone
+from engine.stages.errors import StageError
+from engine.stages.shards import shard_stores
+from engine.stages.synth_common import SynthTally, ask_json, deferred_error, open_client
+from engine.store import Seed
+from engine.synth.feature_tree import (
+    CATEGORIES,
+    extraction_to_tree,
+    node_paths,
+    normalize_category,
+)
+
+STAGE = "features"
+SHARDABLE = True  # the runner's --shard I/N applies: seeds with seed_id % N == I
+BATCH = 64  # seeds per LLM batch and per stop check
+
+
+def seed_item(seed_id: int) -> str:
+    return f"seed:{seed_id}"
+
+
+def extraction_messages(seed: Seed, max_solution_chars: int) -> list[dict[str, str]]:
+    solution = seed.solutions[0] if seed.solutions else "(no solution given)"
+    if len(solution) > max_solution_chars:
+        solution = solution[:max_solution_chars] + "\n# ... (cut)"
+    text = render_prompt("features_extract", problem=seed.problem.strip(),
+                         solution=solution.strip())
+    return [{"role": "user", "content": text}]
+
+
+def check_extraction(value: Any) -> str | None:
+    """An extraction must name at least one category (else it answered something else)."""
+    if not any(normalize_category(k) for k in value):
+        keys = ", ".join(map(str, list(value)[:6])) or "none"
+        return (f"no_categories: the object has none of the {len(CATEGORIES)} categories "
+                f"(keys: {keys})")
+    return None
+
+
+def _todo(store: Any, done: set[str], i: int, n: int) -> list[int]:
+    return [s.id for s in store.iter_seeds() if s.id % n == i and seed_item(s.id) not in done]
+
+
+def run(ctx: Any) -> dict:
+    with shard_stores(ctx, STAGE) as (store, out):
+        return _run(ctx, ctx.config.features, store, out)
+
+
+def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
+    from engine.llm import ChatRequest
+
+    ev, log = ctx.events, ctx.log
+    i, n = ctx.shard_index, ctx.shard_count
+    done = store.done_items(STAGE) | (out.done_items(STAGE) if out is not store else set())
+    todo = set(_todo(store, done, i, n))
+    total = len(todo)
+    log.info("shard %d/%d: %d seeds to read (%d already recorded)", i, n, total, len(done))
+    ev.progress(0, total, unit="seeds read")
+    tally = SynthTally()
+    ok = rejected = deferred = linked = finished = 0
+    interrupted = False
+    if todo:
+        client = open_client(ctx, cfg, STAGE)
+        try:
+            batch: list[Seed] = []
+            seeds = (s for s in store.iter_seeds() if s.id in todo)
+            while True:
+                seed = next(seeds, None)
+                if seed is not None:
+                    batch.append(seed)
+                    if len(batch) < BATCH:
+                        continue
+                if not batch:
+                    break
+                if ctx.stop_requested():
+                    interrupted = True
+                    break
+                reqs = [ChatRequest.for_stage(cfg, extraction_messages(s, cfg.max_solution_chars),
+                                              seed=ctx.config.run.seed, tag=seed_item(s.id))
+                        for s in batch]
+                answers = ask_json(client, reqs, retries=cfg.json_retries, tally=tally,
+                                   check=check_extraction)
+                example = None
+                for s, a in zip(batch, answers, strict=True):
+                    item = seed_item(s.id)
+                    if a.llm_failed:
+                        deferred += 1
+                        continue
+                    tree, report = (extraction_to_tree(a.value) if a.ok else ({}, None))
+                    paths = node_paths(tree)
+                    if a.ok and not paths:
+                        a.error = "empty: no usable feature name in the answer"
+                    if a.error is not None:
+                        reason = f"extract_{a.error}"
+                        out.record_item(STAGE, item, "rejected", reason=reason, raw=a.raw,
+                                        detail={"samples": a.samples})
+                        tally.reject(reason)
+                        rejected += 1
+                        continue
+                    detail = {"summary": report.summary, "features": len(paths),
+                              "repairs": list(a.repairs), "unknown_keys": report.unknown_keys,
+                              "dropped": report.dropped, "samples": a.samples}
+                    with out.transaction():
+                        out.add_seed_features(s.id, paths)
+                        out.record_item(STAGE, item, "ok", detail=detail)
+                    ok += 1
+                    linked += len(paths)
+                    example = example or {"seed": s.id, "summary": report.summary,
+                                          "features": ["/".join(p) for p in paths[:20]]}
+                finished += len(batch)
+                batch = []
+                ev.progress(finished, total, unit="seeds read")
+                ev.metric(finished, {"synth/seeds_done": float(ok),
+                                     "synth/features_per_seed": linked / ok if ok else 0.0,
+                                     **tally.metrics()})
+                if example:
+                    ev.sample("features", example, step=finished)
+        finally:
+            errors = client.stats.errors.copy()
+            client.close()
+    log.info("shard %d/%d: %d seeds read, %d rejected, %d without an answer%s", i, n, ok,
+             rejected, deferred, ", interrupted" if interrupted else "")
+    summary = {"shard": f"{i}/{n}", "considered": total, "ok": ok, "rejected": rejected,
+               "deferred": deferred, "features_linked": linked,
+               "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
+               "rejects": dict(tally.rejects), "interrupted": interrupted}
+    if deferred and not interrupted:
+        raise StageError(deferred_error(STAGE, deferred, total, "seeds", errors))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run this stage alone through the engine CLI (``run ... --stages features``)."""
+    return run_stage_alone(STAGE, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

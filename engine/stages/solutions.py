@@ -1,0 +1,172 @@
+"""Stage ``solutions``: a long-CoT model writes N candidate solutions per task; keep those
+whose answer holds exactly one complete code block that parses (SYNTHSMITH.md §4).
+
+Run it alone (after ``tasks``)::
+
+    python -m engine run --config assets/presets/smoke-cpu.yaml --run-dir /tmp/run1 --stages solutions
+
+or as shards (``--shard I/N``: tasks with ``task_id % N == I``; each shard writes
+``data/shards/solutions.<I>of<N>.sqlite``, the last one merges them into the store).
+
+For every pending task without candidates, ``solutions.candidates_per_task`` requests from
+assets/prompts/solutions.md, candidate ``k`` in language ``solutions.languages[k % L]`` with
+``sample_index`` k (separately cached, and seeded ``run.seed + k`` where the backend takes a
+seed). Each answer goes through ``engine.synth.code_extract.extract_solution``: the code of its
+one block, or the reason it has none (``no_code_block``, ``multiple_code_blocks: 2``,
+``syntax_error: line 3: ...``, ``unterminated_code_block``, ``truncated: ...``,
+``wrong_language: cpp``, ...). A call refused for the request itself (HTTP 400: e.g. a prompt
+over the context) becomes a rejected candidate ``llm_http_400: ...``. Every candidate is stored
+(``solutions``: code or NULL, status ``ok`` / ``rejected``, the reason) with its reasoning (the
+server's ``reasoning_content``, ``<think>`` text and the prose around the code), which the SFT
+export puts in ``<think>`` tags.
+
+A task's candidates are written in one transaction, so a task has all of them or none; a
+rerun skips tasks with candidates, and a killed batch's answers come from the cache. A call
+that fails in transport after the client's retries leaves its whole task for the rerun (the
+other answers are cached), and the stage fails at the end saying how many.
+
+Events: progress (tasks), metrics ``synth/solutions_done`` (tasks with candidates),
+``synth/candidates_ok_rate``, ``synth/truncated``, ``synth/rejects/<code>``, ``llm/...``; a
+``sample`` event (kind ``solution``) per batch.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from engine.prompts import render_prompt
+from engine.stages import run_stage_alone
+from engine.stages.errors import StageError
+from engine.stages.shards import shard_stores
+from engine.stages.synth_common import SynthTally, deferred_error, is_transient, open_client
+from engine.store import PageCursor, TaskQuery
+from engine.synth.code_extract import extract_solution
+
+STAGE = "solutions"
+SHARDABLE = True  # the runner's --shard I/N applies: tasks with task_id % N == I
+BATCH = 16  # tasks per LLM batch and per stop check
+LANGUAGE_NAMES = {"python": ("Python 3", "python"), "cpp": ("C++17", "cpp")}
+
+
+def solution_messages(statement: str, language: str) -> list[dict[str, str]]:
+    name, fence = LANGUAGE_NAMES[language]
+    text = render_prompt("solutions", statement=statement.strip(), language=name, fence=fence)
+    return [{"role": "user", "content": text}]
+
+
+def tasks_without_solutions(store: Any, shard_index: int = 0, shard_count: int = 1) -> list[int]:
+    """Ids of this shard's pending tasks that have no candidates yet, in id order."""
+    ids: list[int] = []
+    cursor: PageCursor | None = None
+    while True:
+        page = store.query_tasks(TaskQuery(status="pending", sort="id", limit=500,
+                                           after=cursor, with_total=False))
+        ids += [r.id for r in page.rows
+                if r.id % shard_count == shard_index and r.n_solutions == 0]
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+def run(ctx: Any) -> dict:
+    with shard_stores(ctx, STAGE) as (store, out):
+        return _run(ctx, ctx.config.solutions, store, out)
+
+
+def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
+    from engine.llm import ChatRequest, run_batch
+
+    ev, log = ctx.events, ctx.log
+    i, n = ctx.shard_index, ctx.shard_count
+    todo = tasks_without_solutions(store, i, n)
+    if out is not store:  # a rerun of this shard: skip what its file holds
+        mine = out.tasks_with_solutions()
+        todo = [t for t in todo if t not in mine]
+    total = len(todo)
+    log.info("shard %d/%d: %d pending tasks without candidates", i, n, total)
+    ev.progress(0, total, unit="tasks with candidates")
+    tally, kept_by_lang = SynthTally(), Counter()
+    with_candidates = deferred = candidates = kept = truncated = finished = 0
+    interrupted = False
+    k_total, langs = cfg.candidates_per_task, cfg.languages
+    client = open_client(ctx, cfg, STAGE) if todo else None
+    try:
+        for start in range(0, total, BATCH):
+            if ctx.stop_requested():
+                interrupted = True
+                break
+            tasks = [t for t in (store.get_task(tid) for tid in todo[start:start + BATCH])
+                     if t is not None]
+            reqs = [ChatRequest.for_stage(cfg, solution_messages(t.statement, langs[k % len(langs)]),
+                                          sample_index=k, seed=ctx.config.run.seed,
+                                          tag=f"{t.id}:{k}")
+                    for t in tasks for k in range(k_total)]
+            results = run_batch(client, reqs)
+            example = None
+            for j, task in enumerate(tasks):
+                answers = results[j * k_total:(j + 1) * k_total]
+                if any(not r.ok and is_transient(r.error) for r in answers):
+                    deferred += 1
+                    continue
+                rows = []
+                for k, r in enumerate(answers):
+                    lang = langs[k % len(langs)]
+                    if not r.ok:
+                        rows.append((k, lang, None, None,
+                                     f"llm_{r.error}: {r.error_detail or 'no detail'}"))
+                        continue
+                    truncated += r.truncated
+                    x = extract_solution(r.text, lang, reasoning=r.reasoning,
+                                         truncated=r.truncated)
+                    rows.append((k, lang, x.code, x.reasoning or None, x.reject_reason))
+                with out.transaction():
+                    for k, lang, code, reasoning, reason in rows:
+                        out.add_solution(task.id, k, code=code, language=lang,
+                                         reasoning=reasoning,
+                                         status="rejected" if reason else "ok",
+                                         reject_reason=reason)
+                for k, lang, code, _, reason in rows:
+                    if reason:
+                        tally.reject(reason)
+                    else:
+                        kept_by_lang[lang] += 1
+                        example = example or {"task": task.id, "candidate": k,
+                                              "language": lang, "code": code[:1500]}
+                with_candidates += 1
+                candidates += len(rows)
+                kept += sum(reason is None for *_, reason in rows)
+            finished += len(todo[start:start + BATCH])
+            ev.progress(finished, total, unit="tasks with candidates")
+            ev.metric(finished, {"synth/solutions_done": float(with_candidates),
+                                 "synth/candidates_ok_rate": kept / candidates
+                                 if candidates else 0.0,
+                                 "synth/truncated": float(truncated),
+                                 **{f"synth/rejects/{c}": float(v)
+                                    for c, v in sorted(tally.rejects.items())}})
+            if example:
+                ev.sample("solution", example, step=finished)
+    finally:
+        errors = client.stats.errors.copy() if client is not None else Counter()
+        if client is not None:
+            client.close()
+    log.info("shard %d/%d: %d tasks got %d candidates (%d kept), %d without answers%s", i, n,
+             with_candidates, candidates, kept, deferred, ", interrupted" if interrupted else "")
+    summary = {"shard": f"{i}/{n}", "considered": total, "tasks_with_candidates": with_candidates,
+               "candidates": candidates, "kept": kept, "kept_by_language": dict(kept_by_lang),
+               "truncated": truncated, "deferred": deferred, "rejects": dict(tally.rejects),
+               "interrupted": interrupted}
+    if deferred and not interrupted:
+        raise StageError(deferred_error(STAGE, deferred, total, "tasks", errors))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run this stage alone through the engine CLI (``run ... --stages solutions``)."""
+    return run_stage_alone(STAGE, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
