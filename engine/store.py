@@ -937,6 +937,28 @@ class Store:
         """Recorded evolution steps: step number -> row id."""
         return dict(self._conn.execute("SELECT step, id FROM evolution_steps"))
 
+    def add_evolution_round(self, *, step: int, sampled: Any, expansion: Any,
+                            new_paths: Sequence[Sequence[str]],
+                            sampled_paths: Sequence[Sequence[str]]) -> int:
+        """One evolve round in one transaction: its new features (origin ``evolve``,
+        ``created_step`` = step; ones that exist already are left as they are), its
+        ``evolution_steps`` row, and lineage step -> every feature it sampled. Idempotent on
+        ``step``. -> the step's row id."""
+        with self.transaction():
+            known = self.evolution_step_ids()
+            if step in known:
+                return known[step]
+            made = 0
+            for path in new_paths:
+                before = self._conn.total_changes
+                self.add_feature(path, origin="evolve", created_step=step)
+                made += self._conn.total_changes > before
+            step_id = self.add_evolution_step(step, sampled=sampled, expansion=expansion,
+                                              n_new_features=made)
+            for fid in self._feature_ids(sampled_paths):
+                self.add_lineage("evolution_step", step_id, "feature", fid, "sampled")
+            return step_id
+
     def add_feature_config(
         self, config: Any, *, shape: Sequence[int], n_leaves: int, rng_seed: int
     ) -> tuple[int, bool]:
@@ -1525,6 +1547,10 @@ CREATE TABLE solutions (                   -- solutions stage: keyed by (main ta
     reasoning TEXT, status TEXT NOT NULL, reject_reason TEXT,
     PRIMARY KEY (task_id, idx)
 ) WITHOUT ROWID;
+CREATE TABLE evolution_rounds (            -- evolve stage: Store.add_evolution_round's arguments
+    step  INTEGER PRIMARY KEY,
+    args  TEXT NOT NULL                    -- JSON
+);
 CREATE TABLE generated_tasks (             -- tasks stage: Store.add_generated_task's arguments
     key   TEXT PRIMARY KEY,
     args  TEXT NOT NULL                    -- JSON
@@ -1667,6 +1693,22 @@ class ShardOutbox:
             self._conn.execute("INSERT OR REPLACE INTO generated_tasks VALUES (?, ?)",
                                (key, _dump({"key": key, **args})))
 
+    def add_evolution_round(self, *, step: int, **args: Any) -> None:
+        """Held until the merge, which calls ``Store.add_evolution_round``."""
+        with self.transaction():
+            self._conn.execute("INSERT OR REPLACE INTO evolution_rounds VALUES (?, ?)",
+                               (step, _dump({"step": step, **args})))
+
+    def evolution_step_ids(self) -> dict[int, int]:
+        """Rounds this shard has made: step -> step (there are no ids before the merge)."""
+        return {s: s for (s,) in self._conn.execute("SELECT step FROM evolution_rounds")}
+
+    def evolved_paths(self) -> list[list[str]]:
+        """Every feature path this shard's rounds added, in round order."""
+        return [p for (args,) in self._conn.execute(
+            "SELECT args FROM evolution_rounds ORDER BY step")
+            for p in json.loads(args)["new_paths"]]
+
     def task_keys(self, prefix: str) -> set[str]:
         return {k for (k,) in self._conn.execute(
             "SELECT key FROM generated_tasks WHERE key >= ? AND key < ?",
@@ -1691,8 +1733,8 @@ def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, i
             conn.execute(_MERGED_SHARDS)
             row = conn.execute("SELECT sha256 FROM merged_shards WHERE name = ?",
                                (path.name,)).fetchone()
-            names = ("seed_features", "tasks", "solutions", "synth_items", "tests", "verdicts",
-                     "task_results")
+            names = ("seed_features", "evolution_steps", "tasks", "solutions", "synth_items",
+                     "tests", "verdicts", "task_results")
             if row is not None and row[0] == digest:
                 return {**dict.fromkeys(names, 0), "skipped": 1}
             counts = {**dict.fromkeys(names, 0), "skipped": 0}
@@ -1739,7 +1781,8 @@ def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, i
 
 def _merge_synthesis(store: Store, src: sqlite3.Connection) -> dict[str, int]:
     """The v2 tables of a shard file, folded in through the store's own write methods."""
-    counts = {"seed_features": 0, "tasks": 0, "solutions": 0, "synth_items": 0}
+    counts = {"seed_features": 0, "evolution_steps": 0, "tasks": 0, "solutions": 0,
+              "synth_items": 0}
     by_seed: dict[int, list[list[str]]] = {}
     for seed_id, path in src.execute("SELECT seed_id, path FROM seed_feature_paths"
                                      " ORDER BY seed_id, path"):
@@ -1747,6 +1790,9 @@ def _merge_synthesis(store: Store, src: sqlite3.Connection) -> dict[str, int]:
     for seed_id, paths in by_seed.items():
         store.add_seed_features(seed_id, paths)
         counts["seed_features"] += len(paths)
+    for (args,) in src.execute("SELECT args FROM evolution_rounds ORDER BY step"):
+        store.add_evolution_round(**json.loads(args))
+        counts["evolution_steps"] += 1
     for (args,) in src.execute("SELECT args FROM generated_tasks ORDER BY rowid"):
         store.add_generated_task(**json.loads(args))
         counts["tasks"] += 1

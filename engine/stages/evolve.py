@@ -13,10 +13,10 @@ asks for each one at once (assets/prompts/evolve.md: at least ``evolve.min_new_s
 siblings per node, finer features under the leaves). Answers must be JSON objects; the usual
 repair and ``json_retries`` apply. An expansion may only add under the categories it was
 given (other roots are dropped and counted) and at most ``MAX_NEW_PER_SAMPLE`` nodes. All
-expansions of the round are merged into the tree and written in ONE transaction with the
-round's ``evolution_steps`` row (the sampled subtrees, what came back for each, the count of
-new features) and lineage step -> every sampled feature (``sampled``); a new feature's own
-``created_step`` ties it to the round.
+expansions of the round are merged into the tree and written in ONE transaction
+(``Store.add_evolution_round``): the new features (``created_step`` = s), the round's
+``evolution_steps`` row (the sampled subtrees, what came back for each, the count of new
+features) and lineage step -> every sampled feature (``sampled``).
 
 Resumption: a round with a row is done. A killed round left nothing in the store, and since
 the tree it starts from is unchanged it draws the same subtrees again and gets its answers
@@ -24,8 +24,13 @@ from the response cache. A round where a call failed in transport after the clie
 is not written (a partial round could not be redone the same way): the stage stops there
 with a message, and the rerun repeats only the failed calls.
 
-Not shardable: round ``s`` samples the tree round ``s - 1`` made, so rounds are sequential;
-the work inside a round runs as one concurrent batch (the LLM endpoint's ``max_concurrency``).
+Shards: round ``s`` samples the tree that round ``s - 1`` made, so one chain of rounds is
+sequential; the work inside a round is one concurrent batch (the endpoint's
+``max_concurrency``). With ``--shard I/N`` the rounds are split into N independent chains:
+shard I runs rounds ``s`` with ``s % N == I``, each on the store's tree plus its own earlier
+rounds (kept in ``data/shards/evolve.<I>of<N>.sqlite``), and the merge adds every chain's
+rounds in step order. The total work is the same ``evolve.steps`` rounds; the chains do not
+see each other's additions, so the result differs from one process's (it is reproducible).
 
 Events: progress (rounds), metrics per round ``synth/evolve_new_features``,
 ``synth/features_total``, ``synth/evolve_off_tree`` (nodes dropped outside the sample's
@@ -43,6 +48,7 @@ from typing import Any
 from engine.prompts import render_prompt
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
+from engine.stages.shards import shard_stores
 from engine.stages.synth_common import SynthTally, ask_json, deferred_error, open_client
 from engine.synth.feature_tree import (
     Tree,
@@ -58,7 +64,7 @@ from engine.synth.feature_tree import (
 )
 
 STAGE = "evolve"
-SHARDABLE = False  # rounds are sequential (see the module docstring)
+SHARDABLE = True  # --shard I/N: N independent chains (see the module docstring)
 MAX_NEW_PER_SAMPLE = 256  # a runaway answer must not flood the tree
 
 
@@ -91,20 +97,26 @@ def restrict_expansion(expansion: Tree, sample: Tree) -> tuple[Tree, int]:
 
 
 def run(ctx: Any) -> dict:
+    with shard_stores(ctx, STAGE) as (store, out):
+        return _run(ctx, ctx.config.evolve, store, out)
+
+
+def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     from engine.llm import ChatRequest
 
-    cfg, ev, log = ctx.config.evolve, ctx.events, ctx.log
-    if ctx.shard_count > 1:  # the runner refuses this already; a direct caller gets told too
-        raise StageError("evolve cannot run as shards: its rounds are sequential")
-    store = ctx.store()
-    recorded = store.evolution_step_ids()
+    ev, log = ctx.events, ctx.log
+    i, n = ctx.shard_index, ctx.shard_count
+    mine = [s for s in range(1, cfg.steps + 1) if s % n == i]  # this chain's rounds
+    recorded = set(store.evolution_step_ids())
+    if out is not store:
+        recorded |= set(out.evolution_step_ids())
     tally = SynthTally()
-    ev.progress(sum(s in recorded for s in range(1, cfg.steps + 1)), cfg.steps, unit="rounds")
+    ev.progress(sum(s in recorded for s in mine), len(mine), unit="rounds")
     added = rounds = off_tree = 0
     interrupted = False
     client = None
     try:
-        for step in range(1, cfg.steps + 1):
+        for done_rounds, step in enumerate(mine, 1):
             if step in recorded:
                 continue
             if ctx.stop_requested():
@@ -113,6 +125,8 @@ def run(ctx: Any) -> dict:
             tree, freq = load_tree(store)
             if not tree:
                 return _nothing_to_do(ctx, store)
+            if out is not store:  # this chain's own rounds, not merged yet
+                tree = merge_trees(tree, tree_from_paths(out.evolved_paths()))
             rng = item_rng(ctx.config.run.seed, STAGE, step)
             samples = [s for s in (sample_subtree(tree, cfg.branching, rng, frequencies=freq,
                                                   mode=cfg.sampling,
@@ -132,7 +146,7 @@ def run(ctx: Any) -> dict:
                 raise StageError(deferred_error(STAGE, failed, len(answers),
                                                 f"expansions of round {step}",
                                                 client.stats.errors)
-                                 + f"; rounds 1..{step - 1} are saved")
+                                 + "; the rounds before it are saved")
             grown, outcomes, step_dropped = tree, [], 0
             for sample, a in zip(samples, answers, strict=True):
                 if not a.ok:
@@ -147,20 +161,15 @@ def run(ctx: Any) -> dict:
                 outcomes.append({"ok": True, "new": len(fresh), "dropped": dropped,
                                  "repairs": list(a.repairs), "tree": tree_to_json(kept)})
             fresh_paths = new_paths(tree, grown)
-            with store.transaction():
-                for path in fresh_paths:
-                    store.add_feature(path, origin="evolve", created_step=step)
-                step_id = store.add_evolution_step(
-                    step, sampled=[tree_to_json(s) for s in samples], expansion=outcomes,
-                    n_new_features=len(fresh_paths))
-                sampled_ids = store._feature_ids({p for s in samples for p in node_paths(s)})
-                for fid in sampled_ids:
-                    store.add_lineage("evolution_step", step_id, "feature", fid, "sampled")
+            sampled_paths = sorted({p for s in samples for p in node_paths(s)})
+            out.add_evolution_round(step=step, sampled=[tree_to_json(s) for s in samples],
+                                    expansion=outcomes, new_paths=[list(p) for p in fresh_paths],
+                                    sampled_paths=[list(p) for p in sampled_paths])
             rounds += 1
             added += len(fresh_paths)
             off_tree += step_dropped
-            total_features = len(freq) + len(fresh_paths)
-            ev.progress(step, cfg.steps, unit="rounds")
+            total_features = len(node_paths(tree)) + len(fresh_paths)
+            ev.progress(done_rounds, len(mine), unit="rounds")
             ev.metric(step, {"synth/evolve_new_features": float(len(fresh_paths)),
                              "synth/features_total": float(total_features),
                              "synth/evolve_off_tree": float(off_tree), **tally.metrics()})
@@ -172,7 +181,7 @@ def run(ctx: Any) -> dict:
     finally:
         if client is not None:
             client.close()
-    return {"rounds": rounds, "rounds_recorded": len(store.evolution_step_ids()),
+    return {"shard": f"{i}/{n}", "rounds": rounds, "rounds_of_this_chain": len(mine),
             "new_features": added, "off_tree_dropped": off_tree,
             "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
             "rejects": dict(tally.rejects), "interrupted": interrupted}

@@ -9,7 +9,7 @@ Run it alone (after ``seeds``)::
 or as shards (``--shard I/N``: seeds with ``seed_id % N == I``; each shard writes
 ``data/shards/features.<I>of<N>.sqlite`` and the last one merges them into the store).
 
-For each seed without a record, in batches of ``BATCH``, one request from
+For each seed without a record, one request from
 assets/prompts/features_extract.md (the seed's first solution cut to
 ``features.max_solution_chars``). The answer must be a JSON object with at least one of the
 categories (``engine.synth.feature_tree.CATEGORIES``); invalid JSON is repaired where that
@@ -23,15 +23,19 @@ holds: same path, same node; a list item met later as a key simply gains childre
 What each seed came to is a ``synth_items`` row (stage ``features``, item ``seed:<id>``):
 ``ok`` with the summary, repairs and counts, or ``rejected`` with the reason and the answer
 (``extract_invalid: ...``, ``extract_truncated: ...``, ``extract_empty: ...``). A seed and
-its record are written in one transaction, so a kill loses at most the batch in flight, whose
-answers are in the response cache: the rerun repeats no completed call and skips recorded
+its record are written in one transaction, so a kill loses at most the seeds in flight, whose
+received answers are in the response cache: the rerun repeats no completed call and skips recorded
 seeds. A call that fails in transport after the client's retries leaves its seed without a
 record; the stage then fails at the end with a message saying how many, and a rerun asks only
 for those.
 
 Events: progress (seeds done), metrics ``synth/seeds_done``, ``synth/features_per_seed``,
 ``synth/json_fail_rate``, ``synth/json_repaired``, ``synth/rejects/<code>``, and the client's
-``llm/...`` metrics; one ``sample`` event (kind ``features``) per batch.
+``llm/...`` metrics, at most every 2 s; a ``sample`` event (kind ``features``) with them.
+
+Seeds stream through the LLM (``synth_common.run_pipeline_items``): on an HTTP endpoint a
+slow answer holds up only its own seed, and records are written in seed order, so a rerun
+makes the same ids.
 
 Leaves out: merging near-synonyms ("bfs" vs "breadth-first search" stay two features).
 """
@@ -39,14 +43,27 @@ Leaves out: merging near-synonyms ("bfs" vs "breadth-first search" stay two feat
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.prompts import render_prompt
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
-from engine.stages.synth_common import SynthTally, ask_json, deferred_error, open_client
+from engine.stages.synth_common import (
+    Done,
+    JSONAnswer,
+    Pacer,
+    PipelineOutcome,
+    SynthTally,
+    deferred_error,
+    json_round,
+    open_client,
+    pipeline_width,
+    run_pipeline_items,
+)
 from engine.store import Seed
 from engine.synth.feature_tree import (
     CATEGORIES,
@@ -57,7 +74,6 @@ from engine.synth.feature_tree import (
 
 STAGE = "features"
 SHARDABLE = True  # the runner's --shard I/N applies: seeds with seed_id % N == I
-BATCH = 64  # seeds per LLM batch and per stop check
 
 
 def seed_item(seed_id: int) -> str:
@@ -82,8 +98,15 @@ def check_extraction(value: Any) -> str | None:
     return None
 
 
-def _todo(store: Any, done: set[str], i: int, n: int) -> list[int]:
-    return [s.id for s in store.iter_seeds() if s.id % n == i and seed_item(s.id) not in done]
+def _todo(store: Any, done: set[str], i: int, n: int) -> list[Seed]:
+    return [s for s in store.iter_seeds() if s.id % n == i and seed_item(s.id) not in done]
+
+
+@dataclass
+class _Work:
+    seed: Seed
+    request: Any
+    answer: JSONAnswer = field(default_factory=JSONAnswer)
 
 
 def run(ctx: Any) -> dict:
@@ -97,80 +120,80 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     ev, log = ctx.events, ctx.log
     i, n = ctx.shard_index, ctx.shard_count
     done = store.done_items(STAGE) | (out.done_items(STAGE) if out is not store else set())
-    todo = set(_todo(store, done, i, n))
-    total = len(todo)
-    log.info("shard %d/%d: %d seeds to read (%d already recorded)", i, n, total, len(done))
-    ev.progress(0, total, unit="seeds read")
+    todo = _todo(store, done, i, n)
+    log.info("shard %d/%d: %d seeds to read (%d already recorded)", i, n, len(todo), len(done))
+    pacer = Pacer(ev, len(todo), "seeds read")
     tally = SynthTally()
-    ok = rejected = deferred = linked = finished = 0
-    interrupted = False
+    count = Counter()
+    example: dict | None = None
+
+    def first(w: _Work) -> list[Any]:
+        return [w.request]
+
+    def then(w: _Work, results: list[Any]) -> list[Any] | Done:
+        retry = json_round(w.answer, w.request, results[0], retries=cfg.json_retries,
+                           tally=tally, check=check_extraction)
+        return [retry] if retry is not None else Done(None)
+
+    def commit(w: _Work, _: None) -> None:
+        nonlocal example
+        a, item = w.answer, seed_item(w.seed.id)
+        count["seen"] += 1
+        if a.llm_failed:
+            count["deferred"] += 1
+        else:
+            tree, report = extraction_to_tree(a.value) if a.ok else ({}, None)
+            paths = node_paths(tree)
+            if a.ok and not paths:
+                a.error = "empty: no usable feature name in the answer"
+            if a.error is not None:
+                reason = f"extract_{a.error}"
+                out.record_item(STAGE, item, "rejected", reason=reason, raw=a.raw,
+                                detail={"samples": a.samples})
+                tally.reject(reason)
+                count["rejected"] += 1
+            else:
+                detail = {"summary": report.summary, "features": len(paths),
+                          "repairs": list(a.repairs), "unknown_keys": report.unknown_keys,
+                          "dropped": report.dropped, "samples": a.samples}
+                with out.transaction():
+                    out.add_seed_features(w.seed.id, paths)
+                    out.record_item(STAGE, item, "ok", detail=detail)
+                count["ok"] += 1
+                count["linked"] += len(paths)
+                example = example or {"seed": w.seed.id, "summary": report.summary,
+                                      "features": ["/".join(p) for p in paths[:20]]}
+        if pacer.tick(count["seen"], lambda: {
+                "synth/seeds_done": float(count["ok"]),
+                "synth/features_per_seed": count["linked"] / count["ok"] if count["ok"] else 0.0,
+                **tally.metrics()}) and example:
+            ev.sample("features", example, step=count["seen"])
+            example = None
+
+    outcome = PipelineOutcome()
+    errors: Counter = Counter()
     if todo:
         client = open_client(ctx, cfg, STAGE)
         try:
-            batch: list[Seed] = []
-            seeds = (s for s in store.iter_seeds() if s.id in todo)
-            while True:
-                seed = next(seeds, None)
-                if seed is not None:
-                    batch.append(seed)
-                    if len(batch) < BATCH:
-                        continue
-                if not batch:
-                    break
-                if ctx.stop_requested():
-                    interrupted = True
-                    break
-                reqs = [ChatRequest.for_stage(cfg, extraction_messages(s, cfg.max_solution_chars),
-                                              seed=ctx.config.run.seed, tag=seed_item(s.id))
-                        for s in batch]
-                answers = ask_json(client, reqs, retries=cfg.json_retries, tally=tally,
-                                   check=check_extraction)
-                example = None
-                for s, a in zip(batch, answers, strict=True):
-                    item = seed_item(s.id)
-                    if a.llm_failed:
-                        deferred += 1
-                        continue
-                    tree, report = (extraction_to_tree(a.value) if a.ok else ({}, None))
-                    paths = node_paths(tree)
-                    if a.ok and not paths:
-                        a.error = "empty: no usable feature name in the answer"
-                    if a.error is not None:
-                        reason = f"extract_{a.error}"
-                        out.record_item(STAGE, item, "rejected", reason=reason, raw=a.raw,
-                                        detail={"samples": a.samples})
-                        tally.reject(reason)
-                        rejected += 1
-                        continue
-                    detail = {"summary": report.summary, "features": len(paths),
-                              "repairs": list(a.repairs), "unknown_keys": report.unknown_keys,
-                              "dropped": report.dropped, "samples": a.samples}
-                    with out.transaction():
-                        out.add_seed_features(s.id, paths)
-                        out.record_item(STAGE, item, "ok", detail=detail)
-                    ok += 1
-                    linked += len(paths)
-                    example = example or {"seed": s.id, "summary": report.summary,
-                                          "features": ["/".join(p) for p in paths[:20]]}
-                finished += len(batch)
-                batch = []
-                ev.progress(finished, total, unit="seeds read")
-                ev.metric(finished, {"synth/seeds_done": float(ok),
-                                     "synth/features_per_seed": linked / ok if ok else 0.0,
-                                     **tally.metrics()})
-                if example:
-                    ev.sample("features", example, step=finished)
+            width, overlap = pipeline_width(client, 1)
+            work = [_Work(s, ChatRequest.for_stage(
+                cfg, extraction_messages(s, cfg.max_solution_chars), seed=ctx.config.run.seed,
+                tag=seed_item(s.id))) for s in todo]
+            outcome = run_pipeline_items(client, work, first=first, then=then, commit=commit,
+                                         stop=ctx.stop_requested, width=width, overlap=overlap)
         finally:
             errors = client.stats.errors.copy()
             client.close()
-    log.info("shard %d/%d: %d seeds read, %d rejected, %d without an answer%s", i, n, ok,
-             rejected, deferred, ", interrupted" if interrupted else "")
-    summary = {"shard": f"{i}/{n}", "considered": total, "ok": ok, "rejected": rejected,
-               "deferred": deferred, "features_linked": linked,
+    log.info("shard %d/%d: %d seeds read, %d rejected, %d without an answer%s", i, n,
+             count["ok"], count["rejected"], count["deferred"],
+             ", interrupted" if outcome.interrupted else "")
+    summary = {"shard": f"{i}/{n}", "considered": len(todo), "ok": count["ok"],
+               "rejected": count["rejected"], "deferred": count["deferred"],
+               "features_linked": count["linked"],
                "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
-               "rejects": dict(tally.rejects), "interrupted": interrupted}
-    if deferred and not interrupted:
-        raise StageError(deferred_error(STAGE, deferred, total, "seeds", errors))
+               "rejects": dict(tally.rejects), "interrupted": outcome.interrupted}
+    if count["deferred"] and not outcome.interrupted:
+        raise StageError(deferred_error(STAGE, count["deferred"], len(todo), "seeds", errors))
     return summary
 
 

@@ -21,13 +21,14 @@ server's ``reasoning_content``, ``<think>`` text and the prose around the code),
 export puts in ``<think>`` tags.
 
 A task's candidates are written in one transaction, so a task has all of them or none; a
-rerun skips tasks with candidates, and a killed batch's answers come from the cache. A call
+rerun skips tasks with candidates, and answers a killed run received come from the cache. A call
 that fails in transport after the client's retries leaves its whole task for the rerun (the
 other answers are cached), and the stage fails at the end saying how many.
 
 Events: progress (tasks), metrics ``synth/solutions_done`` (tasks with candidates),
 ``synth/candidates_ok_rate``, ``synth/truncated``, ``synth/rejects/<code>``, ``llm/...``; a
-``sample`` event (kind ``solution``) per batch.
+``sample`` event (kind ``solution``) with them, at most every 2 s. Tasks stream through the
+LLM (``synth_common.run_pipeline_items``) and are written in id order.
 """
 
 from __future__ import annotations
@@ -41,13 +42,22 @@ from engine.prompts import render_prompt
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
-from engine.stages.synth_common import SynthTally, deferred_error, is_transient, open_client
+from engine.stages.synth_common import (
+    Done,
+    Pacer,
+    PipelineOutcome,
+    SynthTally,
+    deferred_error,
+    is_transient,
+    open_client,
+    pipeline_width,
+    run_pipeline_items,
+)
 from engine.store import PageCursor, TaskQuery
 from engine.synth.code_extract import extract_solution
 
 STAGE = "solutions"
 SHARDABLE = True  # the runner's --shard I/N applies: tasks with task_id % N == I
-BATCH = 16  # tasks per LLM batch and per stop check
 LANGUAGE_NAMES = {"python": ("Python 3", "python"), "cpp": ("C++17", "cpp")}
 
 
@@ -77,7 +87,7 @@ def run(ctx: Any) -> dict:
 
 
 def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
-    from engine.llm import ChatRequest, run_batch
+    from engine.llm import ChatRequest
 
     ev, log = ctx.events, ctx.log
     i, n = ctx.shard_index, ctx.shard_count
@@ -85,81 +95,83 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     if out is not store:  # a rerun of this shard: skip what its file holds
         mine = out.tasks_with_solutions()
         todo = [t for t in todo if t not in mine]
-    total = len(todo)
-    log.info("shard %d/%d: %d pending tasks without candidates", i, n, total)
-    ev.progress(0, total, unit="tasks with candidates")
-    tally, kept_by_lang = SynthTally(), Counter()
-    with_candidates = deferred = candidates = kept = truncated = finished = 0
-    interrupted = False
+    log.info("shard %d/%d: %d pending tasks without candidates", i, n, len(todo))
+    pacer = Pacer(ev, len(todo), "tasks with candidates")
+    tally, kept_by_lang, count = SynthTally(), Counter(), Counter()
     k_total, langs = cfg.candidates_per_task, cfg.languages
-    client = open_client(ctx, cfg, STAGE) if todo else None
-    try:
-        for start in range(0, total, BATCH):
-            if ctx.stop_requested():
-                interrupted = True
-                break
-            tasks = [t for t in (store.get_task(tid) for tid in todo[start:start + BATCH])
-                     if t is not None]
-            reqs = [ChatRequest.for_stage(cfg, solution_messages(t.statement, langs[k % len(langs)]),
-                                          sample_index=k, seed=ctx.config.run.seed,
-                                          tag=f"{t.id}:{k}")
-                    for t in tasks for k in range(k_total)]
-            results = run_batch(client, reqs)
-            example = None
-            for j, task in enumerate(tasks):
-                answers = results[j * k_total:(j + 1) * k_total]
-                if any(not r.ok and is_transient(r.error) for r in answers):
-                    deferred += 1
+    example: dict | None = None
+
+    def first(task_id: int) -> list[Any]:
+        task = store.get_task(task_id)
+        return [ChatRequest.for_stage(cfg, solution_messages(task.statement, langs[k % len(langs)]),
+                                      sample_index=k, seed=ctx.config.run.seed,
+                                      tag=f"{task_id}:{k}") for k in range(k_total)]
+
+    def then(task_id: int, results: list[Any]) -> Done:
+        return Done(results)
+
+    def commit(task_id: int, answers: list[Any]) -> None:
+        nonlocal example
+        count["seen"] += 1
+        if any(not r.ok and is_transient(r.error) for r in answers):
+            count["deferred"] += 1  # the whole task waits for the rerun; answers are cached
+        else:
+            rows = []
+            for k, r in enumerate(answers):
+                lang = langs[k % len(langs)]
+                if not r.ok:
+                    rows.append((k, lang, None, None,
+                                 f"llm_{r.error}: {r.error_detail or 'no detail'}"))
                     continue
-                rows = []
-                for k, r in enumerate(answers):
-                    lang = langs[k % len(langs)]
-                    if not r.ok:
-                        rows.append((k, lang, None, None,
-                                     f"llm_{r.error}: {r.error_detail or 'no detail'}"))
-                        continue
-                    truncated += r.truncated
-                    x = extract_solution(r.text, lang, reasoning=r.reasoning,
-                                         truncated=r.truncated)
-                    rows.append((k, lang, x.code, x.reasoning or None, x.reject_reason))
-                with out.transaction():
-                    for k, lang, code, reasoning, reason in rows:
-                        out.add_solution(task.id, k, code=code, language=lang,
-                                         reasoning=reasoning,
-                                         status="rejected" if reason else "ok",
-                                         reject_reason=reason)
-                for k, lang, code, _, reason in rows:
-                    if reason:
-                        tally.reject(reason)
-                    else:
-                        kept_by_lang[lang] += 1
-                        example = example or {"task": task.id, "candidate": k,
-                                              "language": lang, "code": code[:1500]}
-                with_candidates += 1
-                candidates += len(rows)
-                kept += sum(reason is None for *_, reason in rows)
-            finished += len(todo[start:start + BATCH])
-            ev.progress(finished, total, unit="tasks with candidates")
-            ev.metric(finished, {"synth/solutions_done": float(with_candidates),
-                                 "synth/candidates_ok_rate": kept / candidates
-                                 if candidates else 0.0,
-                                 "synth/truncated": float(truncated),
-                                 **{f"synth/rejects/{c}": float(v)
-                                    for c, v in sorted(tally.rejects.items())}})
-            if example:
-                ev.sample("solution", example, step=finished)
-    finally:
-        errors = client.stats.errors.copy() if client is not None else Counter()
-        if client is not None:
+                count["truncated"] += r.truncated
+                x = extract_solution(r.text, lang, reasoning=r.reasoning, truncated=r.truncated)
+                rows.append((k, lang, x.code, x.reasoning or None, x.reject_reason))
+            with out.transaction():
+                for k, lang, code, reasoning, reason in rows:
+                    out.add_solution(task_id, k, code=code, language=lang, reasoning=reasoning,
+                                     status="rejected" if reason else "ok", reject_reason=reason)
+            for k, lang, code, _, reason in rows:
+                if reason:
+                    tally.reject(reason)
+                else:
+                    kept_by_lang[lang] += 1
+                    example = example or {"task": task_id, "candidate": k, "language": lang,
+                                          "code": code[:1500]}
+            count["with_candidates"] += 1
+            count["candidates"] += len(rows)
+            count["kept"] += sum(reason is None for *_, reason in rows)
+        if pacer.tick(count["seen"], lambda: {
+                "synth/solutions_done": float(count["with_candidates"]),
+                "synth/candidates_ok_rate": count["kept"] / count["candidates"]
+                if count["candidates"] else 0.0,
+                "synth/truncated": float(count["truncated"]),
+                **{f"synth/rejects/{c}": float(v) for c, v in sorted(tally.rejects.items())}}) \
+                and example:
+            ev.sample("solution", example, step=count["seen"])
+            example = None
+
+    outcome = PipelineOutcome()
+    errors: Counter = Counter()
+    if todo:
+        client = open_client(ctx, cfg, STAGE)
+        try:
+            width, overlap = pipeline_width(client, k_total)
+            outcome = run_pipeline_items(client, todo, first=first, then=then, commit=commit,
+                                         stop=ctx.stop_requested, width=width, overlap=overlap)
+        finally:
+            errors = client.stats.errors.copy()
             client.close()
     log.info("shard %d/%d: %d tasks got %d candidates (%d kept), %d without answers%s", i, n,
-             with_candidates, candidates, kept, deferred, ", interrupted" if interrupted else "")
-    summary = {"shard": f"{i}/{n}", "considered": total, "tasks_with_candidates": with_candidates,
-               "candidates": candidates, "kept": kept, "kept_by_language": dict(kept_by_lang),
-               "truncated": truncated, "deferred": deferred, "rejects": dict(tally.rejects),
-               "interrupted": interrupted}
-    if deferred and not interrupted:
-        raise StageError(deferred_error(STAGE, deferred, total, "tasks", errors))
+             count["with_candidates"], count["candidates"], count["kept"], count["deferred"],
+             ", interrupted" if outcome.interrupted else "")
+    summary = {"shard": f"{i}/{n}", "considered": len(todo),
+               "tasks_with_candidates": count["with_candidates"],
+               "candidates": count["candidates"], "kept": count["kept"],
+               "kept_by_language": dict(kept_by_lang), "truncated": count["truncated"],
+               "deferred": count["deferred"], "rejects": dict(tally.rejects),
+               "interrupted": outcome.interrupted}
+    if count["deferred"] and not outcome.interrupted:
+        raise StageError(deferred_error(STAGE, count["deferred"], len(todo), "tasks", errors))
     return summary
 
 

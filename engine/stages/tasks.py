@@ -32,14 +32,16 @@ samples. The task, its config, lineage (config -> contained features, task -> se
 features) and the ``synth_items`` record (stage ``tasks``: stage-1 roles, style, repairs) are
 written in one transaction; a rejected config gets a record with the reason
 (``select_invalid: ...``, ``statement_truncated: ...``, ``select_outside: ...``) and the answer.
-Resumption: recorded keys are skipped; answers of a killed batch come from the cache. Calls
+Resumption: recorded keys are skipped; answers a killed run received come from the cache. Calls
 that fail in transport after retries leave their config unrecorded, and the stage fails at the
 end saying how many; the rerun asks only for those.
 
 Events: progress (configs), metrics ``synth/tasks_done``, ``synth/hint_leaks``,
 ``synth/hint_leak_rate``, ``synth/configs_skipped``, ``synth/json_fail_rate``,
 ``synth/rejects/<code>``, ``synth/styles/<style>``, ``llm/...``; a ``sample`` event (kind
-``task``) per batch.
+``task``) with them, at most every 2 s. Configs stream through both steps
+(``synth_common.run_pipeline_items``: a config's statement is asked as soon as its selection
+is in) and are written in draw order, so task ids are the same on every run.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.prompts import render_prompt
@@ -56,9 +59,21 @@ from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.evolve import empty_tree_reason
 from engine.stages.shards import shard_stores
-from engine.stages.synth_common import SynthTally, ask_json, deferred_error, open_client
+from engine.stages.synth_common import (
+    Done,
+    JSONAnswer,
+    Pacer,
+    PipelineOutcome,
+    SynthTally,
+    deferred_error,
+    json_round,
+    open_client,
+    pipeline_width,
+    run_pipeline_items,
+)
 from engine.store import canonical_json
 from engine.synth.feature_tree import (
+    SampledConfig,
     Tree,
     count_leaves,
     item_rng,
@@ -75,7 +90,6 @@ from engine.synth.hints import find_hint_leaks
 
 STAGE = "tasks"
 SHARDABLE = True  # the runner's --shard I/N applies: config draws with index % N == I
-BATCH = 32  # configs per LLM batch and per stop check
 STYLES = ("codeforces", "leetcode", "atcoder")
 STYLE_NAMES = {"codeforces": "Codeforces", "leetcode": "LeetCode", "atcoder": "AtCoder"}
 MIN_STATEMENT_CHARS = 120  # shorter "statements" are refusals or fragments
@@ -150,6 +164,19 @@ def match_selection(selected: Any, config: Tree) -> Tree:
     return tree_from_paths(kept)
 
 
+@dataclass
+class _Work:
+    """One config on its way to a task: step 1 (selection), then step 2 (statement)."""
+
+    config: SampledConfig
+    key: str
+    request: Any = None
+    selection: JSONAnswer = field(default_factory=JSONAnswer)
+    statement: JSONAnswer | None = None  # set when step 2 starts
+    selected: Tree | None = None
+    style: str = ""
+
+
 def _todo(configs: list, done: set[str], i: int, n: int) -> list:
     return [c for c in configs if c.config is not None and c.index % n == i
             and config_key(c.config) not in done]
@@ -187,97 +214,108 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     total = len(todo)
     log.info("shard %d/%d: %d configs to write up (%d features in the tree)", i, n, total,
              len(node_paths(tree)))
-    ev.progress(0, total, unit="configs")
-    tally, styles = SynthTally(), Counter()
-    made = leaks = deferred = finished = 0
-    interrupted = False
-    client = open_client(ctx, cfg, STAGE) if todo else None
-    try:
-        for start in range(0, total, BATCH):
-            if ctx.stop_requested():
-                interrupted = True
-                break
-            batch = todo[start:start + BATCH]
-            keys = [config_key(c.config) for c in batch]
-            firsts = ask_json(client, [ChatRequest.for_stage(cfg, select_messages(c.config),
-                                                             seed=seed, tag=k)
-                                       for c, k in zip(batch, keys, strict=True)],
-                              retries=cfg.json_retries, tally=tally, check=check_select)
-            second_of: list[tuple[int, Tree, str, str]] = []  # (position, selected, strategy, style)
-            for pos, (c, k, a) in enumerate(zip(batch, keys, firsts, strict=True)):
-                if a.llm_failed:
-                    deferred += 1
-                elif not a.ok:
-                    _reject(out, tally, k, f"select_{a.error}", a.raw, c)
-                else:
-                    selected = match_selection(a.value["selected_features"], c.config)
-                    if not selected:
-                        _reject(out, tally, k, "select_outside: none of the selected features "
-                                "is in the config", a.raw, c)
-                        continue
-                    style = choose_style(cfg.style_weights, seed, k)
-                    second_of.append((pos, selected, a.value["integration_strategy"], style))
-            seconds = [] if not second_of else ask_json(client, [ChatRequest.for_stage(
-                cfg, statement_messages(sel, strat, style), seed=seed, tag=keys[pos])
-                for pos, sel, strat, style in second_of],
-                retries=cfg.json_retries, tally=tally, check=check_statement)
+    pacer = Pacer(ev, total, "configs")
+    tally, styles, count = SynthTally(), Counter(), Counter()
+    example: dict | None = None
+
+    def first(w: _Work) -> list[Any]:
+        w.request = ChatRequest.for_stage(cfg, select_messages(w.config.config), seed=seed,
+                                          tag=w.key)
+        return [w.request]
+
+    def then(w: _Work, results: list[Any]) -> list[Any] | Done:
+        if w.statement is None:  # step 1: the selection
+            retry = json_round(w.selection, w.request, results[0], retries=cfg.json_retries,
+                               tally=tally, check=check_select)
+            if retry is not None:
+                return [retry]
+            if not w.selection.ok:
+                return Done(None)
+            w.selected = match_selection(w.selection.value["selected_features"], w.config.config)
+            if not w.selected:
+                return Done(None)
+            w.style = choose_style(cfg.style_weights, seed, w.key)
+            w.statement = JSONAnswer()
+            w.request = ChatRequest.for_stage(cfg, statement_messages(
+                w.selected, w.selection.value["integration_strategy"], w.style), seed=seed,
+                tag=w.key)
+            return [w.request]
+        retry = json_round(w.statement, w.request, results[0], retries=cfg.json_retries,
+                           tally=tally, check=check_statement)
+        return [retry] if retry is not None else Done(None)
+
+    def commit(w: _Work, _: None) -> None:
+        nonlocal example
+        count["seen"] += 1
+        first_, second = w.selection, w.statement
+        c, k = w.config, w.key
+        if first_.llm_failed or (second is not None and second.llm_failed):
+            count["deferred"] += 1
+        elif not first_.ok:
+            _reject(out, tally, k, f"select_{first_.error}", first_.raw, c)
+        elif second is None:
+            _reject(out, tally, k, "select_outside: none of the selected features is in the "
+                    "config", first_.raw, c)
+        elif not second.ok:
+            _reject(out, tally, k, f"statement_{second.error}", second.raw, c)
+        else:
+            title, statement = second.value["title"].strip(), second.value["statement"].strip()
+            found = find_hint_leaks(f"{title}\n{statement}",
+                                    extra_terms=[p[-1] for p in leaf_paths(w.selected)])
+            count["leaks"] += bool(found)
+            rejected = bool(found) and cfg.hint_leaks == "reject"
+            roles = first_.value.get("feature_roles")
+            with out.transaction():
+                out.add_generated_task(
+                    key=k, config=tree_to_json(c.config), shape=list(c.shape),
+                    n_leaves=c.n_leaves, rng_seed=c.rng_seed, style=w.style, title=title,
+                    statement=statement, selected_features=tree_to_json(w.selected),
+                    integration_strategy=first_.value["integration_strategy"].strip(),
+                    status="rejected" if rejected else "pending",
+                    reject_reason=f"hint_leak: {', '.join(found)}" if rejected else None)
+                out.record_item(STAGE, k, "ok", detail={
+                    "draw": c.index, "style": w.style, "hint_leaks": found,
+                    "feature_roles": roles if isinstance(roles, (dict, list)) else None,
+                    "selected_leaves": count_leaves(w.selected), "config_leaves": c.n_leaves,
+                    "repairs": list(first_.repairs) + list(second.repairs),
+                    "samples": first_.samples + second.samples})
+            count["made"] += 1
+            styles[w.style] += 1
+            example = example or {"title": title, "style": w.style, "hint_leaks": found,
+                                  "statement": statement[:800]}
+        made = count["made"]
+        if pacer.tick(count["seen"], lambda: {
+                "synth/tasks_done": float(made), "synth/hint_leaks": float(count["leaks"]),
+                "synth/hint_leak_rate": count["leaks"] / made if made else 0.0,
+                "synth/configs_skipped": float(len(skipped)),
+                **{f"synth/styles/{s}": float(v) for s, v in styles.items()},
+                **tally.metrics()}) and example:
+            ev.sample("task", example, step=count["seen"])
             example = None
-            for (pos, selected, strategy, style), a in zip(second_of, seconds, strict=True):
-                c, k, first = batch[pos], keys[pos], firsts[pos]
-                if a.llm_failed:
-                    deferred += 1
-                    continue
-                if not a.ok:
-                    _reject(out, tally, k, f"statement_{a.error}", a.raw, c)
-                    continue
-                title, statement = a.value["title"].strip(), a.value["statement"].strip()
-                found = find_hint_leaks(f"{title}\n{statement}",
-                                        extra_terms=[p[-1] for p in leaf_paths(selected)])
-                leaks += bool(found)
-                rejected = bool(found) and cfg.hint_leaks == "reject"
-                roles = first.value.get("feature_roles")
-                with out.transaction():
-                    out.add_generated_task(
-                        key=k, config=tree_to_json(c.config), shape=list(c.shape),
-                        n_leaves=c.n_leaves, rng_seed=c.rng_seed, style=style, title=title,
-                        statement=statement, selected_features=tree_to_json(selected),
-                        integration_strategy=strategy.strip(),
-                        status="rejected" if rejected else "pending",
-                        reject_reason=f"hint_leak: {', '.join(found)}" if rejected else None)
-                    out.record_item(STAGE, k, "ok", detail={
-                        "draw": c.index, "style": style, "hint_leaks": found,
-                        "feature_roles": roles if isinstance(roles, (dict, list)) else None,
-                        "selected_leaves": count_leaves(selected), "config_leaves": c.n_leaves,
-                        "repairs": list(first.repairs) + list(a.repairs),
-                        "samples": first.samples + a.samples})
-                made += 1
-                styles[style] += 1
-                example = example or {"title": title, "style": style, "hint_leaks": found,
-                                      "statement": statement[:800]}
-            finished += len(batch)
-            ev.progress(finished, total, unit="configs")
-            ev.metric(finished, {"synth/tasks_done": float(made),
-                                 "synth/hint_leaks": float(leaks),
-                                 "synth/hint_leak_rate": leaks / made if made else 0.0,
-                                 "synth/configs_skipped": float(len(skipped)),
-                                 **{f"synth/styles/{s}": float(v) for s, v in styles.items()},
-                                 **tally.metrics()})
-            if example:
-                ev.sample("task", example, step=finished)
-    finally:
-        errors = client.stats.errors.copy() if client is not None else Counter()
-        if client is not None:
+
+    outcome = PipelineOutcome()
+    errors: Counter = Counter()
+    if todo:
+        client = open_client(ctx, cfg, STAGE)
+        try:
+            width, overlap = pipeline_width(client, 1)
+            work = [_Work(c, config_key(c.config)) for c in todo]
+            outcome = run_pipeline_items(client, work, first=first, then=then, commit=commit,
+                                         stop=ctx.stop_requested, width=width, overlap=overlap)
+        finally:
+            errors = client.stats.errors.copy()
             client.close()
+    rejected = sum(tally.rejects.values())
     log.info("shard %d/%d: %d tasks written (%d with hint leaks), %d configs rejected, %d "
-             "without an answer%s", i, n, made, leaks, sum(tally.rejects.values()), deferred,
-             ", interrupted" if interrupted else "")
-    summary = {"shard": f"{i}/{n}", "considered": total, "tasks": made, "hint_leaks": leaks,
-               "rejected": sum(tally.rejects.values()), "deferred": deferred,
-               "configs_skipped": len(skipped), "styles": dict(styles),
-               "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
-               "rejects": dict(tally.rejects), "interrupted": interrupted}
-    if deferred and not interrupted:
-        raise StageError(deferred_error(STAGE, deferred, total, "configs", errors))
+             "without an answer%s", i, n, count["made"], count["leaks"], rejected,
+             count["deferred"], ", interrupted" if outcome.interrupted else "")
+    summary = {"shard": f"{i}/{n}", "considered": total, "tasks": count["made"],
+               "hint_leaks": count["leaks"], "rejected": rejected,
+               "deferred": count["deferred"], "configs_skipped": len(skipped),
+               "styles": dict(styles), "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
+               "rejects": dict(tally.rejects), "interrupted": outcome.interrupted}
+    if count["deferred"] and not outcome.interrupted:
+        raise StageError(deferred_error(STAGE, count["deferred"], total, "configs", errors))
     return summary
 
 

@@ -108,10 +108,25 @@ def input_kind(stem: str) -> str:
 _SAMPLE_HEADING = re.compile(
     r"^\s*(?:#+\s*|\*\*)?(?:sample|example)s?\s*(?:test\s*)?(input|output)\s*(?:#?\s*\d+)?"
     r"\s*:?\s*(?:\*\*)?\s*$", re.IGNORECASE)
+# Codeforces' own layout: a bare "Input" / "Output" line over each sample. Only counted when a
+# fenced block follows at once, so the "## Input" section that describes the format is not.
+_BARE_HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)?(input|output)\s*:?\s*(?:\*\*)?\s*$",
+                           re.IGNORECASE)
+
+
+def _bare_heading(lines: list[str], i: int) -> re.Match[str] | None:
+    found = _BARE_HEADING.match(lines[i])
+    if found is None:
+        return None
+    j = i + 1
+    while j < len(lines) and not lines[j].strip():
+        j += 1
+    return found if j < len(lines) and lines[j].lstrip().startswith("```") else None
 
 
 def statement_samples(statement: str) -> list[tuple[str, str]]:
-    """(input, output) pairs from "Sample Input" / "Sample Output" headed blocks, in order.
+    """(input, output) pairs from "Sample Input" / "Sample Output" headed blocks, in order,
+    and from bare "Input" / "Output" lines right over a fenced block (Codeforces' layout).
 
     A block is the fenced code right after its heading, or else the lines up to the next
     blank line or heading.
@@ -120,7 +135,7 @@ def statement_samples(statement: str) -> list[tuple[str, str]]:
     blocks: list[tuple[str, str]] = []  # (input|output, text)
     i = 0
     while i < len(lines):
-        found = _SAMPLE_HEADING.match(lines[i])
+        found = _SAMPLE_HEADING.match(lines[i]) or _bare_heading(lines, i)
         i += 1
         if not found:
             continue

@@ -50,7 +50,8 @@ def test_merge_folds_rows_in_by_natural_keys_and_records_the_file(tmp_path):
     before = store.counts()
     counts = store.merge_from(path)
     assert counts == {"tests": 3, "verdicts": 4, "task_results": 1, "skipped": 0,
-                      "seed_features": 0, "tasks": 0, "solutions": 0, "synth_items": 0}
+                      "seed_features": 0, "evolution_steps": 0, "tasks": 0, "solutions": 0,
+                      "synth_items": 0}
     task = store.get_task(tid)
     assert task.status == "accepted" and task.golden_solution_id == sols[0]
     assert [t.expected_output for t in task.tests] == ["out0", "out1", None]

@@ -255,6 +255,18 @@ def test_statement_samples_come_from_headed_blocks_fenced_or_plain():
     assert statement_samples("Input\nThe first line holds n.\nOutput\nOne number.") == []
 
 
+def test_bare_input_output_lines_count_only_right_over_a_fenced_block():
+    codeforces = ("## Input\n\nThe first line holds n.\n\n## Output\n\nOne number.\n\n"
+                  "## Examples\n\nInput\n```\n2\n1 2\n```\nOutput\n```\n3\n```\n\n"
+                  "**Input**\n\n```\n1\n5\n```\n\n**Output**\n\n```\n5\n```\n")
+    assert statement_samples(codeforces) == [("2\n1 2", "3"), ("1\n5", "5")]
+    # AtCoder's "## Input" section shows the format in a fence: it is not a sample, and
+    # with no output block after it, it pairs with nothing.
+    atcoder = ("## Input\n\nInput is given in the following format:\n\n```\nN\n```\n\n"
+               "Sample Input 1\n\n```\n4\n```\n\nSample Output 1\n\n```\n16\n```\n")
+    assert statement_samples(atcoder) == [("4", "16")]
+
+
 def test_input_kinds_come_from_file_names_and_statement_samples(tmp_path):
     assert [input_kind(s) for s in ("sample1", "Edge_n1", "stress-max", "big", "random_3")] \
         == ["sample", "edge", "stress", "random", "random"]
