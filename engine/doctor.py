@@ -21,16 +21,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("pydantic", "PyYAML", "pyarrow", "torch", "transformers", "accelerate",
-            "deepspeed", "trl", "vllm", "flash-attn", "tokenizers")
+PACKAGES = ("pydantic", "PyYAML", "pyarrow", "aiohttp", "datasketch", "torch", "transformers",
+            "accelerate", "deepspeed", "trl", "vllm", "flash-attn", "tokenizers")
 
-# What each stage needs on the host that runs it (distribution names). Stages that call an
-# LLM over HTTP need nothing beyond the base; local backends are checked by the stages.
+# What each stage needs on the host that runs it (distribution names), whatever its LLM
+# endpoint; an endpoint's own backend adds ENDPOINT_NEEDS (the desktop checks those against
+# the config: remote/doctor.py).
+_BASE = ("pydantic", "PyYAML")
 STAGE_NEEDS: dict[str, tuple[str, ...]] = {
-    "sft": ("torch", "transformers", "accelerate", "deepspeed"),
-    "rl": ("torch", "transformers", "vllm"),
-    "eval": ("vllm",),
+    "seeds": (*_BASE, "pyarrow"),
+    "features": _BASE, "evolve": _BASE, "tasks": _BASE, "solutions": _BASE,
+    "tests": _BASE, "verify": _BASE,
+    "curate": (*_BASE, "pyarrow", "datasketch"),
+    "sft": (*_BASE, "torch", "transformers", "accelerate", "deepspeed"),
+    "rl": (*_BASE, "torch", "transformers", "vllm"),
+    "eval": (*_BASE, "vllm"),
 }
+ENDPOINT_NEEDS: dict[str, tuple[str, ...]] = {
+    "openai": ("aiohttp",), "vllm": ("vllm",), "transformers": ("torch", "transformers"),
+}
+# Tools a stage runs (the sandbox): checked with shutil.which.
+STAGE_TOOLS: dict[str, tuple[str, ...]] = {"tests": ("bwrap",), "verify": ("bwrap",)}
 
 
 def _version(dist: str) -> str | None:
@@ -111,6 +122,7 @@ def collect(work_dir: str | os.PathLike[str] = ".") -> dict[str, Any]:
     stages = {}
     for stage, needs in STAGE_NEEDS.items():
         missing = [n for n in needs if versions.get(n, _version(n)) is None]
+        missing += [t for t in STAGE_TOOLS.get(stage, ()) if shutil.which(t) is None]
         stages[stage] = {"ok": not missing, "missing": missing}
     return {
         "host": socket.gethostname(),

@@ -4,11 +4,10 @@
     synthsmith --preset FILE.yaml open it with that pipeline config instead
     synthsmith --version          print the version and exit
 
-This module never imports PySide6 at import time. Later issues will add headless subcommands
-here (to the ``commands`` subparsers in ``build_parser``), and they have to work where Qt is not
-installed. Only the no-subcommand path imports ``gui.app``, and it does so lazily.
+    synthsmith cluster|launch|runs|status|tail|cancel|resume|fetch ...   headless (gui/headless.py)
 
-Left out for now: any subcommand. None are registered until one really exists.
+This module never imports PySide6 at import time: the headless subcommands work where Qt is
+not installed. Only the no-subcommand path imports ``gui.app``, and it does so lazily.
 """
 
 from __future__ import annotations
@@ -41,8 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="pipeline config YAML to open (default: the bundled smoke-cpu preset)",
     )
-    # Headless subcommands are added here by later issues; none exist yet.
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--ssh-config", metavar="PATH",
+                        help="ssh_config file for cluster hosts (default ~/.ssh/config)")
+    parser.add_argument("--known-hosts", metavar="PATH",
+                        help="known_hosts file (default ~/.ssh/known_hosts)")
+    from gui.headless import add_commands  # Qt-free: the headless commands
+
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return parser
 
 
@@ -70,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         print(f"synthsmith {engine.__version__}")
         return 0
+
+    if args.command:
+        from gui.headless import run
+
+        return run(args)
 
     problem = _qt_import_problem()
     if problem is not None:

@@ -1,0 +1,377 @@
+"""The ``synthsmith`` subcommands that need no display: clusters, launches, runs.
+
+    synthsmith cluster add h200 --host login.h200 --user me --jump bastion --scheduler slurm \\
+        --partition gpu --gpu-type H200 --activate 'source ~/venv/bin/activate'
+    synthsmith cluster list | test NAME | remove NAME
+    synthsmith launch CONFIG.yaml [--cluster NAME] [--stages a,b] [--preview] [KEY=VALUE ...]
+    synthsmith runs
+    synthsmith status RUN [--json]
+    synthsmith tail RUN [--follow] [--logs]
+    synthsmith cancel RUN | resume RUN
+    synthsmith fetch RUN [--what exports|checkpoints|store] [--to DIR]
+
+The same code the app uses (remote/): nothing here imports Qt. ``--ssh-config`` and
+``--known-hosts`` (before the subcommand) point at other files than ~/.ssh's. An unknown host
+key is shown with its fingerprint and accepted only when the user types ``yes`` (or passes
+``--accept-fingerprint SHA256:...`` that matches it); never silently. Exit codes: 0 ok, 1 the
+operation failed (the message says why and what to do), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+EXIT_FAILED = 1
+
+
+def add_commands(sub: Any) -> None:
+    """Register the subcommands on ``build_parser``'s subparsers."""
+    c = sub.add_parser("cluster", help="manage cluster profiles")
+    csub = c.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
+    add = csub.add_parser("add", help="add (or --replace) a profile")
+    add.add_argument("name")
+    add.add_argument("--host", required=True, help="host name or ~/.ssh/config alias")
+    add.add_argument("--port", type=int)
+    add.add_argument("--user")
+    add.add_argument("--identity-file")
+    add.add_argument("--no-agent", action="store_true", help="do not use the SSH agent")
+    add.add_argument("--jump", action="append", default=[], help="jump host (repeatable, "
+                     "outermost first)")
+    add.add_argument("--workdir", default="~/synthsmith")
+    add.add_argument("--python", default="python3")
+    add.add_argument("--activate", help="shell line that activates Python there")
+    add.add_argument("--scheduler", choices=("direct", "slurm"), default="direct")
+    add.add_argument("--partition")
+    add.add_argument("--account")
+    add.add_argument("--qos")
+    add.add_argument("--default-time")
+    add.add_argument("--sbatch", action="append", default=[], help="extra sbatch option, "
+                     "e.g. --sbatch=--constraint=h200")
+    add.add_argument("--gpu-type")
+    add.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    add.add_argument("--replace", action="store_true")
+    csub.add_parser("list", help="list profiles")
+    test = csub.add_parser("test", help="connect, upload the engine, run its doctor")
+    test.add_argument("name")
+    test.add_argument("--config", help="check the stages of this pipeline config too")
+    test.add_argument("--accept-fingerprint", metavar="SHA256:...",
+                      help="accept an unknown host key only if it has this fingerprint")
+    rm = csub.add_parser("remove", help="remove a profile")
+    rm.add_argument("name")
+
+    launch = sub.add_parser("launch", help="launch a pipeline onto its clusters")
+    launch.add_argument("config")
+    launch.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    launch.add_argument("--cluster", help="run every stage on this profile")
+    launch.add_argument("--stages", help="comma-separated stages (default: enabled ones)")
+    launch.add_argument("--run-id")
+    launch.add_argument("--preview", action="store_true",
+                        help="print the exact commands / sbatch scripts, send nothing")
+    sub.add_parser("runs", help="runs launched from this computer")
+    for name, text in (("status", "a run's segments, jobs and stages"),
+                       ("cancel", "cancel a run's jobs"),
+                       ("resume", "relaunch a run's unfinished part")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run")
+        if name == "status":
+            p.add_argument("--json", action="store_true")
+    tail = sub.add_parser("tail", help="print a run's events (and logs)")
+    tail.add_argument("run")
+    tail.add_argument("--follow", action="store_true", help="keep following until the run ends")
+    tail.add_argument("--logs", action="store_true", help="stage logs instead of events")
+    fetch = sub.add_parser("fetch", help="copy a run's outputs here")
+    fetch.add_argument("run")
+    fetch.add_argument("--what", choices=("exports", "checkpoints", "store"), default="exports")
+    fetch.add_argument("--to", default=".")
+
+
+COMMANDS = ("cluster", "launch", "runs", "status", "tail", "cancel", "resume", "fetch")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.schema import ConfigError
+    from remote.errors import RemoteError
+    from remote.launch import LaunchError
+    from remote.profiles import ProfileError
+
+    handler: Callable[[argparse.Namespace], int] = globals()[f"cmd_{args.command}"]
+    try:
+        return handler(args)
+    except (RemoteError, LaunchError, ProfileError, ConfigError, FileNotFoundError) as e:
+        print(f"synthsmith {args.command}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------------------------------------
+# Plumbing
+
+
+def _ssh_options(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if getattr(args, "ssh_config", None):
+        out["ssh_config"] = args.ssh_config
+    if getattr(args, "known_hosts", None):
+        out["known_hosts"] = args.known_hosts
+    return out
+
+
+def _launcher(args: argparse.Namespace) -> Any:
+    from remote.launch import Launcher, RunRegistry
+    from remote.profiles import ProfileStore, runner_for
+
+    options = _ssh_options(args)
+    return Launcher(ProfileStore(), RunRegistry(),
+                    runner_factory=lambda profile: runner_for(profile, **options))
+
+
+def _connect(runner: Any, args: argparse.Namespace, ask: Callable[[str], str] = input) -> None:
+    """Connect; an unknown host key is shown and accepted only by the user."""
+    from remote.errors import HostKeyUnknown
+    from remote.hostkeys import accept_host_key
+
+    if not hasattr(runner, "connect"):
+        return  # this computer
+    for _ in range(4):  # the target and up to three jump hosts may each be new
+        try:
+            runner.connect()
+            return
+        except HostKeyUnknown as e:
+            print(f"The host key of {e.host}:{e.port} is not known.\n"
+                  f"  {e.key_type} {e.fingerprint}\n"
+                  "Compare it with the fingerprint the cluster's admins publish.",
+                  file=sys.stderr)
+            wanted = getattr(args, "accept_fingerprint", None)
+            if wanted:
+                if wanted != e.fingerprint:
+                    raise
+            elif ask("Accept it and connect? Type yes to accept: ").strip().lower() != "yes":
+                raise
+            accept_host_key(runner.known_hosts_file, e.host, e.port, e.key)
+            print(f"accepted; saved in {runner.known_hosts_file}", file=sys.stderr)
+    runner.connect()
+
+
+# ---------------------------------------------------------------------------------------------
+# cluster
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from remote.profiles import ClusterProfile, ProfileError, ProfileStore
+
+    store = ProfileStore()
+    action = args.cluster_command
+    if action == "list":
+        for p in store.list():
+            print(p.describe())
+        return 0
+    if action == "remove":
+        store.remove(args.name)
+        print(f"removed {args.name}")
+        return 0
+    if action == "add":
+        env = {}
+        for item in args.env:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ProfileError(f"--env {item!r}: write KEY=VALUE")
+            env[key] = value
+        from pydantic import ValidationError
+
+        try:
+            profile = ClusterProfile(
+                name=args.name, host=args.host, port=args.port, user=args.user,
+                identity_file=args.identity_file, use_agent=not args.no_agent, jump=args.jump,
+                workdir=args.workdir, python=args.python, activate=args.activate,
+                scheduler=args.scheduler, gpu_type=args.gpu_type, env=env,
+                slurm={"partition": args.partition, "account": args.account, "qos": args.qos,
+                       "default_time": args.default_time, "extra": args.sbatch})
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise ProfileError(f"profile {args.name!r}: {where}: {err['msg']}") from None
+        store.add(profile, replace=args.replace)
+        print(f"saved {profile.describe()} in {store.path}")
+        return 0
+    return _cluster_test(args, store)
+
+
+def _cluster_test(args: argparse.Namespace, store: Any) -> int:
+    from engine.schema import STAGE_ORDER, load_config
+    from remote.bundle import sync_bundle
+    from remote.doctor import remote_doctor, stage_problems, summary_lines
+    from remote.profiles import runner_for
+
+    profile = store.get(args.name)
+    runner = runner_for(profile, **_ssh_options(args))
+    try:
+        started = time.monotonic()
+        _connect(runner, args)
+        print(f"connected to {profile.describe()} in {time.monotonic() - started:.2f} s")
+        report = sync_bundle(runner, profile.workdir)
+        print(f"engine bundle {report.digest[:12]}: {report.uploaded} files uploaded "
+              f"({report.bytes} bytes), {report.reused} reused")
+        facts = remote_doctor(runner, profile, report.bundle_dir)
+        for line in summary_lines(facts):
+            print("  " + line)
+        if args.config:
+            config = load_config(args.config)
+            stages = [s for s in STAGE_ORDER
+                      if getattr(config, s).enabled and getattr(config, s).placement == args.name]
+        else:
+            config, stages = None, list(facts.get("stages", {}))
+        problems = stage_problems(facts, config, stages, profile.name) if config else {
+            s: [f"{s} needs {m} on {profile.name}" for m in v["missing"]]
+            for s, v in facts.get("stages", {}).items() if v["missing"]}
+        for lines in problems.values():
+            for line in lines:
+                print(f"  ! {line}")
+        print("ready" if not problems else "ready, with the problems above for those stages")
+        return 0
+    finally:
+        runner.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# runs
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    launcher = _launcher(args)
+    stages = args.stages.split(",") if args.stages else None
+    try:
+        if args.preview:
+            print(launcher.preview(args.config, stages=stages, cluster=args.cluster,
+                                   overrides=args.overrides), end="")
+            return 0
+        for seg in launcher.plan(args.config, stages=stages, cluster=args.cluster,
+                                 overrides=args.overrides):
+            _connect(launcher.runner(seg.cluster), args)
+        record = launcher.launch(args.config, stages=stages, cluster=args.cluster,
+                                 overrides=args.overrides, run_id=args.run_id)
+    finally:
+        launcher.close()
+    print(f"launched {record.run_id}")
+    for seg in record.segments:
+        jobs = ", ".join(j["job_id"] for j in seg.jobs) or "-"
+        print(f"  {seg.cluster}: {', '.join(seg.stages)} [{seg.status}] jobs {jobs}")
+    print(f"follow it with: synthsmith tail {record.run_id} --follow")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from remote.launch import RunRegistry
+
+    for r in RunRegistry().list():
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
+        where = " -> ".join(dict.fromkeys(s.cluster for s in r.segments))
+        print(f"{r.run_id}  {when}  {r.status:<9}  {where}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    launcher = _launcher(args)
+    try:
+        record = launcher.refresh(args.run)
+        state = launcher.remote_state(args.run)
+    finally:
+        launcher.close()
+    if args.json:
+        print(json.dumps({"run": json.loads(record.to_json()), "state": state}, indent=2))
+        return 0
+    print(f"{record.run_id}: {record.status}")
+    for seg in record.segments:
+        why = f" ({seg.reason})" if seg.reason else ""
+        print(f"  {seg.cluster}: {', '.join(seg.stages)} [{seg.status}]{why}")
+    for stage, st in state.get("stages", {}).items():
+        print(f"    {stage}: {st.get('status')}"
+              + (f" - {st['reason']}" if st.get("reason") else ""))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    launcher = _launcher(args)
+    try:
+        record = launcher.cancel(args.run)
+    finally:
+        launcher.close()
+    print(f"{record.run_id}: {record.status}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    launcher = _launcher(args)
+    try:
+        record = launcher.resume(args.run)
+    finally:
+        launcher.close()
+    print(f"{record.run_id}: {record.status}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    launcher = _launcher(args)
+    try:
+        got = launcher.fetch(args.run, args.what, Path(args.to))
+    finally:
+        launcher.close()
+    for path in got:
+        print(path)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from remote.stream import EventTail, LogTail
+
+    launcher = _launcher(args)
+    try:
+        record = launcher.refresh(args.run)
+        folder = launcher.registry.folder(record.run_id)
+        tails = []
+        for name in dict.fromkeys(s.cluster for s in record.segments if s.status != "waiting"):
+            run_dir = record.clusters[name]["run_dir"]
+            cls = LogTail if args.logs else EventTail
+            tails.append(cls(launcher.runner(name), run_dir, folder / f"cache-{_safe(name)}"))
+        def show(items: Any) -> None:
+            if args.logs:  # {file: new text}
+                for name, text in items.items():
+                    for line in text.splitlines():
+                        print(f"{name}: {line}")
+            else:
+                for ev in items:
+                    print(_event_line(ev))
+            sys.stdout.flush()
+
+        for t in tails:
+            show(t.history())
+        while True:
+            for t in tails:
+                show(t.poll())
+            if not args.follow:
+                return 0
+            record = launcher.refresh(args.run)
+            if record.status in ("completed", "failed", "cancelled"):
+                for t in tails:  # what arrived after the last poll
+                    show(t.poll())
+                print(f"# {record.run_id} {record.status}", file=sys.stderr)
+                return 0 if record.status == "completed" else EXIT_FAILED
+            time.sleep(1.0)
+    finally:
+        launcher.close()
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _event_line(ev: Any) -> str:
+    data = ev.data.model_dump() if hasattr(ev.data, "model_dump") else ev.data
+    return json.dumps({"t": round(ev.t, 3), "stage": ev.stage, "rank": ev.rank,
+                       "kind": ev.kind, "seq": ev.seq, "data": data}, ensure_ascii=False)

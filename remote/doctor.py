@@ -1,0 +1,107 @@
+"""Check a cluster before anything is launched there: ``python -m engine doctor``, run remotely.
+
+    facts = remote_doctor(runner, profile, bundle_dir)       # the engine's JSON facts
+    problems = stage_problems(facts, config, ["sft", "rl"], cluster="h200")
+    # {"rl": ["rl needs vllm on h200 (endpoint 'solver' uses backend vllm)"], ...}
+
+The engine reports what each stage needs on its host (engine/doctor.py: packages, the
+sandbox); this adds what the config asks for on top (an LLM endpoint's backend: vLLM,
+transformers, aiohttp) and the facts that stop a run before it starts (less than
+``MIN_FREE_GB`` free in the work dir). The command runs in the uploaded engine bundle with the
+profile's activation line, so it tests exactly the Python a stage will get. Errors say what
+to fix: a missing interpreter, an engine that does not import (missing pydantic, say).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from engine.doctor import ENDPOINT_NEEDS
+from remote.errors import RemoteSetupError
+from remote.profiles import ClusterProfile
+from remote.quoting import command_line
+from remote.runner import CommandRunner
+
+MIN_FREE_GB = 2.0
+
+
+def remote_doctor(runner: CommandRunner, profile: ClusterProfile, bundle_dir: str,
+                  timeout: float = 120.0) -> dict[str, Any]:
+    """The engine's doctor facts from the cluster (raises RemoteSetupError with the fix)."""
+    work = profile.workdir
+    command = command_line([profile.python, "-m", "engine", "doctor", "--work-dir", work],
+                           cwd=bundle_dir, prefix=profile.activate)
+    result = runner.run_shell(command, timeout=timeout)
+    where = profile.name
+    if result.returncode == 127 or "command not found" in result.stderr \
+            or "No such file or directory" in result.stderr and profile.python in result.stderr:
+        raise RemoteSetupError(
+            f"{where}: the Python `{profile.python}` was not found ({result.stderr.strip()[-200:]}); "
+            "set the profile's python (e.g. --python /opt/conda/bin/python3) or its activate "
+            "line (e.g. --activate 'source ~/venv/bin/activate')")
+    if result.returncode != 0:
+        tail = result.stderr.strip()[-600:]
+        hint = ""
+        if "ModuleNotFoundError" in tail:
+            mod = tail.rsplit("No module named", 1)[-1].strip(" '\"\n")
+            hint = (f"; install it there: {profile.python} -m pip install {mod} (the engine "
+                    "needs pydantic and PyYAML at least)")
+        raise RemoteSetupError(f"{where}: `python -m engine doctor` failed (exit "
+                               f"{result.returncode}): {tail}{hint}")
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        raise RemoteSetupError(f"{where}: engine doctor printed no JSON: "
+                               f"{result.stdout.strip()[:300]}") from None
+
+
+def stage_problems(facts: dict[str, Any], config: Any, stages: Sequence[str],
+                   cluster: str) -> dict[str, list[str]]:
+    """What would stop each of ``stages`` on this cluster, in words ({} when nothing)."""
+    packages = facts.get("packages", {})
+    engine_view = facts.get("stages", {})
+    out: dict[str, list[str]] = {}
+    for stage in stages:
+        problems = [f"{stage} needs {m} on {cluster}"
+                    for m in engine_view.get(stage, {}).get("missing", [])]
+        section = getattr(config, stage, None)
+        llm = getattr(section, "llm", None)
+        if llm and llm in config.llms:
+            backend = config.llms[llm].backend
+            for dist in ENDPOINT_NEEDS.get(backend, ()):
+                if packages.get(dist) is None and f"{stage} needs {dist} on {cluster}" \
+                        not in problems:
+                    problems.append(f"{stage} needs {dist} on {cluster} (endpoint {llm!r} "
+                                    f"uses backend {backend})")
+        if problems:
+            out[stage] = problems
+    free = facts.get("work_dir", {}).get("free_gb")
+    if free is not None and free < MIN_FREE_GB:
+        out.setdefault("*", []).append(
+            f"{cluster}: only {free:.1f} GB free in {facts['work_dir']['path']}; free some "
+            f"space or point the profile's workdir at a bigger file system")
+    return out
+
+
+def summary_lines(facts: dict[str, Any]) -> list[str]:
+    """The facts a person reads first, one per line."""
+    gpus = facts.get("gpus") or []
+    torch = facts.get("torch") or {}
+    slurm = facts.get("slurm") or {}
+    pkgs = facts.get("packages", {})
+    lines = [
+        f"host {facts.get('host')} ({facts.get('platform')})",
+        f"python {facts['python']['version']} at {facts['python']['executable']}",
+        f"cpus {facts.get('cpus')}, memory {facts.get('memory_gb')} GB, "
+        f"free disk {facts['work_dir']['free_gb']} GB in {facts['work_dir']['path']}",
+        "gpus " + (", ".join(g["name"] for g in gpus) if gpus else "none"),
+        f"torch {torch.get('version') or 'missing'}, CUDA {torch.get('cuda') or 'none'}",
+        "packages " + ", ".join(f"{k} {v}" for k, v in pkgs.items() if v),
+        "missing " + (", ".join(k for k, v in pkgs.items() if not v) or "nothing"),
+        "slurm " + (", ".join(p["name"] + ("*" if p["default"] else "")
+                              for p in slurm.get("partitions", [])) or
+                    ("present" if slurm.get("present") else "no")),
+    ]
+    return lines

@@ -1,0 +1,73 @@
+"""The one place where a command becomes a shell string (ARCHITECTURE.md §6).
+
+Every command the desktop sends to a shell — over SSH, or ``/bin/sh -c`` on "This computer" —
+is built here from an argv list with ``shlex.quote``, so a run name or path holding spaces,
+quotes, ``$``, ``;``, backticks, newlines or non-ASCII text is one word and never code::
+
+    from remote.quoting import command_line
+    command_line(["python", "-m", "engine", "status", "--run-dir", run_dir],
+                 cwd="~/synthsmith", env={"SLURM_CONF": "/etc/slurm/slurm.conf"})
+    # -> cd ~/'synthsmith' && SLURM_CONF=/etc/slurm/slurm.conf python -m engine status ...
+
+``cwd`` may start with ``~/`` (the remote home): the tilde stays outside the quotes so the
+remote shell expands it, the rest is quoted. ``prefix`` is a line the user wrote in a cluster
+profile to activate Python (``source ~/venv/bin/activate``, ``module load python``): it is
+shell code by design, kept as given and run first; nothing else is ever unquoted.
+Refused: NUL bytes (no shell can pass them) and environment names that are not identifiers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Arg = str | os.PathLike[str] | int | float
+
+
+def quote(arg: Arg) -> str:
+    """One shell word for ``arg``."""
+    text = os.fspath(arg) if isinstance(arg, os.PathLike) else str(arg)
+    if "\x00" in text:
+        raise ValueError(f"{text!r} holds a NUL byte, which no shell command can carry")
+    return shlex.quote(text)
+
+
+def quote_path(path: Arg) -> str:
+    """A path as one word; a leading ``~/`` (or a bare ``~``) is left for the shell to expand."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    if text == "~":
+        return "~"
+    if text.startswith("~/"):
+        rest = text[2:]
+        return "~/" + quote(rest) if rest else "~/"
+    return quote(text)
+
+
+def command_line(argv: Sequence[Arg], *, cwd: Arg | None = None,
+                 env: Mapping[str, Arg] | None = None, prefix: str | None = None) -> str:
+    """``argv`` as one shell command: optional ``prefix`` (trusted profile code), ``cd``,
+    environment assignments, then the quoted words."""
+    if not argv:
+        raise ValueError("an empty command")
+    parts: list[str] = []
+    if prefix and prefix.strip():
+        parts.append(f"{{ {prefix.strip()} ; }}")
+    if cwd is not None:
+        parts.append(f"cd -- {quote_path(cwd)}")  # --: a folder named -x is no option
+    words = []
+    for name, value in (env or {}).items():
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r} is not an identifier")
+        words.append(f"{name}={quote(value)}")
+    words += [quote(a) for a in argv]
+    parts.append(" ".join(words))
+    return " && ".join(parts)
+
+
+def script_line(argv: Sequence[Arg]) -> str:
+    """One line of a generated script (sbatch, launcher): the quoted words, nothing else."""
+    return " ".join(quote(a) for a in argv)
