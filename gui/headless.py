@@ -132,8 +132,10 @@ def _launcher(args: argparse.Namespace) -> Any:
                     runner_factory=lambda profile: runner_for(profile, **options))
 
 
-def _connect(runner: Any, args: argparse.Namespace, ask: Callable[[str], str] = input) -> None:
+def _connect(runner: Any, args: argparse.Namespace,
+             ask: Callable[[str], str] | None = None) -> None:
     """Connect; an unknown host key is shown and accepted only by the user."""
+    ask = ask or input  # looked up now, not at import: a test can type the answer
     from remote.errors import HostKeyUnknown
     from remote.hostkeys import accept_host_key
 

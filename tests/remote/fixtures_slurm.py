@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -220,7 +221,8 @@ def _stop(cluster: SlurmCluster) -> None:
 # --- Engine jobs for the scheduler tests (real engine, no model) ---------------------------
 
 REPO = Path(__file__).resolve().parents[2]  # the engine bundle the jobs run: this checkout
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").is_dir() else "python3"
+# The interpreter running the tests: it has the engine's packages in every venv CI uses.
+PYTHON = sys.executable
 
 
 @pytest.fixture(scope="session")

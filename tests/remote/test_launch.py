@@ -124,13 +124,22 @@ def test_a_local_launch_runs_detached_and_is_followed_to_the_end(desktop):
 
 
 @pytest.mark.slow
-def test_stages_on_two_clusters_hand_over_their_artifacts(desktop, ssh_env, openai_stub):
+@pytest.mark.parametrize("how", ["relay", "direct"])
+def test_stages_on_two_clusters_hand_over_their_artifacts(desktop, ssh_env, openai_stub, how):
+    """relay: beta cannot reach alpha by itself (no key there), the desktop relays; direct:
+    beta's own ssh config reaches alpha, so it pulls the files itself."""
     from synth_responder import SynthResponder
 
     openai_stub.rule = SynthResponder(seed=1)
     store = ProfileStore()
     store.add(ssh_profile(ssh_env, "alpha", ssh_env.target, desktop))
-    store.add(ssh_profile(ssh_env, "beta", ssh_env.jump, desktop))
+    env = {}
+    if how == "direct":
+        reach = desktop / "beta_ssh_config"
+        reach.write_text(f"Host 127.0.0.1\n  IdentityFile {ssh_env.pair.client_key}\n"
+                         f"  UserKnownHostsFile {ssh_env.known_hosts}\n")
+        env = {"SYNTHSMITH_SSH_CONFIG": str(reach)}
+    store.add(ssh_profile(ssh_env, "beta", ssh_env.jump, desktop, env=env))
     cfg = stub_config(desktop, openai_stub)
     overrides = ["seeds.placement=alpha", "features.placement=beta"]
     launcher = ssh_launcher(ssh_env, store)
@@ -147,6 +156,8 @@ def test_stages_on_two_clusters_hand_over_their_artifacts(desktop, ssh_env, open
         assert state["stages"]["features"]["status"] == "completed"
         assert state["stages"]["features"]["summary"]["ok"] == 8  # the seeds came over
         assert not (alpha_dir / "events" / "features.0.jsonl").exists()
+        moved = {m["file"]: m["how"] for m in done.handovers}
+        assert moved.get("data/store.sqlite") == how and set(moved.values()) == {how}
     finally:
         launcher.close()
 
@@ -198,3 +209,29 @@ def test_the_smoke_preset_runs_over_ssh_on_slurm_and_streams_its_events_back(
     # A reopened window shows the history at once, from the local cache.
     again = EventTail(launcher.runner("slurm-box"), run_dir, desktop / "event-cache")
     assert len(again.history()) == len(received)
+
+
+def test_a_relayed_download_resumes_and_refuses_a_corrupt_copy(tmp_path):
+    import os
+
+    from remote.launch import relay_download
+    from remote.runner import LocalRunner
+
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    local = tmp_path / "got" / "src.bin"
+    local.parent.mkdir()
+    part = local.with_name("src.bin.part")
+    part.write_bytes(src.read_bytes()[: 1 << 20])  # a download cut off at 1 MiB
+    reads = []
+    runner = LocalRunner()
+    original = runner.read_bytes
+    runner.read_bytes = lambda p, offset=0, length=None: (reads.append(offset),
+                                                          original(p, offset, length))[1]
+    relay_download(runner, str(src), local)
+    assert local.read_bytes() == src.read_bytes() and not part.exists()
+    assert reads[0] == 1 << 20  # it went on from where it stopped
+    part.write_bytes(b"x" * (1 << 20))  # a partial copy that does not match the source
+    with pytest.raises(LaunchError, match="arrived corrupted"):
+        relay_download(runner, str(src), local)
+    assert not part.exists()

@@ -1,0 +1,161 @@
+"""The headless ``synthsmith`` commands (gui/headless.py) on the real sshd and real processes.
+
+Run: .venv/bin/python -m pytest tests/remote/test_cli_remote.py -q
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.paths import ASSETS_DIR
+from gui import cli
+
+SMOKE = str(ASSETS_DIR / "presets" / "smoke-cpu.yaml")
+
+
+@pytest.fixture
+def desktop(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHSMITH_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("SYNTHSMITH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    return tmp_path
+
+
+def answer(monkeypatch, *replies):
+    """Type these replies at the prompts; a prompt beyond them fails the test."""
+    queue = list(replies)
+
+    def fake_input(prompt=""):
+        if not queue:
+            pytest.fail(f"unexpected prompt: {prompt}")
+        return queue.pop(0)
+
+    monkeypatch.setattr(builtins, "input", fake_input)
+
+
+def add_cluster(ssh_env, tmp_path, name="lab", **extra):
+    args = ["cluster", "add", name, "--host", "127.0.0.1", "--port", str(ssh_env.target.port),
+            "--user", ssh_env.pair.user, "--identity-file", str(ssh_env.pair.client_key),
+            "--no-agent", "--workdir", str(tmp_path / f"remote-{name}"),
+            "--python", extra.pop("python", sys.executable)]
+    for key, value in extra.items():
+        args += [f"--{key.replace('_', '-')}", value]
+    assert cli.main(args) == 0
+
+
+def test_cluster_add_list_remove(desktop, capsys):
+    assert cli.main(["cluster", "add", "h200", "--host", "login.example", "--user", "me",
+                     "--jump", "bastion.example", "--scheduler", "slurm", "--partition", "gpu",
+                     "--gpu-type", "H200"]) == 0
+    assert cli.main(["cluster", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "This computer: this computer, direct" in out
+    assert "h200: me@login.example via bastion.example, slurm, H200" in out
+    assert cli.main(["cluster", "add", "bad", "--host", "x;rm -rf ~"]) == 1
+    assert "profile 'bad': host" in capsys.readouterr().err
+    assert cli.main(["cluster", "add", "tok", "--host", "h", "--env",
+                     "HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz012345"]) == 1
+    assert "looks like a secret" in capsys.readouterr().err
+    assert cli.main(["cluster", "remove", "h200"]) == 0
+    assert cli.main(["cluster", "remove", "h200"]) == 1
+
+
+def test_cluster_test_asks_before_trusting_a_new_host_key(desktop, ssh_env, capsys,
+                                                          monkeypatch):
+    known = desktop / "new_known_hosts"  # empty: the host is new (not ssh_env's file)
+    (desktop / "ssh_config").write_text("")  # not the user's ~/.ssh/config
+    base = ["--known-hosts", str(known), "--ssh-config", str(desktop / "ssh_config")]
+    add_cluster(ssh_env, desktop)
+    answer(monkeypatch, "no")
+    assert cli.main([*base, "cluster", "test", "lab"]) == 1
+    err = capsys.readouterr().err
+    assert "is not known" in err and "SHA256:" in err and not known.exists()
+    assert cli.main([*base, "cluster", "test", "lab", "--accept-fingerprint",
+                     "SHA256:wrong"]) == 1
+    answer(monkeypatch, "yes")
+    assert cli.main([*base, "cluster", "test", "lab"]) == 0
+    out = capsys.readouterr().out
+    assert "connected to lab" in out and "engine bundle" in out
+    assert f"python {sys.version.split()[0]}" in out and "ready" in out
+    assert f"127.0.0.1]:{ssh_env.target.port}" in known.read_text()
+    answer(monkeypatch)  # known now: no prompt
+    assert cli.main([*base, "cluster", "test", "lab"]) == 0
+    assert "0 files uploaded" in capsys.readouterr().out  # the bundle is there already
+
+
+def test_cluster_test_names_a_missing_python_and_the_fix(desktop, ssh_env, capsys):
+    add_cluster(ssh_env, desktop, python="/opt/nowhere/bin/python3")
+    base = ["--known-hosts", str(ssh_env.known_hosts), "--ssh-config", str(ssh_env.ssh_config)]
+    assert cli.main([*base, "cluster", "test", "lab"]) == 1
+    err = capsys.readouterr().err
+    assert "/opt/nowhere/bin/python3" in err and "set the profile's python" in err
+
+
+def test_cluster_test_of_an_unreachable_host_says_so(desktop, capsys):
+    assert cli.main(["cluster", "add", "gone", "--host", "nonexistent.invalid", "--no-agent"]) == 0
+    assert cli.main(["cluster", "test", "gone"]) == 1
+    assert "no such host" in capsys.readouterr().err
+
+
+def test_launch_preview_prints_the_sbatch_script_and_sends_nothing(desktop, capsys):
+    assert cli.main(["cluster", "add", "gpu", "--host", "gpu.invalid", "--scheduler", "slurm",
+                     "--partition", "h200", "--sbatch=--constraint=h200"]) == 0
+    assert cli.main(["launch", SMOKE, "--stages", "seeds,features", "--cluster", "gpu",
+                     "--preview"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --partition=h200" in out and "#SBATCH --constraint=h200" in out
+    assert "--stages seeds" in out and "sbatch --parsable" in out
+
+
+def test_launch_status_tail_fetch_on_this_computer(desktop, capsys):
+    assert cli.main(["launch", SMOKE, "--stages", "seeds", "--run-id", "cli-run"]) == 0
+    assert "launched cli-run" in capsys.readouterr().out
+    assert cli.main(["tail", "cli-run", "--follow"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"stage": "seeds", "kind": "stage"} in [{k: e[k] for k in ("stage", "kind")}
+                                                    for e in lines]
+    assert lines[-1]["data"]["status"] == "completed"
+    assert cli.main(["status", "cli-run"]) == 0
+    out = capsys.readouterr().out
+    assert "cli-run: completed" in out and "seeds: completed" in out
+    assert cli.main(["runs"]) == 0
+    assert "cli-run" in capsys.readouterr().out
+    assert cli.main(["fetch", "cli-run", "--what", "store", "--to", str(desktop / "got")]) == 0
+    assert (desktop / "got" / "data" / "store.sqlite").exists()
+    assert cli.main(["fetch", "cli-run", "--what", "exports", "--to", str(desktop)]) == 1
+    assert "no exports yet" in capsys.readouterr().err
+    assert cli.main(["status", "nope"]) == 1
+    assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_cancel_then_resume_a_run(desktop, hanging_llm, capsys):
+    import yaml
+
+    data = yaml.safe_load(Path(SMOKE).read_text())
+    data["llms"]["generator"] = {"backend": "openai", "base_url": hanging_llm,
+                                 "model": "m", "timeout_s": 3600}
+    cfg = desktop / "hang.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    assert cli.main(["launch", str(cfg), "--stages", "seeds,features", "--run-id", "hang"]) == 0
+    capsys.readouterr()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until features is under way
+        cli.main(["status", "hang", "--json"])
+        state = json.loads(capsys.readouterr().out)["state"]
+        if state.get("stages", {}).get("features", {}).get("status") == "running":
+            break
+        time.sleep(0.3)
+    assert cli.main(["cancel", "hang"]) == 0
+    assert "hang: cancelled" in capsys.readouterr().out
+    cli.main(["status", "hang", "--json"])
+    state = json.loads(capsys.readouterr().out)["state"]
+    assert state["stages"]["features"]["status"] == "interrupted"  # it saved and exited
+    assert cli.main(["resume", "hang"]) == 0
+    assert "hang: running" in capsys.readouterr().out
+    assert cli.main(["cancel", "hang"]) == 0

@@ -1,0 +1,65 @@
+"""remote/doctor.py: the engine's doctor run through a runner, and what would stop a stage.
+
+Run: .venv/bin/python -m pytest tests/remote/test_doctor.py -q
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from engine.doctor import collect
+from engine.schema import config_from_dict
+from remote.bundle import sync_bundle
+from remote.doctor import remote_doctor, stage_problems, summary_lines
+from remote.errors import RemoteSetupError
+from remote.profiles import ClusterProfile
+from remote.runner import LocalRunner
+
+
+def test_the_engine_doctor_runs_in_the_uploaded_bundle(tmp_path):
+    runner = LocalRunner()
+    profile = ClusterProfile(name="box", host="h", workdir=str(tmp_path), python=sys.executable)
+    report = sync_bundle(runner, str(tmp_path))
+    facts = remote_doctor(runner, profile, report.bundle_dir)
+    assert facts["python"]["executable"] == sys.executable
+    assert facts["work_dir"]["path"] == str(tmp_path)
+    lines = summary_lines(facts)
+    assert lines[1].startswith(f"python {sys.version.split()[0]}")
+
+
+def test_a_missing_python_or_engine_import_error_names_the_fix(tmp_path):
+    runner = LocalRunner()
+    report = sync_bundle(runner, str(tmp_path))
+    gone = ClusterProfile(name="box", host="h", workdir=str(tmp_path),
+                          python="/opt/none/python3")
+    with pytest.raises(RemoteSetupError, match="set the profile's python"):
+        remote_doctor(runner, gone, report.bundle_dir)
+    bare = ClusterProfile(name="box", host="h", workdir=str(tmp_path), python="python3",
+                          activate="export PYTHONNOUSERSITE=1 PYTHONPATH=")
+    try:
+        import subprocess
+
+        subprocess.run(["python3", "-c", "import pydantic"], check=True, capture_output=True)
+    except subprocess.CalledProcessError:
+        with pytest.raises(RemoteSetupError, match="pip install pydantic"):
+            remote_doctor(runner, bare, report.bundle_dir)
+    else:
+        pytest.skip("the system python3 has pydantic: no import error to provoke")
+
+
+def test_stage_problems_read_the_config_and_the_disk():
+    facts = collect(".")
+    facts["packages"]["vllm"] = None
+    facts["stages"]["rl"] = {"ok": False, "missing": ["vllm"]}
+    facts["work_dir"]["free_gb"] = 0.4
+    config = config_from_dict({"llms": {"solver": {"backend": "vllm", "model": "/models/x"},
+                                        "generator": {"backend": "openai",
+                                                      "base_url": "http://h/v1", "model": "m"}}})
+    found = stage_problems(facts, config, ["solutions", "rl", "features"], "h200")
+    assert found["solutions"] == ["solutions needs vllm on h200 (endpoint 'solver' uses "
+                                  "backend vllm)"]
+    assert found["rl"] == ["rl needs vllm on h200"]
+    assert "features" not in found  # aiohttp is here
+    assert "only 0.4 GB free" in found["*"][0]
