@@ -21,6 +21,9 @@ IMPLEMENTED: dict[str, str] = {
     "tests": "engine.stages.tests",
     "verify": "engine.stages.verify",
     "curate": "engine.stages.curate",
+    "sft": "engine.stages.sft",
+    "rl": "engine.stages.rl",
+    "eval": "engine.stages.eval",
 }
 
 

@@ -85,8 +85,16 @@ def test_stages_are_cut_into_segments_by_placement(desktop):
     assert [s.cluster for s in plan_segments(config, stages, "cpu", store)] == ["cpu"]
     with pytest.raises(LaunchError, match=r"tasks.placement is 'nowhere'.*cluster add"):
         plan_segments(load_config(SMOKE, ["tasks.placement=nowhere"]), stages, None, store)
-    with pytest.raises(LaunchError, match="not implemented.*--stages seeds"):
-        selected_stages(config, None)  # the smoke preset enables sft, rl, eval too
+    assert selected_stages(config, None)[-3:] == ["sft", "rl", "eval"]
+
+
+def test_a_stage_the_engine_lacks_is_refused_before_anything_is_sent(desktop, monkeypatch):
+    import engine.stages
+
+    monkeypatch.setattr(engine.stages, "IMPLEMENTED", {
+        s: m for s, m in engine.stages.IMPLEMENTED.items() if s != "eval"})
+    with pytest.raises(LaunchError, match="eval are not implemented.*--stages seeds"):
+        selected_stages(load_config(SMOKE), None)
 
 
 def test_preview_shows_the_exact_commands_and_sends_nothing(desktop):
