@@ -163,3 +163,45 @@ def test_curriculum_orders_easy_to_hard():
     rows = [{"task_id": i, "pass_rate": p} for i, p in enumerate([0.2, None, 0.9, 0.5])]
     assert [r["task_id"] for r in order_rows(rows, "easy_to_hard")] == [2, 3, 0, 1]
     assert [r["task_id"] for r in order_rows(rows, "none")] == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_a_stopped_rl_run_saves_and_the_rerun_resumes_to_the_end(tmp_path, monkeypatch):
+    """SIGTERM during step 1 (the runner's handler sets the stop flag): the stage saves a
+    checkpoint and says interrupted; the rerun starts from it, runs the remaining steps and
+    writes the final model."""
+    import os
+    import signal
+
+    run = RunDir(tmp_path / "run")
+    model_dir = sft_tiny_model(tmp_path / "sft_model", steps=150)
+    write_rl_parquet(run.exports_dir / "rl.parquet")
+    cfg = config_from_dict({"rl": {**RL_CFG, "model": str(model_dir), "max_steps": 3}})
+    original = rl_stage.make_reward_fn
+    sent = []
+
+    def terminating_reward_fn(*args, **kwargs):
+        fn = original(*args, **kwargs)
+
+        def wrapped(*a, **k):
+            out = fn(*a, **k)
+            if not sent:  # once, during the first step's scoring
+                sent.append(1)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return out
+
+        wrapped.__name__ = getattr(fn, "__name__", "reward")
+        return wrapped
+
+    monkeypatch.setattr(rl_stage, "make_reward_fn", terminating_reward_fn)
+    assert run_pipeline(cfg, dump_config(cfg), run, ["rl"]) == 143
+    monkeypatch.undo()
+    assert run.read_state().stage("rl").status == "interrupted"
+    assert list(run.checkpoint_dir("rl").glob("checkpoint-*"))
+    assert not (run.checkpoint_dir("rl") / "final").exists()
+    first = [m.step for m in events_of(run, "metric")]
+    assert first and max(first) < 3
+    assert run_pipeline(cfg, dump_config(cfg), run, ["rl"]) == EXIT_OK
+    steps = [m.step for m in events_of(run, "metric")]
+    assert max(steps) == 3 and steps.count(first[0]) == 1  # no step trained twice
+    assert (run.checkpoint_dir("rl") / "final" / "config.json").exists()
