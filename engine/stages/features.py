@@ -56,13 +56,10 @@ from engine.stages.synth_common import (
     Done,
     JSONAnswer,
     Pacer,
-    PipelineOutcome,
     SynthTally,
     deferred_error,
     json_round,
-    open_client,
-    pipeline_width,
-    run_pipeline_items,
+    stream_stage_items,
 )
 from engine.store import Seed
 from engine.synth.feature_tree import (
@@ -170,20 +167,11 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
             ev.sample("features", example, step=count["seen"])
             example = None
 
-    outcome = PipelineOutcome()
-    errors: Counter = Counter()
-    if todo:
-        client = open_client(ctx, cfg, STAGE)
-        try:
-            width, overlap = pipeline_width(client, 1)
-            work = [_Work(s, ChatRequest.for_stage(
-                cfg, extraction_messages(s, cfg.max_solution_chars), seed=ctx.config.run.seed,
-                tag=seed_item(s.id))) for s in todo]
-            outcome = run_pipeline_items(client, work, first=first, then=then, commit=commit,
-                                         stop=ctx.stop_requested, width=width, overlap=overlap)
-        finally:
-            errors = client.stats.errors.copy()
-            client.close()
+    work = [_Work(s, ChatRequest.for_stage(cfg, extraction_messages(s, cfg.max_solution_chars),
+                                           seed=ctx.config.run.seed, tag=seed_item(s.id)))
+            for s in todo]
+    outcome, errors = stream_stage_items(ctx, cfg, STAGE, work, requests_per_item=1,
+                                         first=first, then=then, commit=commit)
     log.info("shard %d/%d: %d seeds read, %d rejected, %d without an answer%s", i, n,
              count["ok"], count["rejected"], count["deferred"],
              ", interrupted" if outcome.interrupted else "")

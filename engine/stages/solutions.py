@@ -45,13 +45,10 @@ from engine.stages.shards import shard_stores
 from engine.stages.synth_common import (
     Done,
     Pacer,
-    PipelineOutcome,
     SynthTally,
     deferred_error,
     is_transient,
-    open_client,
-    pipeline_width,
-    run_pipeline_items,
+    stream_stage_items,
 )
 from engine.store import PageCursor, TaskQuery
 from engine.synth.code_extract import extract_solution
@@ -150,17 +147,8 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
             ev.sample("solution", example, step=count["seen"])
             example = None
 
-    outcome = PipelineOutcome()
-    errors: Counter = Counter()
-    if todo:
-        client = open_client(ctx, cfg, STAGE)
-        try:
-            width, overlap = pipeline_width(client, k_total)
-            outcome = run_pipeline_items(client, todo, first=first, then=then, commit=commit,
-                                         stop=ctx.stop_requested, width=width, overlap=overlap)
-        finally:
-            errors = client.stats.errors.copy()
-            client.close()
+    outcome, errors = stream_stage_items(ctx, cfg, STAGE, todo, requests_per_item=k_total,
+                                         first=first, then=then, commit=commit)
     log.info("shard %d/%d: %d tasks got %d candidates (%d kept), %d without answers%s", i, n,
              count["with_candidates"], count["candidates"], count["kept"], count["deferred"],
              ", interrupted" if outcome.interrupted else "")

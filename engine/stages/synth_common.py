@@ -317,3 +317,23 @@ class Pacer:
         self.events.progress(done, self.total, unit=self.unit)
         self.events.metric(done, metrics())
         return True
+
+
+def stream_stage_items(ctx: Any, section: Any, stage: str, items: Sequence[Any], *,
+                       requests_per_item: int, first: Callable[[Any], list[Any]],
+                       then: Callable[[Any, list[Any]], list[Any] | Done],
+                       commit: Callable[[Any, Any], None]) -> tuple[PipelineOutcome, Counter]:
+    """A stage's items through its LLM: the client (``open_client``), the window
+    (``pipeline_width``), ``run_pipeline_items`` with the stage's stop flag, the client
+    closed. -> (outcome, transport errors by kind, for ``deferred_error``)."""
+    if not items:
+        return PipelineOutcome(), Counter()
+    client = open_client(ctx, section, stage)
+    try:
+        width, overlap = pipeline_width(client, requests_per_item)
+        outcome = run_pipeline_items(client, items, first=first, then=then, commit=commit,
+                                     stop=ctx.stop_requested, width=width, overlap=overlap)
+    finally:
+        errors = client.stats.errors.copy()
+        client.close()
+    return outcome, errors

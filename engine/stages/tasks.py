@@ -63,13 +63,10 @@ from engine.stages.synth_common import (
     Done,
     JSONAnswer,
     Pacer,
-    PipelineOutcome,
     SynthTally,
     deferred_error,
     json_round,
-    open_client,
-    pipeline_width,
-    run_pipeline_items,
+    stream_stage_items,
 )
 from engine.store import canonical_json
 from engine.synth.feature_tree import (
@@ -293,18 +290,9 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
             ev.sample("task", example, step=count["seen"])
             example = None
 
-    outcome = PipelineOutcome()
-    errors: Counter = Counter()
-    if todo:
-        client = open_client(ctx, cfg, STAGE)
-        try:
-            width, overlap = pipeline_width(client, 1)
-            work = [_Work(c, config_key(c.config)) for c in todo]
-            outcome = run_pipeline_items(client, work, first=first, then=then, commit=commit,
-                                         stop=ctx.stop_requested, width=width, overlap=overlap)
-        finally:
-            errors = client.stats.errors.copy()
-            client.close()
+    work = [_Work(c, config_key(c.config)) for c in todo]
+    outcome, errors = stream_stage_items(ctx, cfg, STAGE, work, requests_per_item=1,
+                                         first=first, then=then, commit=commit)
     rejected = sum(tally.rejects.values())
     log.info("shard %d/%d: %d tasks written (%d with hint leaks), %d configs rejected, %d "
              "without an answer%s", i, n, count["made"], count["leaks"], rejected,

@@ -52,21 +52,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.schema import FEATURE_CATEGORIES
 from engine.store import canonical_json
 
-CATEGORIES: tuple[str, ...] = (
-    "programming_language",
-    "problem_domain",
-    "algorithmic_paradigm",
-    "algorithms",
-    "mathematics",
-    "problem_solving_strategies",
-    "data_structures",
-    "coding_techniques",
-    "complexity_analysis",
-    "optimization_techniques",
-)
 SUMMARY_KEY = "summary"  # the 11th key of an extraction; it goes to the report, not the tree
+# The ten categories: the schema's list of extraction keys, less the free-text summary.
+CATEGORIES: tuple[str, ...] = tuple(k for k in FEATURE_CATEGORIES if k != SUMMARY_KEY)
 # Language roots say nothing about the task to invent, so configs and evolution skip them.
 LANGUAGE_ROOTS: tuple[str, ...] = ("programming_language",)
 SAMPLE_MODES: tuple[str, ...] = ("uniform", "frequency")
