@@ -1,7 +1,8 @@
 """The main window: a sidebar of five panels (Clusters, Pipeline, Runs, Monitor, Data).
 
-Run it with ``synthsmith``. Only the Pipeline panel shows something real (a read-only view of
-the loaded config); the other four say what they will hold and that they are not built yet.
+Run it with ``synthsmith``. Pipeline (a read-only view of the loaded config), Clusters
+(gui/panels/clusters.py), Monitor (gui/panels/monitor.py) and Data (gui/panels/data.py) are
+real; Runs says what it will hold and that it is not built yet.
 
 Window geometry and the selected panel are kept in QSettings under ORG_NAME / APP_NAME, saved
 when the window closes and restored by the next window (tests point QSettings at a temp dir).
@@ -73,10 +74,20 @@ class MainWindow(QMainWindow):
         else:
             self.pipeline_overview.show_problems(pipeline.problems, pipeline.source)
 
+        from gui.panels.clusters import ClustersPanel
+        from gui.panels.data import DataPanel
+        from gui.panels.monitor import MonitorPanel
+
+        self.clusters_panel = ClustersPanel()
+        self.monitor_panel = MonitorPanel()
+        self.monitor_panel.setObjectName("panel_monitor")
+        self.data_panel = DataPanel()
+        self.data_panel.setObjectName("panel_data")
+        built = {"Pipeline": self.pipeline_overview, "Clusters": self.clusters_panel,
+                 "Monitor": self.monitor_panel, "Data": self.data_panel}
         self.stack = QStackedWidget()
         for name in PANELS:
-            self.stack.addWidget(
-                self.pipeline_overview if name == "Pipeline" else _not_built_panel(name))
+            self.stack.addWidget(built.get(name) or _not_built_panel(name))
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
 
         central = QWidget()
@@ -98,6 +109,7 @@ class MainWindow(QMainWindow):
         self.sidebar.setCurrentRow(row if 0 <= row < len(PANELS) else DEFAULT_PANEL)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.data_panel.close_store()  # in the worker, like every store call
         settings = QSettings(ORG_NAME, APP_NAME)
         settings.setValue("main_window/geometry", self.saveGeometry())
         settings.setValue("main_window/panel", self.sidebar.currentRow())

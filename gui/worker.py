@@ -10,9 +10,10 @@ as signals on the GUI thread::
     run_in_worker(sync, runner, progress=True, on_progress=bar.setValue)
 
 ``on_failed`` gets a ``WorkerError`` (the exception's type, message and formatted traceback),
-so a failure is shown in the notification area, never lost and never a frozen window. Keep the
-returned ``Job`` if you want to connect more later (it is kept alive until its outcome is
-delivered either way); ``Job.wait()`` is for tests and shutdown.
+so a failure is shown in the notification area, never lost and never a frozen window. Pass
+every handler to ``run_in_worker``: they are connected before the work starts, whereas a slot
+connected to the returned ``Job`` afterwards misses an outcome that was already emitted. The
+``Job`` is kept alive until its outcome is delivered; ``Job.wait()`` is for tests and shutdown.
 Left out: cancelling a running function (pass it a stop flag of your own).
 """
 
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 
@@ -78,15 +80,16 @@ def run_in_worker(fn: Callable[..., Any], *args: Any, progress: bool = False,
                   on_done: Callable[[Any], None] | None = None,
                   on_failed: Callable[[WorkerError], None] | None = None,
                   on_progress: Callable[[Any], None] | None = None,
-                  **kwargs: Any) -> Job:
-    """Run ``fn(*args, **kwargs)`` on the thread pool; see the module docstring."""
+                  owner: QObject | None = None, **kwargs: Any) -> Job:
+    """Run ``fn(*args, **kwargs)`` on the thread pool; see the module docstring.
+
+    ``owner``: the widget the handlers update. An outcome that arrives after it was deleted
+    (its window closed while the work ran) is dropped instead of touching a dead widget."""
     job = Job()
-    if on_done is not None:
-        job.done.connect(on_done)
-    if on_failed is not None:
-        job.failed.connect(on_failed)
-    if on_progress is not None:
-        job.progress.connect(on_progress)
+    for signal, handler in ((job.done, on_done), (job.failed, on_failed),
+                            (job.progress, on_progress)):
+        if handler is not None:
+            signal.connect(handler if owner is None else _while_alive(owner, handler))
     if progress:
         kwargs["progress"] = job.progress.emit
     # Held until its outcome is delivered: a caller that drops the Job still gets the signal.
@@ -98,3 +101,11 @@ def run_in_worker(fn: Callable[..., Any], *args: Any, progress: bool = False,
 
 
 _LIVE: set[Job] = set()
+
+
+def _while_alive(owner: QObject, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+    def call(value: Any) -> None:
+        if shiboken6.isValid(owner):
+            handler(value)
+
+    return call

@@ -56,7 +56,10 @@ def test_sidebar_lists_five_panels_in_order_and_switches_the_page(window):
 
 
 def test_unbuilt_panels_say_so_and_offer_no_buttons(window):
-    for name in ("Clusters", "Runs", "Monitor", "Data"):
+    assert window.stack.widget(PANELS.index("Clusters")) is window.clusters_panel
+    assert window.stack.widget(PANELS.index("Monitor")) is window.monitor_panel
+    assert window.stack.widget(PANELS.index("Data")) is window.data_panel
+    for name in ("Runs",):
         page = window.stack.widget(PANELS.index(name))
         assert isinstance(page, QLabel)
         assert page.text().startswith(name) and "Not built yet" in page.text()
@@ -129,7 +132,9 @@ def test_geometry_and_panel_are_restored_by_a_new_window(qtbot, settings_dir):
     qtbot.addWidget(first)
     first.show()
     qtbot.waitExposed(first)
-    first.resize(720, 530)  # fits the offscreen 800x600 screen
+    # The panels' smallest size, or a little above it; it fits the offscreen 800x600 screen.
+    size = (max(720, first.minimumSizeHint().width()), max(530, first.minimumSizeHint().height()))
+    first.resize(*size)
     first.sidebar.setCurrentRow(PANELS.index("Monitor"))
     first.close()
     assert QSettings(ORG_NAME, APP_NAME).fileName().startswith(str(settings_dir))
@@ -138,7 +143,7 @@ def test_geometry_and_panel_are_restored_by_a_new_window(qtbot, settings_dir):
     qtbot.addWidget(second)
     second.show()
     qtbot.waitExposed(second)
-    assert (second.width(), second.height()) == (720, 530)
+    assert (second.width(), second.height()) == size
     assert second.sidebar.currentRow() == PANELS.index("Monitor")
     assert second.stack.currentIndex() == PANELS.index("Monitor")
 

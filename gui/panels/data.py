@@ -1,0 +1,798 @@
+"""The Data panel: browse a run's dataset store (tasks, lineage, solutions, tests, verdicts).
+
+``DataPanel.open_store(path)`` opens a local ``store.sqlite`` read-only. The left side is the
+task table (one keyset page at a time, ``Store.query_tasks``) with its filters: style, status,
+reject reason, agreement range, feature category and full-text search. Selecting a row loads
+that task (``Store.get_task`` + ``Store.lineage_of``) into the tabs on the right: the statement
+(markdown) with the integration strategy and selected features, the feature lineage tree, the
+candidate solutions with highlighted code (the golden one marked ★), the tests (big ones
+previewed) and the verdict matrix (solution × test, coloured by status).
+
+How: widgets never do I/O (ARCHITECTURE.md §7). Opening, every page and every task detail run
+through ``run_in_worker``; a ``Store`` is used from one thread at a time, so each open store
+travels with a lock that every worker call takes. Each query and detail load is tagged with a
+sequence number and answers of older ones are dropped, so a slow query can't overwrite the
+result of a newer one. Text filters and the spin boxes are debounced (300 ms). Failures (a
+missing file, a store from a newer engine, a broken query) show in the message label; every
+slot that handles a result is guarded so nothing escapes to Qt.
+
+Call ``close_store()`` before the panel goes away (it closes the store in the worker);
+``busy()`` says whether any of the panel's jobs is still pending (tests wait for it).
+
+Left out: sorting by column (the store supports it; the table is in id order), jumping to a
+page number or the last page, RL rollouts (not in the store yet), feature names in the lineage
+tree (``lineage_of`` gives kinds and ids only), and remote stores (copy the file first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.stages.tasks import STYLES
+from engine.store import (
+    LineageEdge,
+    Solution,
+    Store,
+    StoreError,
+    TaskDetail,
+    TaskPage,
+    TaskQuery,
+    TaskRow,
+    Test,
+)
+from gui.highlight import highlight_html
+from gui.worker import Job, WorkerError, run_in_worker
+
+PAGE_SIZE = 100
+DEBOUNCE_MS = 300
+PREVIEW_CHARS = 2000
+STATUSES = ("pending", "accepted", "rejected")
+GOLDEN = "\u2605"  # ★
+
+# Verdict cell colours; any other status (runtime_error, compile_error, memory_limit, ...) is
+# an error (grey), and a solution × test pair without a verdict is white.
+VERDICT_COLOURS = {"ok": "#a8dca0", "wrong": "#f0a0a0", "time_limit": "#f5bd6c",
+                   "timeout": "#f5bd6c"}
+ERROR_COLOUR = "#c4c4c4"
+MISSING_COLOUR = "#ffffff"
+
+
+def verdict_colour(status: str | None) -> QColor:
+    """The background of a verdict cell: None means no verdict for that pair."""
+    if status is None:
+        return QColor(MISSING_COLOUR)
+    return QColor(VERDICT_COLOURS.get(status, ERROR_COLOUR))
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side: Qt-free functions run by run_in_worker
+
+
+class _Session:
+    """An open read-only store and the lock that keeps it to one thread at a time."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self.lock:
+            if self.closed:
+                raise StoreError("the store was closed")
+            return fn(self.store, *args)
+
+    def close(self) -> None:
+        with self.lock:  # waits for a query in flight
+            if not self.closed:
+                self.closed = True
+                self.store.close()
+
+
+def _open(path: str) -> tuple[_Session, list[tuple[str, int]]]:
+    store = Store(path, readonly=True)
+    try:
+        reasons = store.reject_reasons()
+    except BaseException:
+        store.close()
+        raise
+    return _Session(store), reasons
+
+
+def _query(store: Store, q: TaskQuery) -> TaskPage:
+    return store.query_tasks(q)
+
+
+def _detail(store: Store, task_id: int) -> tuple[TaskDetail | None, list[LineageEdge]]:
+    detail = store.get_task(task_id)
+    return detail, (store.lineage_of("task", task_id) if detail is not None else [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Widgets
+
+
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """A result slot whose exceptions go to the message label instead of escaping to Qt."""
+
+    @functools.wraps(method)
+    def wrapper(self: DataPanel, *args: Any) -> None:
+        try:
+            method(self, *args)
+        except Exception as exc:  # a bug or odd data: shown, the panel stays usable
+            self._show_error(f"{type(exc).__name__}: {exc}")
+
+    return wrapper
+
+
+class TaskTableModel(QAbstractTableModel):
+    """The rows of the current page."""
+
+    COLUMNS = ("id", "title", "style", "status", "reason", "agreement", "solutions", "tests")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[TaskRow] = []
+
+    def set_rows(self, rows: list[TaskRow]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = self.rows[index.row()], index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            values = (row.id, row.title, row.style, row.status, row.reject_reason or "",
+                      "\u2014" if row.agreement is None else f"{row.agreement:.2f}",
+                      row.n_solutions, row.n_tests)
+            return values[col]
+        if role == Qt.ItemDataRole.ToolTipRole and col in (1, 4):
+            # The snippet shows why a search matched (hits wrapped in « »).
+            return row.snippet if col == 1 else row.reject_reason
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 5, 6, 7):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class _OptionalSpin(QDoubleSpinBox):
+    """A 0..1 spin box with one extra step past an end, shown as "any": no bound."""
+
+    def __init__(self, any_at_top: bool) -> None:
+        self._any = 1.05 if any_at_top else -0.05  # before any Qt call: Qt asks for text
+        super().__init__()
+        self.setDecimals(2)
+        self.setSingleStep(0.05)
+        if any_at_top:
+            self.setRange(0.0, 1.05)
+        else:
+            self.setRange(-0.05, 1.0)
+        self.setValue(self._any)
+
+    def _is_any(self, value: float) -> bool:
+        return abs(value - self._any) < 1e-6
+
+    def textFromValue(self, value: float) -> str:
+        return "any" if self._is_any(value) else super().textFromValue(value)
+
+    def valueFromText(self, text: str) -> float:
+        return self._any if text.strip().lower() == "any" else super().valueFromText(text)
+
+    def bound(self) -> float | None:
+        return None if self._is_any(self.value()) else round(self.value(), 2)
+
+    def clear_bound(self) -> None:
+        self.setValue(self._any)
+
+
+def _md_escape(text: str) -> str:
+    return "".join("\\" + c if c in "\\`*_[]#<>|" else c for c in text)
+
+
+def _features_markdown(tree: Any, depth: int = 0) -> list[str]:
+    """The selected-features tree as a nested markdown list."""
+    pad = "  " * depth
+    lines: list[str] = []
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            lines.append(f"{pad}- {_md_escape(str(key))}")
+            lines += _features_markdown(value, depth + 1)
+    elif isinstance(tree, list):
+        for value in tree:
+            if isinstance(value, dict | list):
+                lines += _features_markdown(value, depth)
+            else:
+                lines.append(f"{pad}- {_md_escape(str(value))}")
+    elif tree not in (None, ""):
+        lines.append(f"{pad}- {_md_escape(str(tree))}")
+    return lines
+
+
+def task_markdown(detail: TaskDetail) -> str:
+    """The statement tab's document: statement, then integration strategy and features."""
+    parts = [detail.statement.strip() or "*(no statement)*", "", "---", "",
+             "**Integration strategy**", "",
+             _md_escape(detail.integration_strategy.strip()) or "*(none recorded)*", "",
+             "**Selected features**", ""]
+    parts += _features_markdown(detail.selected_features) or ["*(none recorded)*"]
+    return "\n".join(parts) + "\n"
+
+
+def preview(text: str | None, limit: int = PREVIEW_CHARS) -> tuple[str, str]:
+    """(text to show, note): big texts are cut to their first ``limit`` characters."""
+    if text is None:
+        return "", "(none)"
+    if len(text) <= limit:
+        return text, f"{len(text)} chars"
+    return text[:limit], f"showing the first {limit} of {len(text)} chars"
+
+
+def _solution_label(sol: Solution, golden_id: int | None) -> str:
+    mark = f"{GOLDEN} " if sol.id == golden_id else ""
+    label = f"{mark}#{sol.idx}  {sol.language}  {sol.status}"
+    if sol.status == "rejected" and sol.reject_reason:
+        label += f" \u2014 {sol.reject_reason}"
+    return label
+
+
+def _fmt(value: float | int | None, unit: str, spec: str = "") -> str:
+    return "\u2014" if value is None else f"{value:{spec}} {unit}"
+
+
+class DataPanel(QWidget):
+    """The data browser; see the module docstring."""
+
+    def __init__(self, parent: QWidget | None = None, *, page_size: int = PAGE_SIZE) -> None:
+        super().__init__(parent)
+        self.setObjectName("panel_data")
+        self.page_size = page_size
+        self.path: Path | None = None
+        self._session: _Session | None = None
+        self._gen = 0  # bumped per open/close: answers about an older store are dropped
+        self._query_seq = 0
+        self._detail_seq = 0
+        self._jobs: set[object] = set()  # a token per job whose outcome is not in yet
+        self.page: TaskPage | None = None
+        self.page_index = 0
+        self.total: int | None = None
+        self.detail: TaskDetail | None = None
+        self.lineage: list[LineageEdge] = []
+
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.refresh)
+
+        self._build_filters()
+        self._build_table()
+        self._build_detail()
+
+        self.message = QLabel()
+        self.message.setObjectName("data_message")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.filters)
+        lv.addWidget(self.table, 1)
+        nav = QHBoxLayout()
+        nav.addWidget(self.prev_button)
+        nav.addWidget(self.next_button)
+        nav.addWidget(self.total_label, 1)
+        lv.addLayout(nav)
+
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(self.title_label)
+        rv.addWidget(self.tabs, 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes([560, 640])  # the detail tabs need the room more than the titles
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addWidget(splitter, 1)
+        self._set_enabled(False)
+        self._show_info("Open a run's data/store.sqlite to browse its tasks.")
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _build_filters(self) -> None:
+        self.filters = QWidget()
+        form = QFormLayout(self.filters)
+        form.setContentsMargins(0, 0, 0, 0)
+
+        self.search_edit = QLineEdit()
+        self.search_edit.setPlaceholderText("full-text search: title, statement, features")
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.textChanged.connect(self._debounce.start)
+        self.search_edit.returnPressed.connect(self.refresh)
+        form.addRow("Search", self.search_edit)
+
+        self.style_combo = QComboBox()
+        self.style_combo.addItem("all", None)
+        for style in STYLES:
+            self.style_combo.addItem(style, style)
+        self.status_combo = QComboBox()
+        self.status_combo.addItem("all", None)
+        for status in STATUSES:
+            self.status_combo.addItem(status, status)
+        self.reason_combo = QComboBox()
+        self.reason_combo.addItem("all", None)
+        self.reason_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.reason_combo.setMinimumContentsLength(14)
+        for combo in (self.style_combo, self.status_combo, self.reason_combo):
+            combo.currentIndexChanged.connect(self.refresh)
+        row1 = QHBoxLayout()
+        for label, widget in (("Style", self.style_combo), ("Status", self.status_combo),
+                              ("Reason", self.reason_combo)):
+            row1.addWidget(QLabel(label))
+            row1.addWidget(widget, 1)
+        form.addRow(row1)
+
+        self.agreement_min = _OptionalSpin(any_at_top=False)
+        self.agreement_max = _OptionalSpin(any_at_top=True)
+        self.category_edit = QLineEdit()
+        self.category_edit.setPlaceholderText("feature category, e.g. algorithms")
+        self.category_edit.setClearButtonEnabled(True)
+        for spin in (self.agreement_min, self.agreement_max):
+            spin.valueChanged.connect(self._debounce.start)
+        self.category_edit.textChanged.connect(self._debounce.start)
+        self.category_edit.returnPressed.connect(self.refresh)
+        row2 = QHBoxLayout()
+        row2.addWidget(QLabel("Agreement"))
+        row2.addWidget(self.agreement_min)
+        row2.addWidget(QLabel("to"))
+        row2.addWidget(self.agreement_max)
+        row2.addWidget(QLabel("Category"))
+        row2.addWidget(self.category_edit, 1)
+        form.addRow(row2)
+
+    def _build_table(self) -> None:
+        self.model = TaskTableModel()
+        self.table = QTableView()
+        self.table.setObjectName("task_table")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
+
+        self.prev_button = QPushButton("\u2190 Previous")
+        self.next_button = QPushButton("Next \u2192")
+        self.prev_button.clicked.connect(self.previous_page)
+        self.next_button.clicked.connect(self.next_page)
+        self.total_label = QLabel()
+        self.total_label.setObjectName("total_label")
+
+    def _build_detail(self) -> None:
+        self.title_label = QLabel()
+        self.title_label.setWordWrap(True)
+        font = QFont(self.title_label.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.title_label.setFont(font)
+
+        self.statement_view = QTextBrowser()
+        self.statement_view.setOpenExternalLinks(False)
+
+        self.lineage_tree = QTreeWidget()
+        self.lineage_tree.setHeaderLabels(["node", "relation"])
+        self.lineage_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+        self.solution_list = QListWidget()
+        self.solution_list.currentRowChanged.connect(self._solution_changed)
+        self.solution_info = QLabel()
+        self.solution_info.setWordWrap(True)
+        self.code_view = QTextBrowser()
+        self.code_view.setLineWrapMode(QTextBrowser.LineWrapMode.NoWrap)
+        solutions = QSplitter(Qt.Orientation.Vertical)
+        solutions.addWidget(self.solution_list)
+        code_box = QWidget()
+        cv = QVBoxLayout(code_box)
+        cv.setContentsMargins(0, 0, 0, 0)
+        cv.addWidget(self.solution_info)
+        cv.addWidget(self.code_view, 1)
+        solutions.addWidget(code_box)
+        solutions.setStretchFactor(1, 3)
+
+        self.test_list = QListWidget()
+        self.test_list.currentRowChanged.connect(self._test_changed)
+        self.test_input_note = QLabel()
+        self.test_expected_note = QLabel()
+        self.test_input = QPlainTextEdit()
+        self.test_expected = QPlainTextEdit()
+        for edit in (self.test_input, self.test_expected):
+            edit.setReadOnly(True)
+            edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        tests = QSplitter(Qt.Orientation.Vertical)
+        tests.addWidget(self.test_list)
+        for note, edit in ((self.test_input_note, self.test_input),
+                           (self.test_expected_note, self.test_expected)):
+            box = QWidget()
+            bv = QVBoxLayout(box)
+            bv.setContentsMargins(0, 0, 0, 0)
+            bv.addWidget(note)
+            bv.addWidget(edit, 1)
+            tests.addWidget(box)
+
+        self.verdict_table = QTableWidget()
+        self.verdict_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verdict_table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.statement_view, "Statement")
+        self.tabs.addTab(self.lineage_tree, "Lineage")
+        self.tabs.addTab(solutions, "Solutions")
+        self.tabs.addTab(tests, "Tests")
+        self.tabs.addTab(self.verdict_table, "Verdicts")
+
+    # -- jobs and messages -------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        """Whether a job of this panel (or a debounced query) has not delivered its outcome."""
+        return bool(self._jobs) or self._debounce.isActive()
+
+    def _submit(self, fn: Callable[..., Any], *args: Any,
+                on_done: Callable[[Any], None], on_failed: Callable[[WorkerError], None]) -> Job:
+        # Tracked through the callbacks handed to run_in_worker, not signals connected to the
+        # returned Job: a fast job can emit before a later connect() and that slot never runs.
+        token = object()
+        self._jobs.add(token)
+
+        def finish(callback: Callable[[Any], None], outcome: Any) -> None:
+            try:
+                callback(outcome)
+            finally:
+                self._jobs.discard(token)
+
+        return run_in_worker(fn, *args, on_done=lambda r: finish(on_done, r),
+                             on_failed=lambda e: finish(on_failed, e), owner=self)
+
+    def _show_error(self, text: str) -> None:
+        self.message.setStyleSheet("color: #b00020;")
+        self.message.setText(text)
+
+    def _show_info(self, text: str) -> None:
+        self.message.setStyleSheet("")
+        self.message.setText(text)
+
+    def _set_enabled(self, on: bool) -> None:
+        self.filters.setEnabled(on)
+        self.table.setEnabled(on)
+        if not on:
+            self.prev_button.setEnabled(False)
+            self.next_button.setEnabled(False)
+
+    # -- opening and closing -----------------------------------------------------------------
+
+    def open_store(self, path: str | Path) -> Job:
+        """Open a local store file read-only (in the worker) and show its first page."""
+        self.close_store()
+        self.path = Path(path)
+        gen = self._gen
+        self._show_info(f"Opening {self.path} \u2026")
+        return self._submit(_open, str(self.path),
+                            on_done=lambda res: self._opened(gen, res),
+                            on_failed=lambda err: self._open_failed(gen, err))
+
+    def close_store(self) -> Job | None:
+        """Forget the open store and close it in the worker; clears the table and detail."""
+        self._gen += 1
+        self._query_seq += 1
+        self._detail_seq += 1
+        self._debounce.stop()
+        session, self._session = self._session, None
+        self.page, self.total, self.page_index = None, None, 0
+        self.model.set_rows([])
+        self._clear_detail()
+        self._set_enabled(False)
+        self.total_label.setText("")
+        if session is None:
+            return None
+        return self._submit(session.close, on_done=lambda _: None, on_failed=lambda _: None)
+
+    @_guarded
+    def _opened(self, gen: int, result: tuple[_Session, list[tuple[str, int]]]) -> None:
+        session, reasons = result
+        if gen != self._gen:  # another store was opened (or this one closed) meanwhile
+            self._submit(session.close, on_done=lambda _: None, on_failed=lambda _: None)
+            return
+        self._session = session
+        self.reason_combo.blockSignals(True)
+        self.reason_combo.clear()
+        self.reason_combo.addItem("all", None)
+        for reason, n in reasons:
+            self.reason_combo.addItem(f"{reason} ({n})", reason)
+        self.reason_combo.blockSignals(False)
+        self._set_enabled(True)
+        self._show_info(str(self.path))
+        self.refresh()
+
+    @_guarded
+    def _open_failed(self, gen: int, err: WorkerError) -> None:
+        if gen == self._gen:
+            self._show_error(f"Could not open {self.path}: {err.message}")
+
+    # -- the task table ----------------------------------------------------------------------
+
+    def query(self) -> TaskQuery:
+        """The filters as they stand, for the first page."""
+        text = self.search_edit.text().strip()
+        category = self.category_edit.text().strip()
+        return TaskQuery(
+            style=self.style_combo.currentData(),
+            status=self.status_combo.currentData(),
+            reject_reason=self.reason_combo.currentData(),
+            agreement_min=self.agreement_min.bound(),
+            agreement_max=self.agreement_max.bound(),
+            category=category or None,
+            search=text or None,
+            limit=self.page_size,
+        )
+
+    def refresh(self) -> None:
+        """Re-query the first page with the current filters (and a fresh total)."""
+        self._debounce.stop()
+        self._run_query(0)
+
+    def next_page(self) -> None:
+        if self.page is not None and self.page.next_cursor is not None:
+            self._run_query(self.page_index + 1, after=self.page.next_cursor)
+
+    def previous_page(self) -> None:
+        if self.page is not None and self.page.prev_cursor is not None:
+            self._run_query(self.page_index - 1, before=self.page.prev_cursor)
+
+    def _run_query(self, page_index: int, **position: Any) -> None:
+        if self._session is None:
+            return
+        try:
+            # Later pages reuse the first page's total instead of counting again.
+            q = dataclasses.replace(self.query(), **position, with_total=not position)
+        except ValueError as exc:
+            self._show_error(str(exc))
+            return
+        self._query_seq += 1
+        seq = self._query_seq
+        self._submit(self._session.call, _query, q,
+                     on_done=lambda page: self._page_ready(seq, page_index, page),
+                     on_failed=lambda err: self._query_failed(seq, err))
+
+    @_guarded
+    def _page_ready(self, seq: int, page_index: int, page: TaskPage) -> None:
+        if seq != self._query_seq:
+            return  # an older query's answer
+        self.page, self.page_index = page, max(page_index, 0)
+        if page.total is not None:
+            self.total = page.total
+        self.model.set_rows(page.rows)
+        self.prev_button.setEnabled(page.prev_cursor is not None)
+        self.next_button.setEnabled(page.next_cursor is not None)
+        self._update_total_label()
+        if str(self.path) != self.message.text():
+            self._show_info(str(self.path))  # a previous error no longer applies
+
+    def _update_total_label(self) -> None:
+        total = self.total or 0
+        if not self.model.rows:
+            self.total_label.setText(f"no tasks match (of {total})" if total else "no tasks")
+            return
+        first = self.page_index * self.page_size + 1
+        last = first + len(self.model.rows) - 1
+        self.total_label.setText(
+            f"page {self.page_index + 1} \u00b7 tasks {first}\u2013{last} of {total}")
+
+    @_guarded
+    def _query_failed(self, seq: int, err: WorkerError) -> None:
+        if seq == self._query_seq:
+            self._show_error(f"Query failed: {err}")
+
+    # -- the detail view ---------------------------------------------------------------------
+
+    def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid() and current.row() < len(self.model.rows):
+            self.show_task(self.model.rows[current.row()].id)
+
+    def show_task(self, task_id: int) -> None:
+        """Load one task (in the worker) into the detail tabs."""
+        if self._session is None:
+            return
+        self._detail_seq += 1
+        seq = self._detail_seq
+        self._submit(self._session.call, _detail, task_id,
+                     on_done=lambda res: self._detail_ready(seq, task_id, res),
+                     on_failed=lambda err: self._detail_failed(seq, err))
+
+    @_guarded
+    def _detail_failed(self, seq: int, err: WorkerError) -> None:
+        if seq == self._detail_seq:
+            self._show_error(f"Could not load the task: {err}")
+
+    def _clear_detail(self) -> None:
+        self.detail, self.lineage = None, []
+        self.title_label.setText("")
+        self.statement_view.clear()
+        self.lineage_tree.clear()
+        self.solution_list.clear()
+        self.solution_info.setText("")
+        self.code_view.clear()
+        self.test_list.clear()
+        for w in (self.test_input, self.test_expected):
+            w.clear()
+        self.test_input_note.setText("")
+        self.test_expected_note.setText("")
+        self.verdict_table.clear()
+        self.verdict_table.setRowCount(0)
+        self.verdict_table.setColumnCount(0)
+
+    @_guarded
+    def _detail_ready(self, seq: int, task_id: int,
+                      result: tuple[TaskDetail | None, list[LineageEdge]]) -> None:
+        if seq != self._detail_seq:
+            return
+        self._clear_detail()
+        detail, edges = result
+        if detail is None:
+            self._show_error(f"Task {task_id} is not in the store")
+            return
+        self.detail, self.lineage = detail, edges
+        agreement = "\u2014" if detail.agreement is None else f"{detail.agreement:.2f}"
+        reason = f" ({detail.reject_reason})" if detail.reject_reason else ""
+        self.title_label.setText(
+            f"#{detail.id} {detail.title} \u00b7 {detail.style} \u00b7 {detail.status}{reason}"
+            f" \u00b7 agreement {agreement}")
+        self.statement_view.setMarkdown(task_markdown(detail))
+        self._fill_lineage(detail, edges)
+        self._fill_solutions(detail)
+        self._fill_tests(detail.tests)
+        self._fill_verdicts(detail)
+
+    def _fill_lineage(self, detail: TaskDetail, edges: list[LineageEdge]) -> None:
+        root = QTreeWidgetItem([f"task #{detail.id}", ""])
+        self.lineage_tree.addTopLevelItem(root)
+        items: dict[tuple[str, int], QTreeWidgetItem] = {("task", detail.id): root}
+        # Edges come nearest first, so a child's item exists before its parents are added.
+        # A node reached twice (two features from one seed) shows under both, expanded once.
+        for e in edges:
+            under = items.get((e.child_kind, e.child_id), root)
+            item = QTreeWidgetItem(under, [f"{e.parent_kind} #{e.parent_id}", e.relation])
+            items.setdefault((e.parent_kind, e.parent_id), item)
+        self.lineage_tree.expandAll()
+
+    def _fill_solutions(self, detail: TaskDetail) -> None:
+        current = 0
+        for i, sol in enumerate(detail.solutions):
+            item = QListWidgetItem(_solution_label(sol, detail.golden_solution_id))
+            item.setData(Qt.ItemDataRole.UserRole, sol.id)
+            if sol.status == "rejected":
+                item.setForeground(QBrush(QColor("#8a1c1c")))
+            if sol.id == detail.golden_solution_id:
+                current = i
+            self.solution_list.addItem(item)
+        if detail.solutions:
+            self.solution_list.setCurrentRow(current)
+
+    @_guarded
+    def _solution_changed(self, row: int) -> None:
+        if self.detail is None or not 0 <= row < len(self.detail.solutions):
+            return
+        sol = self.detail.solutions[row]
+        info = [_solution_label(sol, self.detail.golden_solution_id)]
+        if sol.id == self.detail.golden_solution_id:
+            info.append(f"{GOLDEN} golden solution (labels the tests)")
+        if sol.reasoning:
+            info.append(f"reasoning: {len(sol.reasoning)} chars (tooltip)")
+        self.solution_info.setText("\n".join(info))
+        self.solution_info.setToolTip(preview(sol.reasoning or "")[0])
+        if sol.code is None:
+            self.code_view.setPlainText("(no code extracted)")
+        else:
+            self.code_view.setHtml(highlight_html(sol.code, sol.language))
+
+    def _fill_tests(self, tests: list[Test]) -> None:
+        for t in tests:
+            size = len(t.input) + len(t.expected_output or "")
+            item = QListWidgetItem(f"#{t.idx}  {t.kind}  ({t.source}, weight {t.weight:g},"
+                                   f" {size} chars)")
+            if t.meta:
+                item.setToolTip(json.dumps(t.meta, indent=1)[:PREVIEW_CHARS])
+            self.test_list.addItem(item)
+        if tests:
+            self.test_list.setCurrentRow(0)
+
+    @_guarded
+    def _test_changed(self, row: int) -> None:
+        if self.detail is None or not 0 <= row < len(self.detail.tests):
+            return
+        t = self.detail.tests[row]
+        shown, note = preview(t.input)
+        self.test_input.setPlainText(shown)
+        self.test_input_note.setText(f"input \u2014 {note}")
+        shown, note = preview(t.expected_output)
+        self.test_expected.setPlainText(shown)
+        self.test_expected_note.setText(f"expected output \u2014 {note}")
+
+    def _fill_verdicts(self, detail: TaskDetail) -> None:
+        table = self.verdict_table
+        sols, tests = detail.solutions, detail.tests
+        table.setRowCount(len(sols))
+        table.setColumnCount(len(tests))
+        table.setVerticalHeaderLabels(
+            [(f"{GOLDEN} " if s.id == detail.golden_solution_id else "") + f"#{s.idx}"
+             + (" \u2717" if s.status == "rejected" else "") for s in sols])
+        table.setHorizontalHeaderLabels([f"#{t.idx} {t.kind}" for t in tests])
+        by_pair = {(v.solution_id, v.test_id): v for v in detail.verdicts}
+        for r, sol in enumerate(sols):
+            for c, test in enumerate(tests):
+                v = by_pair.get((sol.id, test.id))
+                item = QTableWidgetItem("" if v is None else v.status)
+                item.setBackground(QBrush(verdict_colour(None if v is None else v.status)))
+                item.setForeground(QBrush(QColor("#000000")))  # readable on every fill colour
+                if v is None:
+                    item.setToolTip(f"solution #{sol.idx} × test #{test.idx}: no verdict")
+                else:
+                    item.setToolTip(
+                        f"solution #{sol.idx} × test #{test.idx}: {v.status}\n"
+                        f"time: {_fmt(v.time_s, 's', '.3f')}\n"
+                        f"memory: {_fmt(v.memory_kb, 'KB')}")
+                table.setItem(r, c, item)

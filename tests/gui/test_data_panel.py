@@ -1,0 +1,352 @@
+"""gui/panels/data.py: the data browser over a small hand-built store.
+
+The store (``small_store``) has ten tasks across styles, statuses, reject reasons, agreements
+and feature categories; task 1 has a lineage (config -> features -> seed / evolution step),
+three candidate solutions (golden, plain, rejected), three tests (one big) and a verdict for
+most solution x test pairs. Each filter is checked against what ``Store.query_tasks`` answers
+for the same query. Every test waits until the panel has no job pending and closes its store,
+so no worker thread outlives it. Screenshots: artifacts/screenshots/data*.png.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QThreadPool
+
+from engine.store import SeedRecord, Store, TaskQuery, Verdict
+from gui.panels import data as data_module
+from gui.panels.data import GOLDEN, PREVIEW_CHARS, DataPanel, verdict_colour
+
+PAGE = 4
+BIG = "1 2 3\n" * 1000  # 6000 chars: previewed
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> Path:
+    path = tmp_path / "data" / "store.sqlite"
+    with Store(path) as s:
+        s.add_seeds([SeedRecord("f.jsonl", "f.jsonl:1", "Shortest paths on a grid.")])
+        seed = next(s.iter_seeds()).id
+        bfs = s.add_feature(["algorithms", "graph", "bfs"])
+        s.link_seed_features(seed, [bfs])
+        step = s.add_evolution_step(1, sampled={"a": 1}, expansion={"b": 2}, n_new_features=1)
+        evolved = s.add_feature(["algorithms", "graph", "0-1 bfs"], origin="evolve",
+                                created_step=1)
+        cfg, _ = s.add_feature_config({"algorithms": ["bfs"]}, shape=(3, 3, 1), n_leaves=2,
+                                      rng_seed=1)
+        s.add_lineage("feature_config", cfg, "feature", bfs, "contains")
+        s.add_lineage("feature_config", cfg, "feature", evolved, "contains")
+
+        specs = [  # style, status, reason, agreement, category, statement words
+            ("codeforces", "accepted", None, 1.0, "algorithms", "grid shortest path"),
+            ("atcoder", "accepted", None, 0.8, "algorithms", "integer sums"),
+            ("leetcode", "rejected", "no_agreement", 0.2, "data_structures", "heap queries"),
+            ("codeforces", "rejected", "no_agreement", 0.4, "algorithms", "grid flood fill"),
+            ("atcoder", "rejected", "too_few_tests", None, "math", "prime sieve"),
+            ("leetcode", "pending", None, None, "math", "modular integer powers"),
+            ("codeforces", "accepted", None, 0.6, "data_structures", "segment tree grid"),
+            ("atcoder", "pending", None, None, "algorithms", "binary search"),
+            ("leetcode", "accepted", None, 0.9, "math", "gcd of integers"),
+            ("codeforces", "rejected", "no_agreement", 0.1, "algorithms", "dp on trees"),
+        ]
+        for i, (style, status, reason, agreement, cat, words) in enumerate(specs, start=1):
+            tid = s.add_task(
+                style=style, title=f"Task {i}: {words}",
+                statement=f"# Task {i}\n\nSolve **{words}** quickly.",
+                selected_features={cat: ["leaf_a", "leaf_b"]},
+                integration_strategy=f"combine {words}",
+                config_id=cfg if i == 1 else None, created_at=1000.0 + i,
+            )
+            if i == 1:
+                golden = s.add_solution(tid, 0, code="def main():\n    print(42)\n")
+                plain = s.add_solution(tid, 1, code="print(41)\n")
+                rejected = s.add_solution(tid, 2, code=None, status="rejected",
+                                          reject_reason="no_code_block")
+                t0 = s.add_test(tid, 0, input="1\n", kind="sample", source="direct",
+                                expected_output="42\n")
+                t1 = s.add_test(tid, 1, input=BIG, kind="stress", source="generator",
+                                expected_output="42\n", meta={"gen": "random"})
+                t2 = s.add_test(tid, 2, input="0\n", kind="edge", source="direct",
+                                expected_output="42\n")
+                s.add_verdicts([
+                    Verdict(golden, t0, "ok", 0.012, 9000),
+                    Verdict(golden, t1, "ok", 0.5, 12000),
+                    Verdict(golden, t2, "ok", 0.01, 9000),
+                    Verdict(plain, t0, "wrong", 0.011, 8800),
+                    Verdict(plain, t1, "time_limit", 2.0, None),
+                    Verdict(plain, t2, "runtime_error", None, None),
+                    Verdict(rejected, t0, "compile_error"),
+                    # rejected x t1, t2: no verdict (white)
+                ])
+                s.set_task_result(tid, status, reason, agreement, golden_solution_id=golden)
+            elif status != "pending":
+                s.set_task_result(tid, status, reason, agreement)
+    small_store_ids.update(seed=seed, bfs=bfs, evolved=evolved, step=step, cfg=cfg)
+    return path
+
+
+small_store_ids: dict[str, int] = {}
+
+
+@pytest.fixture
+def panel(qtbot):
+    # Not qtbot.addWidget: that deletes the widget before this teardown could close its store.
+    p = DataPanel(page_size=PAGE)
+    yield p
+    p.close_store()
+    qtbot.waitUntil(lambda: not p.busy(), timeout=5000)
+    assert QThreadPool.globalInstance().waitForDone(5000)
+    p.close()
+    p.deleteLater()
+
+
+def settle(qtbot, panel: DataPanel) -> None:
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=5000)
+
+
+def expected(path: Path, **filters) -> tuple[list[int], int]:
+    """What the store itself answers for these filters: (first page's ids, total)."""
+    with Store(path, readonly=True) as s:
+        page = s.query_tasks(TaskQuery(limit=PAGE, **filters))
+    return [r.id for r in page.rows], page.total
+
+
+def shown_ids(panel: DataPanel) -> list[int]:
+    return [r.id for r in panel.model.rows]
+
+
+def open_and_wait(qtbot, panel: DataPanel, path: Path) -> None:
+    panel.open_store(path)
+    qtbot.waitUntil(lambda: panel.page is not None or "Could not" in panel.message.text(),
+                    timeout=5000)
+    settle(qtbot, panel)
+
+
+def test_opening_a_store_fills_the_first_page_and_total(qtbot, panel, small_store):
+    open_and_wait(qtbot, panel, small_store)
+    assert shown_ids(panel) == [1, 2, 3, 4]
+    assert panel.total == 10
+    assert panel.total_label.text() == "page 1 \u00b7 tasks 1\u20134 of 10"
+    assert panel.model.rowCount() == 4 and panel.model.columnCount() == 8
+    index = panel.model.index(2, 4)
+    assert panel.model.data(index) == "no_agreement"
+    assert panel.model.data(panel.model.index(4 - 1, 5)) == "0.40"
+    assert [panel.reason_combo.itemData(i) for i in range(panel.reason_combo.count())] == [
+        None, "no_agreement", "too_few_tests"]
+    assert panel.prev_button.isEnabled() is False and panel.next_button.isEnabled()
+
+
+@pytest.mark.parametrize("setup, filters", [
+    (lambda p: p.style_combo.setCurrentIndex(p.style_combo.findData("atcoder")),
+     {"style": "atcoder"}),
+    (lambda p: p.status_combo.setCurrentIndex(p.status_combo.findData("rejected")),
+     {"status": "rejected"}),
+    (lambda p: p.reason_combo.setCurrentIndex(p.reason_combo.findData("no_agreement")),
+     {"reject_reason": "no_agreement"}),
+    (lambda p: p.agreement_min.setValue(0.5), {"agreement_min": 0.5}),
+    (lambda p: p.agreement_max.setValue(0.4), {"agreement_max": 0.4}),
+    (lambda p: p.category_edit.setText("math"), {"category": "math"}),
+    (lambda p: p.search_edit.setText("grid"), {"search": "grid"}),
+    (lambda p: p.search_edit.setText("integers"), {"search": "integers"}),  # stemming
+], ids=["style", "status", "reason", "agreement_min", "agreement_max", "category", "search",
+        "search-stemmed"])
+def test_each_filter_narrows_the_rows_as_the_store_would(qtbot, panel, small_store, setup,
+                                                          filters):
+    open_and_wait(qtbot, panel, small_store)
+    setup(panel)
+    settle(qtbot, panel)
+    ids, total = expected(small_store, **filters)
+    assert 0 < total < 10
+    assert shown_ids(panel) == ids and panel.total == total
+
+
+def test_filters_combine_and_a_cleared_bound_means_any(qtbot, panel, small_store):
+    open_and_wait(qtbot, panel, small_store)
+    panel.status_combo.setCurrentIndex(panel.status_combo.findData("accepted"))
+    panel.agreement_min.setValue(0.7)
+    settle(qtbot, panel)
+    assert (shown_ids(panel), panel.total) == expected(small_store, status="accepted",
+                                                       agreement_min=0.7)
+    assert panel.agreement_min.text() == "0.70"
+    panel.agreement_min.clear_bound()
+    settle(qtbot, panel)
+    assert panel.agreement_min.text() == "any"
+    assert (shown_ids(panel), panel.total) == expected(small_store, status="accepted")
+
+
+def test_search_is_debounced_into_one_query(qtbot, panel, small_store, monkeypatch):
+    open_and_wait(qtbot, panel, small_store)
+    seen: list[TaskQuery] = []
+    real = data_module._query
+
+    def recording(store, q):
+        seen.append(q)
+        return real(store, q)
+
+    monkeypatch.setattr(data_module, "_query", recording)
+    for prefix in ("g", "gr", "gri", "grid"):
+        panel.search_edit.setText(prefix)
+    assert panel.busy() and not seen  # waiting out the debounce
+    settle(qtbot, panel)
+    assert [q.search for q in seen] == ["grid"]
+
+
+def test_an_older_answer_arriving_late_is_dropped(qtbot, panel, small_store, monkeypatch):
+    open_and_wait(qtbot, panel, small_store)
+    real = data_module._query
+
+    def slow_for_accepted(store, q):
+        if q.status == "accepted":
+            time.sleep(0.4)  # the older query answers last
+        return real(store, q)
+
+    monkeypatch.setattr(data_module, "_query", slow_for_accepted)
+    panel.status_combo.setCurrentIndex(panel.status_combo.findData("accepted"))
+    panel.status_combo.setCurrentIndex(panel.status_combo.findData("pending"))
+    settle(qtbot, panel)
+    assert (shown_ids(panel), panel.total) == expected(small_store, status="pending")
+
+
+def test_paging_forward_and_back(qtbot, panel, small_store):
+    open_and_wait(qtbot, panel, small_store)
+    panel.next_button.click()
+    settle(qtbot, panel)
+    assert shown_ids(panel) == [5, 6, 7, 8]
+    assert panel.total_label.text() == "page 2 \u00b7 tasks 5\u20138 of 10"
+    panel.next_button.click()
+    settle(qtbot, panel)
+    assert shown_ids(panel) == [9, 10] and not panel.next_button.isEnabled()
+    assert panel.total_label.text() == "page 3 \u00b7 tasks 9\u201310 of 10"
+    panel.prev_button.click()
+    settle(qtbot, panel)
+    assert shown_ids(panel) == [5, 6, 7, 8]
+    panel.prev_button.click()
+    settle(qtbot, panel)
+    assert shown_ids(panel) == [1, 2, 3, 4] and not panel.prev_button.isEnabled()
+    # A filter change starts again at the first page.
+    panel.next_button.click()
+    settle(qtbot, panel)
+    panel.style_combo.setCurrentIndex(panel.style_combo.findData("codeforces"))
+    settle(qtbot, panel)
+    assert panel.page_index == 0
+    assert (shown_ids(panel), panel.total) == expected(small_store, style="codeforces")
+
+
+def open_task_1(qtbot, panel: DataPanel, path: Path) -> None:
+    open_and_wait(qtbot, panel, path)
+    panel.table.selectRow(0)
+    qtbot.waitUntil(lambda: panel.detail is not None, timeout=5000)
+    settle(qtbot, panel)
+
+
+def test_selecting_a_task_shows_statement_features_and_lineage(qtbot, panel, small_store):
+    open_task_1(qtbot, panel, small_store)
+    ids = small_store_ids
+    assert panel.detail.id == 1
+    assert "Task 1: grid shortest path" in panel.title_label.text()
+    text = panel.statement_view.toPlainText()
+    assert "Solve grid shortest path quickly." in text  # markdown rendered: no ** left
+    assert "combine grid shortest path" in text and "leaf_a" in text
+    assert "font-weight:700" in panel.statement_view.toHtml()  # the bold survived as bold
+
+    root = panel.lineage_tree.topLevelItem(0)
+    assert root.text(0) == "task #1"
+    cfg = root.child(0)
+    assert (cfg.text(0), cfg.text(1)) == (f"feature_config #{ids['cfg']}", "sampled_from")
+    features = {cfg.child(i).text(0): cfg.child(i) for i in range(cfg.childCount())}
+    assert set(features) == {f"feature #{ids['bfs']}", f"feature #{ids['evolved']}"}
+    assert features[f"feature #{ids['bfs']}"].child(0).text(0) == f"seed #{ids['seed']}"
+    assert features[f"feature #{ids['evolved']}"].child(0).text(0) == (
+        f"evolution_step #{ids['step']}")
+
+
+def test_solutions_show_highlighted_code_the_golden_mark_and_reject_reasons(qtbot, panel,
+                                                                              small_store):
+    open_task_1(qtbot, panel, small_store)
+    labels = [panel.solution_list.item(i).text() for i in range(panel.solution_list.count())]
+    assert labels[0].startswith(GOLDEN) and not labels[1].startswith(GOLDEN)
+    assert "rejected" in labels[2] and "no_code_block" in labels[2]
+    assert panel.solution_list.currentRow() == 0  # the golden one is shown first
+    assert "print(42)" in panel.code_view.toPlainText()
+    html = panel.code_view.toHtml()
+    assert "color:#008000" in html.replace(" ", "").lower()  # pygments' keyword colour
+    from gui.highlight import highlight_html
+    assert '<span style="color: #008000; font-weight: bold">def</span>' in highlight_html(
+        "def f(): pass")
+    panel.solution_list.setCurrentRow(2)
+    assert panel.code_view.toPlainText() == "(no code extracted)"
+    assert "no_code_block" in panel.solution_info.text()
+
+
+def test_tests_show_input_and_expected_output_and_preview_big_ones(qtbot, panel, small_store):
+    open_task_1(qtbot, panel, small_store)
+    assert panel.test_list.count() == 3
+    assert panel.test_input.toPlainText() == "1\n"
+    assert panel.test_expected.toPlainText() == "42\n"
+    panel.test_list.setCurrentRow(1)
+    assert len(panel.test_input.toPlainText()) == PREVIEW_CHARS
+    assert f"first {PREVIEW_CHARS} of {len(BIG)} chars" in panel.test_input_note.text()
+    assert "random" in panel.test_list.item(1).toolTip()  # its meta
+
+
+def test_the_verdict_matrix_is_coloured_by_status_with_details_in_tooltips(qtbot, panel,
+                                                                             small_store):
+    open_task_1(qtbot, panel, small_store)
+    table = panel.verdict_table
+    assert (table.rowCount(), table.columnCount()) == (3, 3)
+    assert table.verticalHeaderItem(0).text() == f"{GOLDEN} #0"
+    assert table.verticalHeaderItem(2).text() == "#2 \u2717"
+    assert table.horizontalHeaderItem(1).text() == "#1 stress"
+
+    def colour(r, c):
+        return table.item(r, c).background().color().name()
+
+    assert colour(0, 0) == verdict_colour("ok").name() == "#a8dca0"  # green
+    assert colour(1, 0) == verdict_colour("wrong").name() == "#f0a0a0"  # red
+    assert colour(1, 1) == verdict_colour("time_limit").name() == "#f5bd6c"  # orange
+    assert colour(1, 2) == verdict_colour("runtime_error").name() == "#c4c4c4"  # grey
+    assert colour(2, 0) == "#c4c4c4"  # compile_error
+    assert colour(2, 1) == colour(2, 2) == "#ffffff"  # missing
+    tip = table.item(0, 0).toolTip()
+    assert "ok" in tip and "0.012 s" in tip and "9000 KB" in tip
+    assert "\u2014" in table.item(1, 1).toolTip()  # no memory recorded
+    assert "no verdict" in table.item(2, 1).toolTip()
+
+
+def test_a_missing_store_shows_the_error_and_no_rows(qtbot, panel, tmp_path):
+    open_and_wait(qtbot, panel, tmp_path / "nope.sqlite")
+    assert "Could not open" in panel.message.text() and "no store at" in panel.message.text()
+    assert panel.model.rowCount() == 0 and not panel.table.isEnabled()
+
+
+def test_a_store_from_a_newer_engine_shows_the_error(qtbot, panel, small_store):
+    conn = sqlite3.connect(small_store)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    open_and_wait(qtbot, panel, small_store)
+    assert "newer than this engine" in panel.message.text()
+
+
+def test_reopening_another_store_replaces_the_first(qtbot, panel, small_store, tmp_path):
+    open_task_1(qtbot, panel, small_store)
+    other = tmp_path / "other.sqlite"
+    with Store(other) as s:
+        s.add_task(style="atcoder", title="Only one", statement="x")
+    open_and_wait(qtbot, panel, other)
+    assert [r.title for r in panel.model.rows] == ["Only one"] and panel.total == 1
+    assert panel.detail is None and panel.verdict_table.rowCount() == 0
+
+
+def test_screenshot_with_a_task_open(qtbot, panel, small_store, screenshot_dir):
+    panel.resize(1400, 820)
+    panel.show()
+    open_task_1(qtbot, panel, small_store)
+    assert panel.grab().save(str(screenshot_dir / "data.png"))
+    for tab in ("Solutions", "Verdicts"):
+        panel.tabs.setCurrentIndex(
+            [panel.tabs.tabText(i) for i in range(panel.tabs.count())].index(tab))
+        assert panel.grab().save(str(screenshot_dir / f"data-{tab.lower()}.png"))
