@@ -1665,14 +1665,9 @@ class ShardOutbox:
         """Tasks this shard has written tests for (a rerun skips them)."""
         return {t for (t,) in self._conn.execute("SELECT DISTINCT task_id FROM tests")}
 
-    def record_item(self, stage: str, item: str, status: ItemStatus, *, reason: str | None = None,
-                    detail: Mapping[str, Any] | None = None, raw: str | None = None) -> None:
-        with self.transaction():
-            self._conn.execute(_RECORD_ITEM, _item_row(stage, item, status, reason, detail, raw))
-
-    def done_items(self, stage: str) -> set[str]:
-        return {i for (i,) in self._conn.execute(
-            "SELECT item FROM synth_items WHERE stage = ?", (stage,))}
+    # Same table and SQL as the store's: the store's own methods.
+    record_item = Store.record_item
+    done_items = Store.done_items
 
     def add_seed_features(self, seed_id: int, paths: Iterable[Sequence[str]]) -> int:
         with self.transaction():
@@ -1714,8 +1709,7 @@ class ShardOutbox:
             "SELECT key FROM generated_tasks WHERE key >= ? AND key < ?",
             (prefix, prefix + "\uffff"))}
 
-    def tasks_with_solutions(self) -> set[int]:
-        return {t for (t,) in self._conn.execute("SELECT DISTINCT task_id FROM solutions")}
+    tasks_with_solutions = Store.tasks_with_solutions
 
 
 def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, int]:

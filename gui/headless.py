@@ -20,10 +20,11 @@ operation failed (the message says why and what to do), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +124,19 @@ def _ssh_options(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _launcher(args: argparse.Namespace) -> Any:
+@contextlib.contextmanager
+def _launcher(args: argparse.Namespace) -> Iterator[Any]:
+    """A Launcher whose connections are closed when the command is done."""
     from remote.launch import Launcher, RunRegistry
     from remote.profiles import ProfileStore, runner_for
 
     options = _ssh_options(args)
-    return Launcher(ProfileStore(), RunRegistry(),
-                    runner_factory=lambda profile: runner_for(profile, **options))
+    launcher = Launcher(ProfileStore(), RunRegistry(),
+                        runner_factory=lambda profile: runner_for(profile, **options))
+    try:
+        yield launcher
+    finally:
+        launcher.close()
 
 
 def _connect(runner: Any, args: argparse.Namespace,
@@ -246,9 +253,8 @@ def _cluster_test(args: argparse.Namespace, store: Any) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    launcher = _launcher(args)
     stages = args.stages.split(",") if args.stages else None
-    try:
+    with _launcher(args) as launcher:
         if args.preview:
             print(launcher.preview(args.config, stages=stages, cluster=args.cluster,
                                    overrides=args.overrides), end="")
@@ -258,8 +264,6 @@ def cmd_launch(args: argparse.Namespace) -> int:
             _connect(launcher.runner(seg.cluster), args)
         record = launcher.launch(args.config, stages=stages, cluster=args.cluster,
                                  overrides=args.overrides, run_id=args.run_id)
-    finally:
-        launcher.close()
     print(f"launched {record.run_id}")
     for seg in record.segments:
         jobs = ", ".join(j["job_id"] for j in seg.jobs) or "-"
@@ -279,12 +283,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    launcher = _launcher(args)
-    try:
+    with _launcher(args) as launcher:
         record = launcher.refresh(args.run)
         state = launcher.remote_state(args.run)
-    finally:
-        launcher.close()
     if args.json:
         print(json.dumps({"run": json.loads(record.to_json()), "state": state}, indent=2))
         return 0
@@ -299,31 +300,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    launcher = _launcher(args)
-    try:
+    with _launcher(args) as launcher:
         record = launcher.cancel(args.run)
-    finally:
-        launcher.close()
     print(f"{record.run_id}: {record.status}")
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    launcher = _launcher(args)
-    try:
+    with _launcher(args) as launcher:
         record = launcher.resume(args.run)
-    finally:
-        launcher.close()
     print(f"{record.run_id}: {record.status}")
     return 0
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    launcher = _launcher(args)
-    try:
+    with _launcher(args) as launcher:
         got = launcher.fetch(args.run, args.what, Path(args.to))
-    finally:
-        launcher.close()
     for path in got:
         print(path)
     return 0
@@ -332,8 +324,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_tail(args: argparse.Namespace) -> int:
     from remote.stream import EventTail, LogTail
 
-    launcher = _launcher(args)
-    try:
+    with _launcher(args) as launcher:
         record = launcher.refresh(args.run)
         folder = launcher.registry.folder(record.run_id)
         tails = []
@@ -365,8 +356,6 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 print(f"# {record.run_id} {record.status}", file=sys.stderr)
                 return 0 if record.status == "completed" else EXIT_FAILED
             time.sleep(1.0)
-    finally:
-        launcher.close()
 
 
 def _safe(name: str) -> str:

@@ -59,6 +59,7 @@ from engine.stages.synth_common import (
     SynthTally,
     deferred_error,
     json_round,
+    recorded_items,
     stream_stage_items,
 )
 from engine.store import Seed
@@ -116,7 +117,7 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
 
     ev, log = ctx.events, ctx.log
     i, n = ctx.shard_index, ctx.shard_count
-    done = store.done_items(STAGE) | (out.done_items(STAGE) if out is not store else set())
+    done = recorded_items(store, out, STAGE)
     todo = _todo(store, done, i, n)
     log.info("shard %d/%d: %d seeds to read (%d already recorded)", i, n, len(todo), len(done))
     pacer = Pacer(ev, len(todo), "seeds read")

@@ -82,6 +82,11 @@ class JSONAnswer:
         return self.error is None
 
 
+def recorded_items(store: Any, out: Any, stage: str) -> set[str]:
+    """Items of ``stage`` with a record in the store or, for a shard, in its own file."""
+    return store.done_items(stage) | (out.done_items(stage) if out is not store else set())
+
+
 def is_transient(error_kind: str | None) -> bool:
     """A failure a later rerun may not see (timeouts, dropped connections, 429, 5xx, a broken
     reply) rather than one about the request itself (400: e.g. a prompt over the context)."""

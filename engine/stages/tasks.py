@@ -66,6 +66,7 @@ from engine.stages.synth_common import (
     SynthTally,
     deferred_error,
     json_round,
+    recorded_items,
     stream_stage_items,
 )
 from engine.store import canonical_json
@@ -206,7 +207,7 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
         ev.log(f"{len(skipped)} of {len(configs)} config draws found no config with at least "
                f"{cfg.min_leaves} leaves that was new (e.g. {skipped[0].reason}); grow the tree "
                "(evolve.steps) or lower tasks.min_leaves", level="warning")
-    done = store.done_items(STAGE) | (out.done_items(STAGE) if out is not store else set())
+    done = recorded_items(store, out, STAGE)
     todo = _todo(configs, done, i, n)
     total = len(todo)
     log.info("shard %d/%d: %d configs to write up (%d features in the tree)", i, n, total,
