@@ -6,10 +6,15 @@
     python -m engine merge --run-dir DIR --stage verify [--shards N]   # fold shard files into the store
     python -m engine doctor [--work-dir DIR]
     python -m engine verify-folder PATH [--json OUT] [--jobs N] [--time-limit S] [--memory-mb MB]
+    python -m engine query STORE [--request JSON]   # one data-browser request (JSON on stdin)
 
 Exit codes: 0 ok; 1 a stage failed (its reason is in state.json and the stage's log);
 2 bad input (every problem listed, no traceback); 143 interrupted by SIGTERM/SIGINT after
-saving (rerun the same command to resume).
+saving (rerun the same command to resume). ``query`` exits 0 or 1 with its JSON answer
+(engine/store_rpc.py).
+
+Imports are lazy: ``query`` runs once per page of the desktop's data browser, so it starts
+without pydantic or the config schema (a third of a second saved per page).
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from engine.rundir import RunDir, RunDirError
-from engine.schema import ConfigError, PipelineConfig, dump_config, load_config
+if TYPE_CHECKING:
+    from engine.schema import PipelineConfig
 
 EXIT_USAGE = 2
 
@@ -66,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     f = sub.add_parser("verify-folder", help="vote labels and pick golden solutions for a "
                        "folder of tasks (engine/verify/folder.py)")
     verify_folder_arguments(f)
+
+    from engine.store_rpc import add_arguments as query_arguments
+
+    q = sub.add_parser("query", help="answer one data-browser request (JSON on stdin) about a "
+                       "store and its run's rollouts, read-only (engine/store_rpc.py)")
+    query_arguments(q)
     return p
 
 
@@ -78,6 +90,8 @@ def _summary(cfg: PipelineConfig, source: str) -> dict:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.schema import load_config
+
     cfg = load_config(args.config, args.overrides)
     info = _summary(cfg, args.config)
     if args.json:
@@ -96,7 +110,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from engine.rundir import RunDir
     from engine.runner import PipelineRefused, parse_shard, run_pipeline
+    from engine.schema import dump_config, load_config
 
     cfg = load_config(args.config, args.overrides)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
@@ -115,6 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from engine.rundir import RunDir, RunDirError
     from engine.runner import PipelineRefused, merge_stage
 
     run = RunDir(args.run_dir)
@@ -131,6 +148,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from engine.events import count_events
+    from engine.rundir import RunDir, RunDirError
 
     run = RunDir(args.run_dir)
     if not run.root.is_dir():
@@ -156,11 +174,25 @@ def cmd_verify_folder(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from engine.store_rpc import run_from_args
+
+    return run_from_args(args)
+
+
 COMMANDS = {"validate": cmd_validate, "run": cmd_run, "merge": cmd_merge, "status": cmd_status,
-            "doctor": cmd_doctor, "verify-folder": cmd_verify_folder}
+            "doctor": cmd_doctor, "verify-folder": cmd_verify_folder, "query": cmd_query}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["query"]:  # before _parser(): it imports the config schema (pydantic)
+        from engine.store_rpc import main as query_main
+
+        return query_main(argv[1:])
+    from engine.rundir import RunDirError
+    from engine.schema import ConfigError
+
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

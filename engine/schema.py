@@ -591,6 +591,9 @@ class StyleWeights(_Strict):
 Shape = Annotated[list[Annotated[int, Field(ge=1, le=64)]], Field(min_length=3, max_length=3)]
 
 
+TASK_STYLES: tuple[str, ...] = tuple(StyleWeights.model_fields)  # codeforces, leetcode, atcoder
+
+
 class TasksConfig(StageBase):
     """Sample feature configs from the tree and turn each into a hint-free statement."""
 
@@ -867,7 +870,17 @@ class CurateConfig(StageBase):
     )
     rl_max_tasks: int = Field(
         0, ge=0, le=10_000_000, title="RL tasks",
-        description="Most tasks exported to the RL set (the paper used ~40k); 0 exports all.",
+        description="Most tasks exported to the RL set (the paper used ~40k); 0 exports all. "
+        "Seed problems (include_seed_problems) count too, after the synthesized tasks.",
+    )
+    include_seed_problems: bool = Field(
+        False, title="Include seed problems",
+        description="Also export the imported seed problems next to the synthesized tasks: "
+        "those with a reference solution go to the SFT set (statement, first solution), those "
+        "that also carry stdin/stdout tests to the RL set. They pass the same "
+        "decontamination and near-duplicate filters and are never written to the tasks "
+        "table. X-Coder's recipe is fully synthetic, so this is off; the CPU smoke preset "
+        "turns it on so SFT, RL and eval run although its random model synthesizes nothing.",
     )
     export_formats: list[Literal["jsonl", "parquet"]] = Field(
         default_factory=lambda: ["jsonl", "parquet"], min_length=1, max_length=2,
@@ -1427,7 +1440,10 @@ def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
 _Dumper.add_representer(list, _represent_list)
 
 
-def _load_yaml(text: str, source: str) -> Any:
+def read_yaml(text: str, source: str) -> Any:
+    """The raw data of a config's YAML text (``source`` names it in problems); a syntax error
+    or an empty text is a ``ConfigError`` with where and how to fix it. The desktop's editor
+    validates what it reads with ``config_from_dict``."""
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -1806,7 +1822,7 @@ def parse_config(
     text: str, overrides: Sequence[str] = (), source: str = "<string>"
 ) -> PipelineConfig:
     """Read a config from YAML text; an empty text or a non-mapping is a ConfigError."""
-    return config_from_dict(_load_yaml(text, source), overrides, source)
+    return config_from_dict(read_yaml(text, source), overrides, source)
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConfig:

@@ -74,7 +74,7 @@ What it leaves out
 - Merges of seeds and evolution steps: those stages are not shardable.
 - No deletes in the API (tasks are rejected, not removed); ``ON DELETE CASCADE`` keeps a hand
   ``DELETE FROM tasks`` consistent.
-- RL rollouts are not stored here yet.
+- RL rollouts: they live next to the store, in ``<run>/rollouts/rl/`` (``engine/rollouts.py``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ not load is not an error here: the window opens and the Pipeline panel lists the
 QT_QPA_PLATFORM is left to Qt (set it to ``offscreen`` for headless runs); Qt 6 handles
 high-DPI scaling by itself.
 
-Left out: opening another config from inside the app, recent files, a worker adapter.
+Left out: a recent-files list (the Pipeline panel opens any file and the window remembers the
+last config).
 """
 
 from __future__ import annotations

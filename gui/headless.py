@@ -326,12 +326,12 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     with _launcher(args) as launcher:
         record = launcher.refresh(args.run)
-        folder = launcher.registry.folder(record.run_id)
         tails = []
         for name in dict.fromkeys(s.cluster for s in record.segments if s.status != "waiting"):
             run_dir = record.clusters[name]["run_dir"]
             cls = LogTail if args.logs else EventTail
-            tails.append(cls(launcher.runner(name), run_dir, folder / f"cache-{_safe(name)}"))
+            tails.append(cls(launcher.runner(name), run_dir,
+                             launcher.registry.tail_cache(record.run_id, name)))
         def show(items: Any) -> None:
             if args.logs:  # {file: new text}
                 for name, text in items.items():
@@ -357,9 +357,6 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 return 0 if record.status == "completed" else EXIT_FAILED
             time.sleep(1.0)
 
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _event_line(ev: Any) -> str:

@@ -103,6 +103,32 @@ def run_in_worker(fn: Callable[..., Any], *args: Any, progress: bool = False,
 _LIVE: set[Job] = set()
 
 
+class JobCounter:
+    """A widget's jobs whose outcome has not been delivered yet (its ``busy()`` for tests and
+    shutdown). ``submit`` is ``run_in_worker`` with the count kept through the handlers, which
+    are connected before the work starts, so no outcome slips past the count."""
+
+    def __init__(self, owner: QObject) -> None:
+        self.owner = owner
+        self.pending = 0
+
+    def busy(self) -> bool:
+        return self.pending > 0
+
+    def submit(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None],
+               on_failed: Callable[[WorkerError], None]) -> Job:
+        self.pending += 1
+
+        def finish(handler: Callable[[Any], None], outcome: Any) -> None:
+            try:
+                handler(outcome)
+            finally:
+                self.pending -= 1
+
+        return run_in_worker(fn, *args, on_done=lambda r: finish(on_done, r),
+                             on_failed=lambda e: finish(on_failed, e), owner=self.owner)
+
+
 def _while_alive(owner: QObject, handler: Callable[[Any], None]) -> Callable[[Any], None]:
     def call(value: Any) -> None:
         if shiboken6.isValid(owner):

@@ -2,7 +2,8 @@
 
 The bundle is what ``python -m engine`` needs with the bundle folder as its working directory
 and nothing installed: ``engine/**/*.py`` and the run-time assets the engine reads through
-``engine.paths.ASSETS_DIR`` (``assets/prompts``, ``assets/presets``, ``assets/seeds``)::
+``engine.paths.ASSETS_DIR`` (``assets/prompts``, ``assets/presets``, ``assets/seeds``,
+``assets/eval``)::
 
     report = sync_bundle(runner, "~/synthsmith")
     runner.run(["python3", "-m", "engine", "validate", "assets/presets/smoke-cpu.yaml"],
@@ -61,7 +62,7 @@ MANIFEST_NAME = ".manifest.json"
 OBJECTS_DIR = ".objects"
 # The asset folders the engine reads at run time (prompts by engine/prompts.py, presets and
 # seeds through assets:// paths). Icons and the like belong to the desktop app.
-ASSET_DIRS = ("assets/prompts", "assets/presets", "assets/seeds")
+ASSET_DIRS = ("assets/prompts", "assets/presets", "assets/seeds", "assets/eval")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Picks the hash tool once per script: coreutils on Linux, shasum where coreutils is missing.

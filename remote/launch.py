@@ -123,6 +123,12 @@ class RunRegistry:
     def folder(self, run_id: str) -> Path:
         return self.dir / run_id
 
+    def tail_cache(self, run_id: str, cluster: str) -> Path:
+        """Where the event and log tails of one cluster of a run keep what they received
+        (the app and the CLI share it, so each sees what the other fetched)."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
+        return self.folder(run_id) / f"cache-{safe}"
+
     def save(self, record: RunRecord) -> None:
         folder = self.folder(record.run_id)
         folder.mkdir(parents=True, exist_ok=True)

@@ -66,11 +66,17 @@ class ExportTask:
         return self.correct / self.candidates if self.candidates else None
 
 
+def read_only_connection(store_path: Path) -> sqlite3.Connection:
+    """A connection that can only read the store (autocommit: no read transaction lingers)."""
+    uri = f"file:{Path(store_path).resolve().as_posix()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
 class TaskReader:
     def __init__(self, store_path: Path) -> None:
-        uri = f"file:{Path(store_path).resolve().as_posix()}?mode=ro"
-        self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout = 30000")
+        self._conn = read_only_connection(store_path)
 
     def close(self) -> None:
         self._conn.close()

@@ -12,6 +12,10 @@ X-Coder SFT set (IIGroup/X-Coder-SFT-376k)::
 line, then the code in one fenced block tagged with its language (``python``, ``cpp``, ...;
 four backticks if the code itself holds three).
 
+A seed problem (``curate.include_seed_problems``) makes the same row from its problem text and
+its first reference solution: seeds carry no reasoning, so the response is the fenced block
+alone, tagged ``python`` (seeds record no language; TACO's and the bundled set's are Python).
+
 RL rows (``rl.parquet``): the columns verl's RLHFDataset reads, which HF ``datasets`` and TRL
 load as they are (TRL's GRPO passes the extra columns on to reward functions)::
 
@@ -23,11 +27,18 @@ load as they are (TRL's GRPO passes the extra columns on to reward functions)::
                   (the labelled tests, stdin / expected stdout, equal lengths, by test idx)
     extra_info    struct<index: int64, split: string, task_id: int64, task_key: string,
                          style: string, title: string, n_tests: int64,
-                         agreement: double, pass_rate: double>
+                         agreement: double, pass_rate: double,
+                         origin: string, seed_id: int64, seed_key: string>
 
 ``ground_truth`` is the TACO/APPS "input_output" layout that verl's own ``prime_code`` scorer
 parses too. ``pass_rate`` is the share of a task's usable candidates that passed every
 labelled test (null without candidates): a difficulty proxy for easy-to-hard ordering.
+``origin`` is ``"task"`` for a synthesized task (``seed_id`` / ``seed_key`` null) and ``"seed"``
+for a seed problem: then ``seed_id`` is its id in the store's seeds table, ``seed_key`` its
+``source_key`` (``<file>:<line>``), the tests are the seed's own, and ``task_id``,
+``task_key``, ``style``, ``title``, ``agreement`` and ``pass_rate`` are null (it is not a task
+and nothing voted on it). ``data_source`` stays ``"synthsmith"`` for both, so one reward
+function serves the whole set.
 
 Writers: each file is written to a hidden temporary sibling, fsynced, and renamed over the
 target by ``commit()``; ``abort()`` removes the temporary. A reader sees the old file or the
@@ -45,6 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.curate.accepted_tasks import ExportTask, SolutionText
+from engine.curate.seed_problems import SeedProblem
 
 DATA_SOURCE = "synthsmith"
 FENCE_LANGUAGE = {"python": "python", "python3": "python", "py": "python", "cpp": "cpp",
@@ -60,6 +72,7 @@ RL_SCHEMA = pa.schema([
         ("index", pa.int64()), ("split", pa.string()), ("task_id", pa.int64()),
         ("task_key", pa.string()), ("style", pa.string()), ("title", pa.string()),
         ("n_tests", pa.int64()), ("agreement", pa.float64()), ("pass_rate", pa.float64()),
+        ("origin", pa.string()), ("seed_id", pa.int64()), ("seed_key", pa.string()),
     ])),
 ])
 
@@ -90,17 +103,37 @@ def sft_rows(task: ExportTask, per_task: int) -> list[dict[str, str]]:
 
 def rl_row(task: ExportTask, index: int) -> dict[str, Any]:
     """The verl row of a task that has labelled tests."""
-    truth = {"inputs": task.inputs, "outputs": task.outputs}
+    return _rl_row(task.statement, task.inputs, task.outputs, {
+        "index": index, "split": "train", "task_id": task.id, "task_key": task.key,
+        "style": task.style, "title": task.title, "n_tests": len(task.inputs),
+        "agreement": task.agreement, "pass_rate": task.pass_rate, "origin": "task",
+        "seed_id": None, "seed_key": None})
+
+
+def seed_sft_row(seed: SeedProblem) -> dict[str, str]:
+    """The SFT row of a seed problem: its text, and its reference solution fenced."""
+    sol = SolutionText(id=seed.id, idx=0, language="python", code=seed.solution, reasoning=None)
+    return {"query": seed.problem, "response": sft_response(sol)}
+
+
+def seed_rl_row(seed: SeedProblem, index: int) -> dict[str, Any]:
+    """The verl row of a seed problem that has stdin/stdout tests."""
+    return _rl_row(seed.problem, seed.inputs, seed.outputs, {
+        "index": index, "split": "train", "task_id": None, "task_key": None, "style": None,
+        "title": None, "n_tests": len(seed.inputs), "agreement": None, "pass_rate": None,
+        "origin": "seed", "seed_id": seed.id, "seed_key": seed.source_key})
+
+
+def _rl_row(statement: str, inputs: list[str], outputs: list[str],
+            extra: dict[str, Any]) -> dict[str, Any]:
+    truth = {"inputs": inputs, "outputs": outputs}
     return {
         "data_source": DATA_SOURCE,
-        "prompt": [{"role": "user", "content": task.statement}],
+        "prompt": [{"role": "user", "content": statement}],
         "ability": "code",
         "reward_model": {"style": "rule",
                          "ground_truth": json.dumps(truth, ensure_ascii=False)},
-        "extra_info": {"index": index, "split": "train", "task_id": task.id,
-                       "task_key": task.key, "style": task.style, "title": task.title,
-                       "n_tests": len(task.inputs), "agreement": task.agreement,
-                       "pass_rate": task.pass_rate},
+        "extra_info": extra,
     }
 
 

@@ -48,6 +48,13 @@ all its tests), ``rl/response_length/mean|max``, ``rl/truncation_rate``, ``rl/kl
 ``rl/rollout_tokens_per_s``, ``rl/sandbox_timeouts``. ``sample`` events (kind ``rollout``):
 a few rollouts per step with task id, reward, verdicts and code.
 
+Rollout records (engine/rollouts.py): every scored rollout of a step, up to the first 64
+prompt groups per step and rank, goes to ``<run>/rollouts/rl/<step>.<rank>.jsonl`` (written
+whole per step; a step that runs again after a resume replaces its file) with its group,
+sample, task id, reward, the advantage TRL computed for it, the group's mean / std, passed /
+total tests, verdict statuses, truncation and the extracted code. The Data panel's rollout
+view reads them, locally or over the cluster's link.
+
 Left out: DAPO's dynamic sampling (refilling a batch after dropping groups), multi-turn /
 tool rollouts, group statistics across ranks (each rank's reward function sees its own slice;
 on one process it sees whole groups), and a sequence-level KL.
@@ -105,6 +112,9 @@ class StepStats:
     timeouts: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
     zero_variance: list[bool] = field(default_factory=list)  # the last scored batch's rows
+    # The last scored batch, for the rollout records: (step from 1, Rollouts, RolloutRewards,
+    # response token counts). Taken (and cleared) once TRL's advantages are known.
+    scored: tuple[int, list, list, list[int]] | None = None
 
     def metrics(self) -> dict[str, float]:
         out = {"rl/time/generate_s": self.generate_s, "rl/time/reward_s": self.reward_s,
@@ -265,6 +275,7 @@ def make_reward_fn(judge: Any, stats: StepStats, group_size: int, updates_per_st
         for r, s in list(zip(rollouts, scores, strict=True))[:SAMPLES_PER_STEP]:
             stats.samples.append({"task_id": r.task_id, "sample": r.sample, "step": step,
                                   **s.to_dict(), "code": (s.code or r.text)[:1500]})
+        stats.scored = (step + 1, rollouts, scores, [len(ids) for ids in completion_ids])
         return [s.reward for s in scores]
 
     return sandbox_reward
@@ -290,13 +301,16 @@ def _trainer_classes() -> tuple[type, type]:
     from trl import GRPOTrainer
 
     class RlTrainer(GRPOTrainer):
-        """GRPOTrainer + timing of generation, and optional zero-variance group dropping."""
+        """GRPOTrainer + timing of generation, optional zero-variance group dropping, and
+        the rollout records (with the advantages TRL computed)."""
 
         def __init__(self, *args: Any, stats: StepStats, drop_zero_variance: bool,
-                     **kwargs: Any) -> None:
+                     rollout_writer: Any = None, group_size: int = 1, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.rl_stats = stats
             self.drop_zero_variance = drop_zero_variance
+            self.rollout_writer = rollout_writer
+            self.group_size = group_size
 
         def _generate(self, prompts: list) -> Any:
             t0 = time.perf_counter()
@@ -315,8 +329,22 @@ def _trainer_classes() -> tuple[type, type]:
                 # dapo's denominator: response tokens left in the whole generation batch.
                 out["num_items_in_batch"] = self.accelerator.gather(
                     out["completion_mask"].sum()).sum()
+            self._record_rollouts(out.get("advantages"))
             self.rl_stats.gen_and_score_s += time.perf_counter() - t0
             return out
+
+        def _record_rollouts(self, advantages: Any) -> None:
+            from engine.rollouts import build_step_records
+
+            scored, self.rl_stats.scored = self.rl_stats.scored, None
+            if scored is None or self.rollout_writer is None:
+                return
+            step, rollouts, scores, lengths = scored
+            adv = advantages.detach().float().cpu().tolist() if advantages is not None else None
+            records = build_step_records(step, self.rollout_writer.rank, rollouts, scores,
+                                         self.group_size, response_tokens=lengths,
+                                         advantages=adv)
+            self.rollout_writer.write_step(step, records)
 
     class EventsCallback(TrainerCallback):
         """One ``metric`` event per RL step (rank 0) and the stop flag -> save and stop."""
@@ -377,6 +405,7 @@ def run(ctx: Any) -> dict:
         raise StageError(f"the rl stage needs torch, transformers, datasets and trl ({exc}): "
                          "install the training extras") from None
 
+    from engine.rollouts import RolloutWriter, rollouts_dir
     from engine.train.reward import RewardJudge, RewardSpec
     from engine.train.rl_data import fit_prompts, load_rl_rows, order_rows
     from engine.verify.sandbox import SandboxUnavailable
@@ -415,7 +444,9 @@ def run(ctx: Any) -> dict:
             reward_funcs=[make_reward_fn(judge, stats, rl.group_size, b.updates_per_step,
                                          rl.max_response_tokens)],
             train_dataset=Dataset.from_list(rows), callbacks=[callback],
-            stats=stats, drop_zero_variance=rl.drop_zero_variance_groups)
+            stats=stats, drop_zero_variance=rl.drop_zero_variance_groups,
+            rollout_writer=RolloutWriter(rollouts_dir(ctx.run.root, STAGE), ctx.rank),
+            group_size=rl.group_size)
         resume = latest_checkpoint(out_dir)
         if resume is not None:
             log.info("rl: resuming from %s", resume)
@@ -435,7 +466,7 @@ def run(ctx: Any) -> dict:
                "updates": trainer.state.global_step, "resumed_from": str(resume) if resume
                else None, "train_loss": float(result.training_loss),
                "seconds": round(time.perf_counter() - t0, 2), "interrupted": interrupted,
-               "last_metrics": callback.last}
+               "rollouts": str(rollouts_dir(ctx.run.root, STAGE)), "last_metrics": callback.last}
     if not interrupted:
         summary["final"] = str(out_dir / "final")
     return summary

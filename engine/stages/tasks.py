@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.prompts import render_prompt
+from engine.schema import TASK_STYLES
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.evolve import empty_tree_reason
@@ -88,7 +89,7 @@ from engine.synth.hints import find_hint_leaks
 
 STAGE = "tasks"
 SHARDABLE = True  # the runner's --shard I/N applies: config draws with index % N == I
-STYLES = ("codeforces", "leetcode", "atcoder")
+STYLES = TASK_STYLES  # one per style guide in assets/prompts/tasks_style_*.md
 STYLE_NAMES = {"codeforces": "Codeforces", "leetcode": "LeetCode", "atcoder": "AtCoder"}
 MIN_STATEMENT_CHARS = 120  # shorter "statements" are refusals or fragments
 MAX_TITLE_CHARS = 200

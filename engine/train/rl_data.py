@@ -7,7 +7,8 @@ with tests whose prompt fits, and order them for the curriculum.
 
 A row here is flat, as the GRPO trainer passes dataset columns to reward functions:
 ``{"prompt": [{"role", "content"}], "ground_truth": "<json>", "task_id": int,
-"pass_rate": float | None}``.
+"pass_rate": float | None}``. A seed problem exported by ``curate.include_seed_problems`` has
+no task id: its ``task_id`` is minus its seed id (rollout records and views tell them apart).
 
 Leaves out: streaming sets larger than memory (the RL set is ~40k tasks, a few hundred MB).
 """
@@ -37,8 +38,14 @@ def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
         prompt = [{"role": "user", "content": prompt}]
     return {"prompt": [{"role": m["role"], "content": m["content"]} for m in prompt],
             "ground_truth": truth,
-            "task_id": int(extra.get("task_id", extra.get("index", 0)) or 0),
+            "task_id": _task_id(extra),
             "pass_rate": None if extra.get("pass_rate") is None else float(extra["pass_rate"])}
+
+
+def _task_id(extra: dict[str, Any]) -> int:
+    if extra.get("origin") == "seed" and extra.get("seed_id") is not None:
+        return -int(extra["seed_id"])
+    return int(extra.get("task_id", extra.get("index", 0)) or 0)
 
 
 def load_rl_rows(path: Path) -> list[dict[str, Any]]:

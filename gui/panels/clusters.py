@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -46,6 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.notify import Notice
 from gui.worker import Job, WorkerError, run_in_worker
 from remote.errors import HostKeyUnknown
 from remote.profiles import LOCAL, ClusterProfile, ProfileStore
@@ -136,6 +136,10 @@ def save_profile(store: ProfileStore, profile: ClusterProfile, old_name: str | N
 
 
 class ClustersPanel(QWidget):
+    # After a profile was saved or removed (the Pipeline panel re-reads its placement list).
+    profiles_changed = Signal()
+    notice = Signal(object)  # gui.notify.Notice: store failures and test outcomes
+
     def __init__(self, store: ProfileStore | None = None,
                  ssh_options: dict[str, Any] | None = None,
                  parent: QWidget | None = None) -> None:
@@ -266,6 +270,10 @@ class ClustersPanel(QWidget):
         """Read the store (in the worker) and show it, selecting ``select`` if given."""
         return run_in_worker(self.store.list, on_done=lambda ps: self._show_profiles(ps, select),
                              on_failed=self._show_form_error, owner=self)
+
+    def _changed(self, select: str | None = None) -> None:
+        self.reload(select=select)
+        self.profiles_changed.emit()
 
     def _show_profiles(self, profiles: list[ClusterProfile], select: str | None) -> None:
         current = select or (self._editing.name if self._editing else None)
@@ -400,6 +408,7 @@ class ClustersPanel(QWidget):
         message = error.message if isinstance(error, WorkerError) else error
         self.form_error.setText(message)
         self.form_error.show()
+        self.notice.emit(Notice.from_error("Cluster profiles", error, source="Clusters"))
 
     def field_errors(self) -> dict[str, str]:
         """The errors shown next to fields now, by field key (tests and status bars read it)."""
@@ -441,7 +450,7 @@ class ClustersPanel(QWidget):
             return None
         old = self._editing.name if self._editing is not None else None
         return run_in_worker(save_profile, self.store, profile, old,
-                             on_done=lambda name: self.reload(select=name),
+                             on_done=lambda name: self._changed(select=name),
                              on_failed=self._show_form_error, owner=self)
 
     def remove_selected(self) -> Job | None:
@@ -449,7 +458,7 @@ class ClustersPanel(QWidget):
             return None
         name = self._editing.name
         self._editing = None
-        return run_in_worker(self.store.remove, name, on_done=lambda _: self.reload(),
+        return run_in_worker(self.store.remove, name, on_done=lambda _: self._changed(),
                              on_failed=self._show_form_error, owner=self)
 
     # -- the test -----------------------------------------------------------------------
@@ -480,14 +489,18 @@ class ClustersPanel(QWidget):
                              on_failed=lambda error: self._test_failed(profile, error),
                              owner=self)
 
-    def _finish_test(self, status: str, text: str) -> None:
+    def _finish_test(self, status: str, text: str, level: str = "info",
+                     details: str | None = None) -> None:
         self._testing = False
         self.test_button.setEnabled(True)
         self.status.setText(status)
         self.result.setPlainText(text)
+        self.notice.emit(Notice(level, status, text if details is None else details,
+                                source="Clusters"))
 
     def _test_failed(self, profile: ClusterProfile, error: WorkerError) -> None:
-        self._finish_test(f"{profile.name}: the test failed ({error.kind}).", error.message)
+        self._finish_test(f"{profile.name}: the test failed ({error.kind}).", error.message,
+                          level="error", details=f"{error.message}\n\n{error.traceback}")
 
     def _test_done(self, profile: ClusterProfile, outcome: CheckOutcome) -> None:
         key = outcome.unknown_key
@@ -508,14 +521,15 @@ class ClustersPanel(QWidget):
         if self._key_prompts > MAX_KEY_PROMPTS:  # a host whose key never sticks: stop asking
             self._finish_test(f"{profile.name}: not connected.",
                               f"{key}\n\n{MAX_KEY_PROMPTS} host keys were accepted and the "
-                              "connection still meets an unknown one; check known_hosts.")
+                              "connection still meets an unknown one; check known_hosts.",
+                              level="warning")
             return
         if not self.confirm_host_key(key):
             self._finish_test(f"{profile.name}: not connected; nothing was trusted.",
                               f"The host key of {key.host}:{key.port} ({key.key_type} "
                               f"{key.fingerprint}) was not accepted, so nothing was trusted or "
                               "sent. Compare the fingerprint with the one the cluster's admins "
-                              "publish, then test again.")
+                              "publish, then test again.", level="warning")
             return
         from remote.hostkeys import accept_host_key
 
@@ -527,12 +541,6 @@ class ClustersPanel(QWidget):
 
     def confirm_host_key(self, error: HostKeyUnknown) -> bool:
         """Ask the user whether to trust a host key never seen before (tests replace this)."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Unknown host key",
-                          f"The host key of {error.host}:{error.port} is not known.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-        box.setObjectName("host_key_dialog")
-        box.setInformativeText(
-            f"{error.key_type} {error.fingerprint}\n\nCompare it with the fingerprint the "
-            "cluster's admins publish. Trust this key and connect?")
-        box.setDefaultButton(QMessageBox.StandardButton.No)
-        return box.exec() == QMessageBox.StandardButton.Yes
+        from gui.hostkey_flow import confirm_host_key
+
+        return confirm_host_key(self, error)

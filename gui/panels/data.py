@@ -1,27 +1,48 @@
-"""The Data panel: browse a run's dataset store (tasks, lineage, solutions, tests, verdicts).
+"""The Data panel: browse a run's dataset store (tasks, lineage, solutions, tests, verdicts)
+and its RL rollouts.
 
-``DataPanel.open_store(path)`` opens a local ``store.sqlite`` read-only. The left side is the
-task table (one keyset page at a time, ``Store.query_tasks``) with its filters: style, status,
-reject reason, agreement range, feature category and full-text search. Selecting a row loads
-that task (``Store.get_task`` + ``Store.lineage_of``) into the tabs on the right: the statement
+Two ways in, the same view:
+
+    panel.open_store("runs/r1/data/store.sqlite")             # a file on this computer
+    panel.open_remote(lambda: RemoteStore(runner, path, engine_dir=bundle, python=py,
+                                          prefix=activate, env=env, lock=session.lock))
+
+``open_store(path)`` reads a local store read-only (``engine.store_rpc.StoreReader``).
+``open_remote(source)`` takes a ``remote.store_client.RemoteStore`` or a callable that makes
+one; the callable runs in the worker, so it may use the runner (the app's session lock
+serialises the link). Every page, task and rollout group is then one remote command; the store
+is never downloaded. Both show the run's RL rollouts in the "RL rollouts" tab
+(gui/panels/rollouts.py; ``show_rollouts()`` switches to it), read from ``<run>/rollouts/``
+next to the store's ``<run>/data/``. A store that cannot be opened (none yet, a newer schema)
+is reported and the rollouts still show; a source that cannot answer at all (no Python, an
+engine bundle too old for remote browsing, the link down) is reported and nothing shows.
+
+The "Tasks" tab's left side is the task table (one keyset page at a time,
+``Store.query_tasks``) with its filters: style, status, reject reason, agreement range,
+feature category and full-text search. Selecting a row loads that task (``Store.get_task`` + ``Store.lineage_of``) into the tabs on the right: the statement
 (markdown) with the integration strategy and selected features, the feature lineage tree, the
 candidate solutions with highlighted code (the golden one marked ★), the tests (big ones
 previewed) and the verdict matrix (solution × test, coloured by status).
 
 How: widgets never do I/O (ARCHITECTURE.md §7). Opening, every page and every task detail run
-through ``run_in_worker``; a ``Store`` is used from one thread at a time, so each open store
-travels with a lock that every worker call takes. Each query and detail load is tagged with a
+through ``run_in_worker``; a source is used from one thread at a time, so each open source
+travels with a lock that every worker call takes (a RemoteStore takes the app's link lock
+inside it as well). Each query and detail load is tagged with a
 sequence number and answers of older ones are dropped, so a slow query can't overwrite the
 result of a newer one. Text filters and the spin boxes are debounced (300 ms). Failures (a
-missing file, a store from a newer engine, a broken query) show in the message label; every
+missing file, a store from a newer engine, a broken query, a remote error) show in the
+message label and go out as ``notice`` (gui.notify.Notice) for the notification area; every
 slot that handles a result is guarded so nothing escapes to Qt.
 
 Call ``close_store()`` before the panel goes away (it closes the store in the worker);
 ``busy()`` says whether any of the panel's jobs is still pending (tests wait for it).
 
+Over a remote source, test inputs and outputs arrive cut to the RemoteStore's
+``max_test_chars`` (their full size is in the test's meta, and the note says it).
+
 Left out: sorting by column (the store supports it; the table is in id order), jumping to a
-page number or the last page, RL rollouts (not in the store yet), feature names in the lineage
-tree (``lineage_of`` gives kinds and ids only), and remote stores (copy the file first).
+page number or the last page, and feature names in the lineage tree (``lineage_of`` gives
+kinds and ids only).
 """
 
 from __future__ import annotations
@@ -34,7 +55,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -61,11 +89,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.stages.tasks import STYLES
+from engine.schema import TASK_STYLES as STYLES
 from engine.store import (
     LineageEdge,
     Solution,
-    Store,
     StoreError,
     TaskDetail,
     TaskPage,
@@ -73,8 +100,11 @@ from engine.store import (
     TaskRow,
     Test,
 )
+from engine.store_rpc import CUT_KEY, StoreReader
 from gui.highlight import highlight_html
-from gui.worker import Job, WorkerError, run_in_worker
+from gui.notify import Notice
+from gui.panels.rollouts import RolloutView
+from gui.worker import Job, JobCounter, WorkerError
 
 PAGE_SIZE = 100
 DEBOUNCE_MS = 300
@@ -101,11 +131,16 @@ def verdict_colour(status: str | None) -> QColor:
 # Worker side: Qt-free functions run by run_in_worker
 
 
-class _Session:
-    """An open read-only store and the lock that keeps it to one thread at a time."""
+# A source is anything with StoreReader's read methods: a StoreReader (local files) or a
+# remote.store_client.RemoteStore (queries over a cluster's link).
+Source = Any
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+
+class _Session:
+    """An open source and the lock that keeps it to one thread at a time."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
         self.lock = threading.Lock()
         self.closed = False
 
@@ -113,32 +148,37 @@ class _Session:
         with self.lock:
             if self.closed:
                 raise StoreError("the store was closed")
-            return fn(self.store, *args)
+            return fn(self.source, *args)
 
     def close(self) -> None:
         with self.lock:  # waits for a query in flight
             if not self.closed:
                 self.closed = True
-                self.store.close()
+                self.source.close()
 
 
-def _open(path: str) -> tuple[_Session, list[tuple[str, int]]]:
-    store = Store(path, readonly=True)
+def _open(source_or_factory: Source | Callable[[], Source]
+          ) -> tuple[_Session, list[tuple[str, int]] | None, str | None]:
+    """(session, reject reasons, None), or (session, None, why the store is unusable): the
+    run's rollouts may be there without a store. Other failures raise (nothing to show)."""
+    source = source_or_factory() if callable(source_or_factory) else source_or_factory
     try:
-        reasons = store.reject_reasons()
+        reasons = source.reject_reasons()
+    except StoreError as exc:
+        return _Session(source), None, str(exc)
     except BaseException:
-        store.close()
+        source.close()
         raise
-    return _Session(store), reasons
+    return _Session(source), reasons, None
 
 
-def _query(store: Store, q: TaskQuery) -> TaskPage:
-    return store.query_tasks(q)
+def _query(source: Source, q: TaskQuery) -> TaskPage:
+    return source.query_tasks(q)
 
 
-def _detail(store: Store, task_id: int) -> tuple[TaskDetail | None, list[LineageEdge]]:
-    detail = store.get_task(task_id)
-    return detail, (store.lineage_of("task", task_id) if detail is not None else [])
+def _detail(source: Source, task_id: int) -> tuple[TaskDetail | None, list[LineageEdge]]:
+    detail = source.get_task(task_id)
+    return detail, (source.lineage_of("task", task_id) if detail is not None else [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,13 +305,16 @@ def task_markdown(detail: TaskDetail) -> str:
     return "\n".join(parts) + "\n"
 
 
-def preview(text: str | None, limit: int = PREVIEW_CHARS) -> tuple[str, str]:
-    """(text to show, note): big texts are cut to their first ``limit`` characters."""
+def preview(text: str | None, limit: int = PREVIEW_CHARS,
+            full_chars: int | None = None) -> tuple[str, str]:
+    """(text to show, note): big texts are cut to their first ``limit`` characters.
+    ``full_chars``: the text's real length when ``text`` arrived cut already (remote)."""
     if text is None:
         return "", "(none)"
-    if len(text) <= limit:
-        return text, f"{len(text)} chars"
-    return text[:limit], f"showing the first {limit} of {len(text)} chars"
+    size = max(full_chars or 0, len(text))
+    if size <= limit:
+        return text, f"{size} chars"
+    return text[:limit], f"showing the first {min(limit, len(text))} of {size} chars"
 
 
 def _solution_label(sol: Solution, golden_id: int | None) -> str:
@@ -289,16 +332,20 @@ def _fmt(value: float | int | None, unit: str, spec: str = "") -> str:
 class DataPanel(QWidget):
     """The data browser; see the module docstring."""
 
+    notice = Signal(object)  # gui.notify.Notice: failures to open, query or read rollouts
+
     def __init__(self, parent: QWidget | None = None, *, page_size: int = PAGE_SIZE) -> None:
         super().__init__(parent)
         self.setObjectName("panel_data")
         self.page_size = page_size
-        self.path: Path | None = None
+        self.path: Path | None = None  # a local store's file; None for a remote one
+        self.label = ""  # what the message line names: the file, or cluster:path
         self._session: _Session | None = None
+        self._has_store = False  # the session's store opened (else: rollouts only)
         self._gen = 0  # bumped per open/close: answers about an older store are dropped
         self._query_seq = 0
         self._detail_seq = 0
-        self._jobs: set[object] = set()  # a token per job whose outcome is not in yet
+        self._work = JobCounter(self)  # jobs whose outcome is not in yet
         self.page: TaskPage | None = None
         self.page_index = 0
         self.total: int | None = None
@@ -341,9 +388,16 @@ class DataPanel(QWidget):
         splitter.addWidget(right)
         splitter.setSizes([560, 640])  # the detail tabs need the room more than the titles
 
+        self.rollouts = RolloutView()
+        self.rollouts.notice.connect(self.notice.emit)
+        self.views = QTabWidget()
+        self.views.setObjectName("data_views")
+        self.views.addTab(splitter, "Tasks")
+        self.views.addTab(self.rollouts, "RL rollouts")
+
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.views, 1)
         self._set_enabled(False)
         self._show_info("Open a run's data/store.sqlite to browse its tasks.")
 
@@ -490,23 +544,11 @@ class DataPanel(QWidget):
 
     def busy(self) -> bool:
         """Whether a job of this panel (or a debounced query) has not delivered its outcome."""
-        return bool(self._jobs) or self._debounce.isActive()
+        return self._work.busy() or self._debounce.isActive() or self.rollouts.busy()
 
     def _submit(self, fn: Callable[..., Any], *args: Any,
                 on_done: Callable[[Any], None], on_failed: Callable[[WorkerError], None]) -> Job:
-        # Tracked through the callbacks handed to run_in_worker, not signals connected to the
-        # returned Job: a fast job can emit before a later connect() and that slot never runs.
-        token = object()
-        self._jobs.add(token)
-
-        def finish(callback: Callable[[Any], None], outcome: Any) -> None:
-            try:
-                callback(outcome)
-            finally:
-                self._jobs.discard(token)
-
-        return run_in_worker(fn, *args, on_done=lambda r: finish(on_done, r),
-                             on_failed=lambda e: finish(on_failed, e), owner=self)
+        return self._work.submit(fn, *args, on_done=on_done, on_failed=on_failed)
 
     def _show_error(self, text: str) -> None:
         self.message.setStyleSheet("color: #b00020;")
@@ -526,14 +568,33 @@ class DataPanel(QWidget):
     # -- opening and closing -----------------------------------------------------------------
 
     def open_store(self, path: str | Path) -> Job:
-        """Open a local store file read-only (in the worker) and show its first page."""
+        """Open a local store file read-only (in the worker) and show its first page and the
+        run's rollouts."""
+        path = Path(path)
+        job = self.open_source(functools.partial(StoreReader, path), str(path))
+        self.path = path
+        return job
+
+    def open_remote(self, source: Source | Callable[[], Source],
+                    label: str | None = None) -> Job:
+        """Browse a store on a cluster: ``source`` is a ``RemoteStore`` or a callable making
+        one (called in the worker). Every page is then one remote query."""
+        return self.open_source(source, label or getattr(source, "label", None)
+                                or "the run's store on its cluster")
+
+    def open_source(self, source: Source | Callable[[], Source], label: str) -> Job:
+        """Open any source with StoreReader's read methods (or a callable making one)."""
         self.close_store()
-        self.path = Path(path)
+        self.label = label
         gen = self._gen
-        self._show_info(f"Opening {self.path} \u2026")
-        return self._submit(_open, str(self.path),
+        self._show_info(f"Opening {label} \u2026")
+        return self._submit(_open, source,
                             on_done=lambda res: self._opened(gen, res),
                             on_failed=lambda err: self._open_failed(gen, err))
+
+    def show_rollouts(self) -> None:
+        """Switch to the RL rollouts tab."""
+        self.views.setCurrentWidget(self.rollouts)
 
     def close_store(self) -> Job | None:
         """Forget the open store and close it in the worker; clears the table and detail."""
@@ -542,6 +603,9 @@ class DataPanel(QWidget):
         self._detail_seq += 1
         self._debounce.stop()
         session, self._session = self._session, None
+        self._has_store = False
+        self.path = None
+        self.rollouts.set_session(None)
         self.page, self.total, self.page_index = None, None, 0
         self.model.set_rows([])
         self._clear_detail()
@@ -552,12 +616,21 @@ class DataPanel(QWidget):
         return self._submit(session.close, on_done=lambda _: None, on_failed=lambda _: None)
 
     @_guarded
-    def _opened(self, gen: int, result: tuple[_Session, list[tuple[str, int]]]) -> None:
-        session, reasons = result
+    def _opened(self, gen: int, result: tuple[_Session, list[tuple[str, int]] | None,
+                                              str | None]) -> None:
+        session, reasons, store_error = result
         if gen != self._gen:  # another store was opened (or this one closed) meanwhile
             self._submit(session.close, on_done=lambda _: None, on_failed=lambda _: None)
             return
-        self._session = session
+        self.label = getattr(session.source, "label", None) or self.label
+        self._session = session  # closed by close_store(), store or not
+        self.rollouts.set_session(session)
+        if store_error is not None:  # no tasks to browse; the rollouts may still be there
+            self._show_error(f"Could not open {self.label}: {store_error}")
+            self.notice.emit(Notice("warning", f"Could not open {self.label}: {store_error}",
+                                    source="Data"))
+            return
+        self._has_store = True
         self.reason_combo.blockSignals(True)
         self.reason_combo.clear()
         self.reason_combo.addItem("all", None)
@@ -565,13 +638,14 @@ class DataPanel(QWidget):
             self.reason_combo.addItem(f"{reason} ({n})", reason)
         self.reason_combo.blockSignals(False)
         self._set_enabled(True)
-        self._show_info(str(self.path))
+        self._show_info(self.label)
         self.refresh()
 
     @_guarded
     def _open_failed(self, gen: int, err: WorkerError) -> None:
         if gen == self._gen:
-            self._show_error(f"Could not open {self.path}: {err.message}")
+            self._show_error(f"Could not open {self.label}: {err.message}")
+            self.notice.emit(Notice.from_error(f"Could not open {self.label}", err, "Data"))
 
     # -- the task table ----------------------------------------------------------------------
 
@@ -604,7 +678,7 @@ class DataPanel(QWidget):
             self._run_query(self.page_index - 1, before=self.page.prev_cursor)
 
     def _run_query(self, page_index: int, **position: Any) -> None:
-        if self._session is None:
+        if self._session is None or not self._has_store:
             return
         try:
             # Later pages reuse the first page's total instead of counting again.
@@ -629,8 +703,8 @@ class DataPanel(QWidget):
         self.prev_button.setEnabled(page.prev_cursor is not None)
         self.next_button.setEnabled(page.next_cursor is not None)
         self._update_total_label()
-        if str(self.path) != self.message.text():
-            self._show_info(str(self.path))  # a previous error no longer applies
+        if self.label != self.message.text():
+            self._show_info(self.label)  # a previous error no longer applies
 
     def _update_total_label(self) -> None:
         total = self.total or 0
@@ -646,6 +720,7 @@ class DataPanel(QWidget):
     def _query_failed(self, seq: int, err: WorkerError) -> None:
         if seq == self._query_seq:
             self._show_error(f"Query failed: {err}")
+            self.notice.emit(Notice.from_error(f"Query of {self.label} failed", err, "Data"))
 
     # -- the detail view ---------------------------------------------------------------------
 
@@ -655,7 +730,7 @@ class DataPanel(QWidget):
 
     def show_task(self, task_id: int) -> None:
         """Load one task (in the worker) into the detail tabs."""
-        if self._session is None:
+        if self._session is None or not self._has_store:
             return
         self._detail_seq += 1
         seq = self._detail_seq
@@ -667,6 +742,7 @@ class DataPanel(QWidget):
     def _detail_failed(self, seq: int, err: WorkerError) -> None:
         if seq == self._detail_seq:
             self._show_error(f"Could not load the task: {err}")
+            self.notice.emit(Notice.from_error("Could not load the task", err, "Data"))
 
     def _clear_detail(self) -> None:
         self.detail, self.lineage = None, []
@@ -765,10 +841,11 @@ class DataPanel(QWidget):
         if self.detail is None or not 0 <= row < len(self.detail.tests):
             return
         t = self.detail.tests[row]
-        shown, note = preview(t.input)
+        full = t.meta.get(CUT_KEY) or {}  # a remote answer's cut texts: their real sizes
+        shown, note = preview(t.input, full_chars=full.get("input"))
         self.test_input.setPlainText(shown)
         self.test_input_note.setText(f"input \u2014 {note}")
-        shown, note = preview(t.expected_output)
+        shown, note = preview(t.expected_output, full_chars=full.get("expected_output"))
         self.test_expected.setPlainText(shown)
         self.test_expected_note.setText(f"expected output \u2014 {note}")
 

@@ -9,7 +9,7 @@ and redraws only the series that changed on the visible tab. So a stream of 10,0
 costs a few ms of event loop per tick, never a repaint per event. Curves use pyqtgraph's own
 peak (min/max-keeping) downsampling and clip-to-view, so a million points draw like a thousand.
 
-What it shows: one tab per preset (SFT, RL, Synthesis, Verification, plus Other for any key no
+What it shows: one tab per preset (SFT, RL, Synthesis, Verification, GPUs, plus Other for any key no
 preset claims), each a grid of plots (one pyqtgraph ``GraphicsLayoutWidget`` per tab, so one
 scene per tab and ``ImageExporter`` saves the whole tab), created as keys first arrive; a tab
 says "no data yet" until then. A series is one (run, key); each run has one colour and a legend
@@ -88,8 +88,12 @@ PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "verify/timeouts"),
         ("verify/",),
     ),
+    # GPU samples (gui/run_follower.py turns nvidia-smi readings into metric events of stage
+    # "gpu"): gpu/<node>/<index>/util and .../mem_used, one plot per node and quantity.
+    "GPUs": ((), ("gpu/",)),
     "Other": ((), ()),
 }
+SAMPLER_STAGES = frozenset({"gpu"})  # sampled by the desktop, not a stage: never "stalls"
 OTHER_TAB = "Other"
 
 REDRAW_INTERVAL_MS = 100  # 10 Hz: the most a person can follow, and cheap for the event loop
@@ -429,7 +433,8 @@ class MonitorPanel(QWidget):
         """Alert on each live stage quiet for > stall_factor x its median gap (timer-driven)."""
         now = self._clock()
         for (run, stage), c in self._stages.items():
-            if c.terminal or c.stalled or c.last_t is None or len(c.gaps) < STALL_MIN_GAPS:
+            if (c.terminal or c.stalled or c.last_t is None or len(c.gaps) < STALL_MIN_GAPS
+                    or stage in SAMPLER_STAGES):
                 continue
             median = statistics.median(c.gaps)
             limit = max(self._stall_factor * median, self._stall_floor_s)

@@ -30,7 +30,7 @@ from engine.rundir import RunDir
 from engine.schema import config_from_dict
 from engine.stages import curate
 from engine.stages.errors import StageError
-from engine.store import Store, Verdict
+from engine.store import SeedRecord, Store, Verdict
 
 REPO = Path(__file__).resolve().parents[2]
 VOCAB = [f"w{i}" for i in range(4000)]
@@ -76,6 +76,20 @@ def add_verified_task(store: Store, statement: str, *, title: str = "T", status=
     store.set_task_result(tid, status, reason=None if status == "accepted" else "low_agreement",
                           agreement=0.75, golden_solution_id=sids[golden_idx] if golden else None)
     return tid
+
+
+def add_seed(store: Store, problem: str, *, solutions: list | None = None,
+             tests: dict | None = None) -> int:
+    """A seed as the seeds stage imports it; -> its id."""
+    n = store.counts()["seeds"]
+    key = f"seeds.jsonl:{n + 1}"
+    if solutions is None:
+        solutions = [f"print(sum(map(int, input().split())))  # seed {n + 1}"]
+    if tests is None:
+        tests = {"inputs": ["1 2\n", "3 4\n"], "outputs": ["3\n", "7\n"]}
+    assert store.add_seeds([SeedRecord(source="seeds.jsonl", source_key=key, problem=problem,
+                                       solutions=solutions, tests=tests)]) == 1
+    return next(s.id for s in store.iter_seeds() if s.source_key == key)
 
 
 def make_run(tmp_path: Path, name: str = "run") -> RunDir:
@@ -445,6 +459,207 @@ def test_a_store_with_nothing_accepted_fails_the_stage_with_a_next_step(tmp_path
 def test_a_run_dir_without_a_store_fails_the_stage(tmp_path):
     with pytest.raises(StageError, match="no dataset store"):
         run_curate(make_run(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Seed problems (curate.include_seed_problems)
+
+
+def test_included_seed_problems_follow_the_tasks_in_both_exports(tmp_path):
+    run = make_run(tmp_path)
+    with Store(run.store_path) as store:
+        tid = add_verified_task(store, text(200))
+        first = add_seed(store, text(201), solutions=["print(1)\n", "print(2)"])
+        second = add_seed(store, text(202))
+    summary = run_curate(run, include_seed_problems=True)
+    sft = read_jsonl(run.exports_dir / "sft.jsonl")
+    assert [r["query"] for r in sft] == [text(200), text(201), text(202)]
+    assert sft[1] == {"query": text(201), "response": "```python\nprint(1)\n```"}
+    rl = pq.read_table(run.exports_dir / "rl.parquet").to_pylist()
+    assert [r["extra_info"]["origin"] for r in rl] == ["task", "seed", "seed"]
+    assert [r["extra_info"]["index"] for r in rl] == [0, 1, 2]
+    assert rl[0]["extra_info"]["task_id"] == tid and rl[0]["extra_info"]["seed_id"] is None
+    seed_row = rl[1]
+    assert seed_row["prompt"] == [{"role": "user", "content": text(201)}]
+    assert (seed_row["data_source"], seed_row["reward_model"]["style"]) == ("synthsmith", "rule")
+    assert json.loads(seed_row["reward_model"]["ground_truth"]) == {
+        "inputs": ["1 2\n", "3 4\n"], "outputs": ["3\n", "7\n"]}
+    extra = seed_row["extra_info"]
+    assert (extra["seed_id"], extra["seed_key"], extra["task_id"], extra["n_tests"]) == \
+        (first, "seeds.jsonl:1", None, 2)
+    assert rl[2]["extra_info"]["seed_id"] == second
+    assert summary["seed_problems"] == {
+        "checked": 2, "kept": 2, "contaminated": 0, "near_duplicates": 0,
+        "without_solution": 0, "without_tests": 0, "exported_sft": 2, "exported_rl": 2}
+    assert (summary["kept"], summary["exported_sft"], summary["exported_rl"]) == (1, 3, 3)
+    assert events_of(run, "metric")[-1]["curate/seed_problems_kept"] == 2
+    assert statuses(run) == {tid: ("accepted", None)}  # seeds never become tasks
+    assert events_of(run, "alert") == []  # a task was kept: no seeds-only warning
+
+
+def test_seed_problems_stay_out_of_the_exports_by_default(tmp_path):
+    run = make_run(tmp_path)
+    with Store(run.store_path) as store:
+        add_verified_task(store, text(210))
+        add_seed(store, text(211))
+    summary = run_curate(run)
+    assert [r["query"] for r in read_jsonl(run.exports_dir / "sft.jsonl")] == [text(210)]
+    assert pq.read_table(run.exports_dir / "rl.parquet").num_rows == 1
+    assert summary["seed_problems"] is None
+    assert "curate/seed_problems_kept" not in events_of(run, "metric")[-1]
+
+
+def test_without_tasks_the_failure_names_include_seed_problems_when_seeds_have_solutions(
+        tmp_path):
+    run = make_run(tmp_path)
+    with Store(run.store_path) as store:
+        add_seed(store, text(220))
+        add_seed(store, text(221))
+        add_seed(store, text(222), solutions=[])
+    with pytest.raises(StageError, match=r"include_seed_problems: true to export the 2 seed"):
+        run_curate(run)
+    bare = make_run(tmp_path, "bare")
+    with Store(bare.store_path) as store:
+        add_seed(store, text(223), solutions=[])
+    with pytest.raises(StageError, match="run verify first") as failed:
+        run_curate(bare)
+    assert "include_seed_problems" not in str(failed.value)  # no seed it could export
+
+
+def test_seeds_alone_carry_the_export_with_a_seeds_only_warning(tmp_path):
+    run = make_run(tmp_path)
+    with Store(run.store_path) as store:
+        add_verified_task(store, text(230), status="rejected")
+        add_seed(store, text(231))
+    summary = run_curate(run, include_seed_problems=True)
+    assert [r["query"] for r in read_jsonl(run.exports_dir / "sft.jsonl")] == [text(231)]
+    assert (summary["kept"], summary["exported_sft"], summary["exported_rl"]) == (0, 1, 1)
+    (alert,) = events_of(run, "alert")
+    assert (alert["level"], alert["code"]) == ("warning", "curate/seeds_only")
+    assert "only the 1 seed problems" in alert["message"]
+
+
+def test_a_seed_that_near_duplicates_a_task_or_an_earlier_seed_is_left_out(tmp_path):
+    run = make_run(tmp_path)
+    base, other = text(240, 200), text(241, 200)
+    with Store(run.store_path) as store:
+        tid = add_verified_task(store, base)
+        add_seed(store, edit_words(base, [10, 80]))  # the task's twin: the task stays
+        add_seed(store, other)
+        add_seed(store, edit_words(other, [30]))  # the kept seed's twin
+    summary = run_curate(run, include_seed_problems=True)
+    assert [r["query"] for r in read_jsonl(run.exports_dir / "sft.jsonl")] == [base, other]
+    assert statuses(run) == {tid: ("accepted", None)}
+    assert (summary["seed_problems"]["kept"], summary["seed_problems"]["near_duplicates"]) == \
+        (1, 2)
+    assert summary["near_duplicates"] == 0  # the tasks' count is the tasks' alone
+    logs = [e["message"] for e in events_of(run, "log")]
+    assert any(f"seed 1 (seeds.jsonl:1) is a near duplicate of task {tid}" in m for m in logs)
+    assert any("seed 3 (seeds.jsonl:3) is a near duplicate of seed 2" in m for m in logs)
+
+
+def test_a_contaminated_seed_is_left_out_and_the_task_side_is_untouched(tmp_path):
+    run = make_run(tmp_path)
+    passage = text(250, 60)
+    bench = write_benchmark(tmp_path / "lcb.jsonl", [
+        {"question_id": "lcb_1", "question_content": f"{text(251, 30)} {passage}"}])
+    with Store(run.store_path) as store:
+        add_verified_task(store, text(252))
+        add_seed(store, f"{text(253, 50)} {passage}")
+        add_seed(store, text(254))
+    summary = run_curate(run, include_seed_problems=True, decontaminate_file=bench)
+    assert [r["query"] for r in read_jsonl(run.exports_dir / "sft.jsonl")] == \
+        [text(252), text(254)]
+    assert summary["seed_problems"]["contaminated"] == 1
+    assert summary["contaminated"] == 0
+    assert any("seed 1 (seeds.jsonl:1) is contaminated by benchmark problem lcb_1" in
+               e["message"] for e in events_of(run, "log"))
+
+
+def test_seeds_without_a_solution_or_stdin_tests_are_counted_and_kept_out_of_rl(tmp_path):
+    run = make_run(tmp_path)
+    with Store(run.store_path) as store:
+        add_seed(store, text(260), solutions=[])
+        add_seed(store, text(261), solutions=["  \n", None])
+        late = add_seed(store, text(262), solutions=["", "print(5)"])  # first non-blank one
+        add_seed(store, text(263), tests={"inputs": [], "outputs": []})
+        add_seed(store, text(264), tests={"inputs": [[1, 2]], "outputs": [3], "fn_name": "f"})
+        add_seed(store, text(265), tests={"inputs": ["1\n"], "outputs": ["1\n"],
+                                          "fn_name": "solve"})
+        add_seed(store, text(266), tests={"inputs": ["1\n", "2\n"], "outputs": ["1\n"]})
+    summary = run_curate(run, include_seed_problems=True)
+    assert summary["seed_problems"] == {
+        "checked": 5, "kept": 5, "contaminated": 0, "near_duplicates": 0,
+        "without_solution": 2, "without_tests": 4, "exported_sft": 5, "exported_rl": 1}
+    sft = read_jsonl(run.exports_dir / "sft.jsonl")
+    assert [r["query"] for r in sft] == [text(s) for s in range(262, 267)]
+    assert sft[0]["response"] == "```python\nprint(5)\n```"
+    (row,) = pq.read_table(run.exports_dir / "rl.parquet").to_pylist()
+    assert row["extra_info"]["seed_id"] == late
+    assert summary["rl_without_tests"] == 0  # that count is the tasks' own
+
+
+def test_nothing_left_of_tasks_or_seeds_fails_the_stage_saying_why(tmp_path):
+    run = make_run(tmp_path)
+    passage = text(270, 60)
+    bench = write_benchmark(tmp_path / "lcb.jsonl", [
+        {"question_id": "q9", "question_content": passage}])
+    with Store(run.store_path) as store:
+        add_verified_task(store, f"{text(271)} {passage}")
+        add_seed(store, f"{passage} {text(272)}")
+        add_seed(store, text(273), solutions=[])
+    with pytest.raises(StageError, match=r"all 1 accepted tasks were removed .*no seed problem "
+                       r"was kept either \(2 seeds: 1 without a reference solution, 1 "
+                       r"contaminated, 0 near duplicates\)"):
+        run_curate(run, include_seed_problems=True, decontaminate_file=bench)
+    assert not (run.exports_dir / "rl.parquet").exists()
+
+
+def test_rl_max_tasks_counts_seeds_after_the_tasks(tmp_path):
+    run = make_run(tmp_path)
+    with Store(run.store_path) as store:
+        add_verified_task(store, text(280))
+        for s in range(3):
+            add_seed(store, text(281 + s))
+    summary = run_curate(run, include_seed_problems=True, rl_max_tasks=2)
+    rl = pq.read_table(run.exports_dir / "rl.parquet").to_pylist()
+    assert [r["extra_info"]["origin"] for r in rl] == ["task", "seed"]
+    assert (summary["exported_sft"], summary["seed_problems"]["exported_rl"]) == (4, 1)
+
+
+def test_a_rerun_with_seed_problems_rewrites_identical_exports_and_decisions(tmp_path):
+    run = make_run(tmp_path)
+    base, other = text(290, 200), text(291, 200)
+    with Store(run.store_path) as store:
+        add_verified_task(store, base)
+        add_verified_task(store, edit_words(base, [4, 60]))  # removed in the first run
+        add_verified_task(store, text(292, 200))
+        add_seed(store, edit_words(base, [90]))
+        add_seed(store, other)
+        add_seed(store, edit_words(other, [11]))
+        add_seed(store, text(293, 200))
+    first = run_curate(run, include_seed_problems=True)
+    files = {p.name: p.read_bytes() for p in run.exports_dir.iterdir()}
+    before = statuses(run)
+    second = run_curate(run, include_seed_problems=True)
+    assert {p.name: p.read_bytes() for p in run.exports_dir.iterdir()} == files
+    assert statuses(run) == before
+    assert second["seed_problems"] == first["seed_problems"]
+    assert first["seed_problems"]["kept"] == 2 and first["seed_problems"]["near_duplicates"] == 2
+    assert (first["exported_sft"], second["exported_sft"]) == (4, 4)
+
+
+def test_an_interrupted_run_with_seed_problems_leaves_the_previous_exports_whole(tmp_path):
+    run = make_run(tmp_path)
+    with Store(run.store_path) as store:
+        add_seed(store, text(300))
+    run_curate(run, include_seed_problems=True)
+    files = {p.name: p.read_bytes() for p in run.exports_dir.iterdir()}
+    with Store(run.store_path) as store:
+        add_seed(store, text(301))
+    summary = run_curate(run, stop=True, include_seed_problems=True)
+    assert summary["interrupted"] is True
+    assert {p.name: p.read_bytes() for p in run.exports_dir.iterdir()} == files
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def test_xcoder_preset_keeps_the_papers_numbers():
     assert cfg.tasks.style_weights.model_dump() == {
         "codeforces": 0.7, "leetcode": 0.15, "atcoder": 0.15}
     assert (cfg.evolve.steps, cfg.eval.k) == (100, 8)
+    assert cfg.curate.include_seed_problems is False  # the recipe is fully synthetic
 
 
 def test_xcoder_preset_places_stages_on_three_clusters():

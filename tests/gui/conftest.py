@@ -4,7 +4,7 @@
 
 The whole folder is skipped where PySide6 is absent (the engine/remote CI job runs without Qt).
 Every test gets its own QSettings location under tmp_path, so the user's real settings are never
-read or written, and fails if it leaves a visible top-level window or a running QThread behind
+read or written (nor its cluster profiles and runs: ``app_dirs``), and fails if it leaves a visible top-level window or a running QThread behind
 (napari's conftest does the same). Screenshots go to <repo>/artifacts/screenshots (git-ignored).
 """
 
@@ -38,6 +38,21 @@ def settings_dir(tmp_path: Path) -> Path:
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(root / "user"))
         QSettings.setPath(fmt, QSettings.Scope.SystemScope, str(root / "system"))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def app_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Cluster profiles, run records and This computer's workdir under tmp_path: a test never
+    reads or writes the user's ~/.config/synthsmith or ~/.local/share/synthsmith."""
+    from remote.launch import DATA_ENV
+    from remote.profiles import CONFIG_ENV
+
+    root = tmp_path / "app"
+    monkeypatch.setenv("XDG_DATA_HOME", str(root / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(root / "config"))
+    monkeypatch.setenv(DATA_ENV, str(root / "desktop"))
+    monkeypatch.setenv(CONFIG_ENV, str(root / "config" / "synthsmith"))
     return root
 
 

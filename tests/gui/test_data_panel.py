@@ -5,7 +5,9 @@ and feature categories; task 1 has a lineage (config -> features -> seed / evolu
 three candidate solutions (golden, plain, rejected), three tests (one big) and a verdict for
 most solution x test pairs. Each filter is checked against what ``Store.query_tasks`` answers
 for the same query. Every test waits until the panel has no job pending and closes its store,
-so no worker thread outlives it. Screenshots: artifacts/screenshots/data*.png.
+so no worker thread outlives it. Screenshots: artifacts/screenshots/data*.png. The last tests
+open the same store as a remote source (``RemoteStore`` over ``LocalRunner``: a real
+``python -m engine query`` per request) and check the same views and the remote errors.
 """
 
 from __future__ import annotations
@@ -350,3 +352,100 @@ def test_screenshot_with_a_task_open(qtbot, panel, small_store, screenshot_dir):
         panel.tabs.setCurrentIndex(
             [panel.tabs.tabText(i) for i in range(panel.tabs.count())].index(tab))
         assert panel.grab().save(str(screenshot_dir / f"data-{tab.lower()}.png"))
+
+
+# ---------------------------------------------------------------------------------------------
+# A remote source: remote.store_client.RemoteStore, every page one real `python -m engine
+# query` subprocess (LocalRunner runs the same command strings a cluster gets over SSH;
+# tests/remote/test_store_client.py runs them over real sshd).
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def remote_store(path: Path, **kw):
+    import sys
+
+    from remote.runner import LocalRunner
+    from remote.store_client import RemoteStore
+
+    return RemoteStore(LocalRunner(), str(path), engine_dir=str(REPO), python=sys.executable,
+                       **kw)
+
+
+def open_remote_and_wait(qtbot, panel: DataPanel, source) -> None:
+    panel.open_remote(source)
+    qtbot.waitUntil(lambda: panel.page is not None or "Could not" in panel.message.text(),
+                    timeout=20000)
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=20000)
+
+
+def test_a_remote_store_pages_and_shows_details_like_the_local_one(qtbot, panel, small_store):
+    made = []
+
+    def factory():  # called in the worker, as the main window's is
+        made.append(remote_store(small_store))
+        return made[0]
+
+    open_remote_and_wait(qtbot, panel, factory)
+    assert panel.message.text() == f"this computer:{small_store}" and panel.path is None
+    assert (shown_ids(panel), panel.total) == expected(small_store)
+    panel.status_combo.setCurrentIndex(panel.status_combo.findData("rejected"))
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=20000)
+    assert (shown_ids(panel), panel.total) == expected(small_store, status="rejected")
+    panel.status_combo.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=20000)
+    panel.next_button.click()
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=20000)
+    assert shown_ids(panel) == [5, 6, 7, 8]
+    panel.prev_button.click()
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=20000)
+    panel.table.selectRow(0)
+    qtbot.waitUntil(lambda: panel.detail is not None, timeout=20000)
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=20000)
+    with Store(small_store, readonly=True) as s:
+        assert panel.detail == s.get_task(1)  # BIG (6000 chars) is under the 8192 cut
+        assert panel.lineage == s.lineage_of("task", 1)
+    assert panel.verdict_table.rowCount() == 3
+    assert made[0].calls >= 7  # open, pages, filter, detail: each its own command
+
+
+def test_a_remote_detail_with_cut_tests_says_their_real_size(qtbot, panel, small_store):
+    open_remote_and_wait(qtbot, panel, remote_store(small_store, max_test_chars=3000))
+    panel.table.selectRow(0)
+    qtbot.waitUntil(lambda: panel.detail is not None, timeout=20000)
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=20000)
+    panel.test_list.setCurrentRow(1)
+    assert len(panel.test_input.toPlainText()) == PREVIEW_CHARS
+    assert f"first {PREVIEW_CHARS} of {len(BIG)} chars" in panel.test_input_note.text()
+
+
+def test_a_remote_engine_too_old_for_queries_is_explained(qtbot, panel, small_store, tmp_path):
+    old = tmp_path / "old-bundle" / "engine"
+    old.mkdir(parents=True)
+    (old / "__init__.py").write_text("")
+    (old / "__main__.py").write_text(  # an engine from before `query`: argparse refuses it
+        "import argparse\np = argparse.ArgumentParser(prog='python -m engine')\n"
+        "sub = p.add_subparsers(dest='command', required=True)\n"
+        "for n in ('validate', 'run', 'status', 'doctor'):\n    sub.add_parser(n)\n"
+        "p.parse_args()\n")
+    source = remote_store(small_store)
+    source.engine_dir = str(old.parent)
+    open_remote_and_wait(qtbot, panel, source)
+    text = panel.message.text()
+    assert text.startswith(f"Could not open this computer:{small_store}")
+    assert "predates remote browsing" in text and "engine bundle" in text
+    assert panel.model.rowCount() == 0 and not panel.table.isEnabled()
+
+
+def test_a_remote_run_without_its_store_says_so(qtbot, panel, tmp_path):
+    open_remote_and_wait(qtbot, panel, remote_store(tmp_path / "run" / "data" / "store.sqlite"))
+    assert "Could not open" in panel.message.text() and "no store at" in panel.message.text()
+    qtbot.waitUntil(lambda: "No RL rollouts" in panel.rollouts.message.text(), timeout=20000)
+
+
+def test_failures_also_go_out_as_notices(qtbot, panel, tmp_path):
+    notices = []
+    panel.notice.connect(notices.append)
+    open_and_wait(qtbot, panel, tmp_path / "nope.sqlite")
+    assert [n.level for n in notices] == ["warning"] and "no store at" in notices[0].text
+    assert notices[0].source == "Data"

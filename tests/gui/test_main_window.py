@@ -1,4 +1,4 @@
-"""The desktop shell: sidebar panels, the read-only Pipeline panel, saved state, the CLI.
+"""The main window: sidebar panels, first start, notifications, sizes, saved state, the CLI.
 
     .venv/bin/python -m pytest tests/gui -q
 
@@ -8,20 +8,22 @@ assertions: startup speed is not measured here.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 import yaml
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QLabel
 
 import engine
-from engine.schema import STAGE_ORDER, ConfigError, load_config
+from engine.schema import STAGE_ORDER, load_config
 from gui import cli
 from gui.app import SMOKE_PRESET, load_pipeline
 from gui.main_window import APP_NAME, ORG_NAME, PANELS, MainWindow
-from gui.widgets.pipeline_overview import PipelineOverview
+from gui.notify import Notice
+from remote.profiles import LOCAL
 
 
 @pytest.fixture
@@ -51,80 +53,88 @@ def test_sidebar_lists_five_panels_in_order_and_switches_the_page(window):
     for row in (0, 3, 1, 4, 2):
         sidebar.setCurrentRow(row)
         assert window.stack.currentIndex() == row
-    sidebar.setCurrentRow(PANELS.index("Pipeline"))
-    assert window.stack.currentWidget() is window.pipeline_overview
+    pages = [window.clusters_panel, window.pipeline_panel, window.runs_panel,
+             window.monitor_panel, window.data_panel]
+    assert [window.stack.widget(i) for i in range(5)] == pages
+    assert not any(isinstance(p, QLabel) for p in pages)  # every panel is built
 
 
-def test_unbuilt_panels_say_so_and_offer_no_buttons(window):
-    assert window.stack.widget(PANELS.index("Clusters")) is window.clusters_panel
-    assert window.stack.widget(PANELS.index("Monitor")) is window.monitor_panel
-    assert window.stack.widget(PANELS.index("Data")) is window.data_panel
-    for name in ("Runs",):
-        page = window.stack.widget(PANELS.index(name))
-        assert isinstance(page, QLabel)
-        assert page.text().startswith(name) and "Not built yet" in page.text()
-
-
-def test_pipeline_panel_shows_every_smoke_stage_with_its_placement(qtbot):
-    cfg = load_config(SMOKE_PRESET)
-    panel = PipelineOverview()
-    qtbot.addWidget(panel)
-    panel.set_config(cfg, SMOKE_PRESET)
-
-    table = panel.table
-    assert table.rowCount() == len(STAGE_ORDER) == 11
-    assert _column(table, 0) == list(STAGE_ORDER)
-    assert _column(table, 2) == [cfg.stage(name).placement for name in STAGE_ORDER]
-    res = cfg.stage(STAGE_ORDER[0]).resources
-    assert table.item(0, 3).text().startswith(f"{res.nodes} node")
-    assert f"{res.cpus_per_task} CPU, {res.time_limit}" in table.item(0, 3).text()
-    assert str(SMOKE_PRESET) in panel.source_label.text()
-    assert panel.validation_label.text().startswith("OK")
-
-
-def test_pipeline_panel_greys_disabled_stages(qtbot, screenshot_dir):
-    cfg = load_config(SMOKE_PRESET, ["eval.enabled=false"])
-    panel = PipelineOverview()
-    qtbot.addWidget(panel)
-    panel.set_config(cfg, SMOKE_PRESET)
-
-    for row, name in enumerate(STAGE_ORDER):
-        enabled = cfg.stage(name).enabled
-        item = panel.table.item(row, 0)
-        assert bool(item.flags() & Qt.ItemFlag.ItemIsEnabled) == enabled, name
-        assert panel.table.item(row, 1).text() == ("yes" if enabled else "no")
-    assert not cfg.stage("eval").enabled
-    panel.resize(900, 480)
-    assert panel.grab().save(str(screenshot_dir / "pipeline_overview-eval-disabled.png"))
-
-
-def test_pipeline_panel_lists_every_problem_of_a_bad_config_by_key(qtbot, tmp_path):
-    bad = tmp_path / "bad.yaml"
-    data = yaml.safe_load(SMOKE_PRESET.read_text())
-    data["seeds"]["resources"] = {"nodes": 0}
-    data["sft"]["no_such_field"] = 3
-    bad.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError) as caught:
-        load_config(bad)
-    problems = caught.value.problems
-    assert {"seeds.resources.nodes", "sft.no_such_field"} <= {p.key for p in problems}
-
-    panel = PipelineOverview()
-    qtbot.addWidget(panel)
-    panel.show_problems(problems, bad)
-
-    text = panel.validation_label.text()
-    for p in problems:
-        assert f"{p.key}: {p.message} — {p.fix}" in text
-    assert str(bad) in panel.source_label.text()
-    assert panel.table.rowCount() == 0 and panel.table.isHidden()
+def test_first_start_opens_the_smoke_preset_on_this_computer_ready_to_launch(qtbot, window):
+    assert window.sidebar.currentRow() == PANELS.index("Pipeline")
+    panel = window.pipeline_panel
+    qtbot.waitUntil(lambda: panel.config() is not None and panel.launch_button.isEnabled(),
+                    timeout=10_000)
+    cfg = panel.config()
+    assert cfg == load_config(SMOKE_PRESET)
+    assert {cfg.stage(s).placement for s in STAGE_ORDER} == {LOCAL}
+    assert panel.problems() == []
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=10_000)
 
 
 def test_window_opened_with_a_missing_preset_lists_the_problem(qtbot, tmp_path):
     w = MainWindow(load_pipeline(tmp_path / "missing.yaml"))
     qtbot.addWidget(w)
-    assert "problem" in w.pipeline_overview.validation_label.text()
-    assert "missing.yaml" in w.pipeline_overview.source_label.text()
+    problems = w.pipeline_panel.problems()
+    assert [p.message for p in problems] == ["no such file"]
+    assert "missing.yaml" in w.pipeline_panel.source_label.text()
+    assert not w.pipeline_panel.launch_button.isEnabled()
+    qtbot.waitUntil(lambda: not w.pipeline_panel.busy(), timeout=10_000)
+
+
+def test_every_panel_notice_lands_in_the_notification_area(qtbot, window):
+    for source in (window.clusters_panel, window.pipeline_panel, window.runs_panel,
+                   window.data_panel):
+        source.notice.emit(Notice("warning", f"from {type(source).__name__}"))
+    window.monitor_panel.alert_raised.emit("[error] run a / sft: stage failed")
+    texts = [n.text for n in window.notifications.notices()]
+    assert texts[:4] == ["from ClustersPanel", "from PipelinePanel", "from RunsPanel",
+                         "from DataPanel"]
+    assert window.notifications.notices()[-1].level == "error"
+    assert "stage failed" in window.statusBar().currentMessage()
+
+
+def test_the_window_fits_1280x800_with_every_panel(qtbot, window, screenshot_dir):
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 800, hint
+    window.resize(1280, 800)
+    for row, name in enumerate(PANELS):
+        window.sidebar.setCurrentRow(row)
+        qtbot.wait(10)
+        page = window.stack.currentWidget()
+        assert page.width() >= page.minimumSizeHint().width() - 1, name
+    assert window.grab().save(str(screenshot_dir / "main_window-1280x800.png"))
+
+
+@pytest.mark.slow
+def test_on_a_4k_screen_at_200_percent_the_window_renders_sharp(tmp_path, screenshot_dir):
+    """Qt scales by itself: at QT_SCALE_FACTOR=2 (a 4K screen) the grab has twice the pixels."""
+    out = screenshot_dir / "main_window-4k.png"
+    code = (
+        "import sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from gui.qt_guard import pin_none\n"
+        "pin_none()\n"
+        "from gui.app import load_pipeline\n"
+        "from gui.main_window import MainWindow\n"
+        "app = QApplication([])\n"
+        "w = MainWindow(load_pipeline())\n"
+        "w.resize(1920, 1080)\n"
+        "w.show()\n"
+        "app.processEvents()\n"
+        "img = w.grab()\n"
+        "print(img.width(), img.height(), img.devicePixelRatio())\n"
+        f"img.save({str(out)!r})\n"
+        "w.close()\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR="2",
+               QT_QPA_OFFSCREEN_GEOMETRY="3840x2160")
+    # a screen big enough for a 1920x1080 window at 200 % (offscreen's default is 800x600)
+    env["QT_QPA_PLATFORM"] = "offscreen:size=3840x2160"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    width, height, ratio = proc.stdout.split()[-3:]
+    assert (int(width), int(height), float(ratio)) == (3840, 2160, 2.0)
+    assert out.stat().st_size > 0
 
 
 def test_geometry_and_panel_are_restored_by_a_new_window(qtbot, settings_dir):
@@ -173,3 +183,13 @@ def test_cli_without_pyside6_names_the_fix(monkeypatch, capsys):
 def test_cli_module_does_not_import_qt():
     code = "import sys, gui.cli; sys.exit('PySide6' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_clusters_test_checks_the_config_the_pipeline_panel_holds(qtbot, window):
+    panel = window.pipeline_panel
+    qtbot.waitUntil(lambda: panel.config() is not None and not panel.busy(), timeout=10_000)
+    assert window.clusters_panel.config == panel.config()
+    data = yaml.safe_load(panel.current_text())
+    data["sft"]["lr"] = -1.0  # invalid: Test falls back to every stage's general needs
+    panel.set_text(yaml.safe_dump(data), "bad.yaml")
+    assert window.clusters_panel.config is None

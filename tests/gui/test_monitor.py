@@ -107,7 +107,8 @@ def test_keys_go_to_their_preset_tab():
     assert tab_for_key("rl/clip_frac/high") == "RL"
     assert tab_for_key("llm/tokens_per_s") == "Synthesis"
     assert tab_for_key("verify/status/ok") == "Verification"
-    assert tab_for_key("gpu/util") == "Other"
+    assert tab_for_key("gpu/node1/0/util") == "GPUs"
+    assert tab_for_key("custom/thing") == "Other"
 
 
 def test_ema_matches_a_hand_computation(panel):
@@ -273,6 +274,20 @@ def test_stalled_stage_alerts_on_the_injected_clock(qtbot):
     clock.now = T0 + 1000
     p.check_stalls()
     assert len(p.alerts) == 2
+
+
+def test_gpu_samples_never_count_as_a_stalled_stage(qtbot):
+    clock = FakeClock(T0)
+    p = MonitorPanel(clock=clock, stall_floor_s=1.0)
+    qtbot.addWidget(p)
+    s = Stream("gpu")
+    for i in range(10):
+        s.metric(i, T0 + 2.0 * (i + 1), **{"gpu__n1__0__util": 50.0})
+    p.add_events(s.events(), run="a")
+    clock.now = T0 + 1000  # sampling stopped with the run: not a stall
+    p.check_stalls()
+    assert p.alerts == []
+    assert p.keys("a") == ["gpu/n1/0/util"]
 
 
 def test_engine_alert_events_are_listed(panel):

@@ -48,3 +48,23 @@ def test_progress_is_passed_as_a_keyword_and_arrives_in_order(qtbot):
     run_in_worker(work, 5, progress=True, on_progress=steps.append, on_done=done.append)
     qtbot.waitUntil(lambda: bool(done), timeout=5000)
     assert steps == [0, 1, 2, 3, 4]
+
+
+def test_job_counter_is_busy_until_every_outcome_was_handled(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from gui.worker import JobCounter
+
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    work = JobCounter(owner)
+    gate = threading.Event()
+    seen: list[object] = []
+    work.submit(gate.wait, 5, on_done=seen.append, on_failed=seen.append)
+    work.submit(int, "x", on_done=seen.append, on_failed=lambda e: seen.append(e.kind))
+    assert work.busy() and work.pending == 2
+    qtbot.waitUntil(lambda: seen == ["ValueError"], timeout=5000)
+    assert work.busy()  # the first one still waits
+    gate.set()
+    qtbot.waitUntil(lambda: not work.busy(), timeout=5000)
+    assert seen == ["ValueError", True]

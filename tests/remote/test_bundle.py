@@ -76,6 +76,19 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int, int]]:
 # --- the manifest ----------------------------------------------------------------------------
 
 
+def test_every_assets_path_a_preset_names_travels_in_the_bundle():
+    """A preset run on a cluster reads its assets:// files from the bundle (the eval set once
+    was left out, and the smoke run's last stage failed there)."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    files = set(build_manifest(root).files)
+    named = {m for p in (root / "assets" / "presets").glob("*.yaml")
+             for m in re.findall(r"assets://([\w./-]+)", p.read_text())}
+    assert named, "the presets name no assets:// file any more: update this test"
+    assert {f"assets/{rel}" for rel in named} <= files
+
+
 def test_manifest_holds_the_engine_sources_and_runtime_assets_only(repo):
     (repo / "engine" / "__pycache__").mkdir(exist_ok=True)
     (repo / "engine" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")

@@ -205,3 +205,15 @@ def test_a_stopped_rl_run_saves_and_the_rerun_resumes_to_the_end(tmp_path, monke
     steps = [m.step for m in events_of(run, "metric")]
     assert max(steps) == 3 and steps.count(first[0]) == 1  # no step trained twice
     assert (run.checkpoint_dir("rl") / "final" / "config.json").exists()
+
+
+def test_flat_rows_keep_task_ids_and_give_seed_problems_minus_their_seed_id():
+    from engine.train.rl_data import flatten_row
+
+    truth = {"ground_truth": '{"inputs": ["1\\n"], "outputs": ["1\\n"]}'}
+    task = flatten_row({"prompt": "p", "reward_model": truth,
+                        "extra_info": {"origin": "task", "task_id": 7, "pass_rate": 0.5}})
+    seed = flatten_row({"prompt": "p", "reward_model": truth,
+                        "extra_info": {"origin": "seed", "task_id": None, "seed_id": 3}})
+    assert (task["task_id"], task["pass_rate"]) == (7, 0.5)
+    assert seed["task_id"] == -3 and seed["prompt"] == [{"role": "user", "content": "p"}]

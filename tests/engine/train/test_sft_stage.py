@@ -217,8 +217,23 @@ def test_two_ranks_under_torchrun_with_gloo(tmp_path):
     assert run.read_state().stage("sft").summary["world_size"] == 2
 
 
+@pytest.fixture
+def restore_dist_env():
+    """The one-process DeepSpeed path sets MASTER_PORT & co. for its process group, which
+    stays up until the process ends. In pytest's process, engines that later tests start
+    (the GUI's launches on This computer) would inherit them and try to listen on that port."""
+    keys = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
+    before = {k: os.environ.get(k) for k in keys}
+    yield
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.mark.slow
-def test_zero_stage_2_trains_and_resumes_exactly_with_deepspeed(tmp_path):
+def test_zero_stage_2_trains_and_resumes_exactly_with_deepspeed(tmp_path, restore_dist_env):
     pytest.importorskip("deepspeed")
     opts = ["sft.packing=false", "sft.epochs=2", "sft.lr=3e-3", "sft.zero_stage=2",
             "sft.save_every_steps=2"]

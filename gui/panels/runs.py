@@ -1,0 +1,792 @@
+"""The Runs panel: every run launched from this desktop, followed live, with its logs.
+
+    panel = RunsPanel(session)                    # gui.session.AppSession: profiles, registry
+    panel.notice.connect(notifications.post)      # every failure, as a gui.notify.Notice
+    panel.events_arrived.connect(lambda run, evs: monitor.add_events(evs, run=run))
+    panel.browse_data.connect(open_store_of_run)  # run id: "Browse data" was pressed
+    panel.show_monitor.connect(switch_to_monitor) # run id: "Follow in Monitor" was pressed
+
+    python -m gui.panels.runs                     # the panel alone, on your own registry
+
+Top: a tree of runs, newest first (run id, created, clusters, status, progress in stages, the
+current stage's ETA, why it waits or failed); expand a run for one row per stage (cluster,
+status, done/total as a bar, ETA, reason). Buttons: Refresh, Cancel (asks first), Resume,
+Open logs, Browse data, Follow in Monitor. Below: the selected run's summary and its latest
+GPU sample, and the log view when open: the run's log files (a selector when there are
+several), live, with a search box (matches highlighted, Enter = next, "3 of 12").
+
+How: widgets never do I/O. All the work is ``gui.run_follower.RunFollower`` run in the worker
+through ``AppSession.call``: first ``load`` (the registry and the local event caches, so the
+runs and their last known state show at once after a restart), then every ``poll_s`` one
+``poll`` job, never two at once (a tick while one is in flight is skipped). Its result
+updates the tree, feeds ``events_arrived`` (live runs, and runs the user follows: history once,
+then what is new, GPU samples included as ``gpu/...`` metrics) and the log view. A cluster
+whose host key is unknown is connected through ``gui.hostkey_flow.ensure_connected`` (the
+user sees the fingerprint; a refused key stops polls of that cluster until Refresh). Cancel
+and Resume call ``Launcher.cancel`` / ``Launcher.resume`` in the worker. Every failure is a
+``Notice`` on ``notice`` (the traceback in its details), each once, never a dialog.
+
+Call ``stop()`` before the panel goes (it stops the timer; a job in flight finishes and its
+outcome is dropped). ``busy()`` says whether a job of the panel is pending (tests wait on it).
+Left out: launching (the Pipeline panel does it), deleting runs, log files over a few MB
+(the view keeps each file's last ``LOG_KEEP_CHARS`` characters), regex search.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QColor, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
+    QTextEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.hostkey_flow import confirm_host_key as confirm_host_key_dialog
+from gui.hostkey_flow import ensure_connected
+from gui.notify import Notice
+from gui.run_follower import PollRequest, PollResult, RunFollower, RunView, StageView
+from gui.session import AppSession
+from gui.worker import Job, WorkerError, run_in_worker
+from remote.errors import HostKeyUnknown
+from remote.gpus import GpuSample
+from remote.launch import Launcher, RunRecord
+
+SOURCE = "Runs"
+COLUMNS = ("Run / stage", "Created", "Cluster", "Status", "Progress", "ETA", "Reason")
+COL_RUN, COL_CREATED, COL_CLUSTER, COL_STATUS, COL_PROGRESS, COL_ETA, COL_REASON = range(7)
+RUN_ROLE = Qt.ItemDataRole.UserRole  # on every row: the run id
+STAGE_ROLE = Qt.ItemDataRole.UserRole + 1  # on stage rows: the stage name
+FRACTION_ROLE = Qt.ItemDataRole.UserRole + 2  # on the progress cell: 0..1, or None (no bar)
+LOG_KEEP_CHARS = 4_000_000
+MAX_MATCHES = 5000
+STATUS_COLOURS = {
+    "running": "#1f5fa8", "queued": "#6b6b6b", "waiting": "#6b6b6b", "completed": "#2e7d32",
+    "skipped": "#2e7d32", "failed": "#b00020", "cancelled": "#b26a00",
+    "interrupted": "#b26a00", "not run": "#6b6b6b",
+}
+
+
+def format_eta(seconds: float | None) -> str:
+    """"—" when unknown; else "45 s", "12 min", "3 h 05 min"."""
+    if seconds is None:
+        return "—"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def format_progress(stage: StageView) -> str:
+    if stage.done is None:
+        return ""
+    unit = f" {stage.unit}" if stage.unit else ""
+    text = f"{stage.done} / {stage.total}{unit}" if stage.total is not None else \
+        f"{stage.done}{unit}"
+    if stage.rate and stage.status == "running":
+        text += f" ({stage.rate:.3g}/s)"
+    return text
+
+
+def format_gpus(samples: list[GpuSample]) -> str:
+    parts = []
+    for s in samples:
+        util = "?" if s.util_pct is None else f"{s.util_pct:.0f}%"
+        used = "?" if s.mem_used_gib is None else f"{s.mem_used_gib:.1f}"
+        total = "?" if s.mem_total_mib is None else f"{s.mem_total_mib / 1024:.1f}"
+        parts.append(f"{s.host} #{s.index} {s.name}: {util}, {used}/{total} GiB")
+    return " · ".join(parts)
+
+
+def ask_before_cancel(parent: QWidget | None, text: str) -> bool:
+    """Ask before cancelling; No is the default."""
+    box = QMessageBox(QMessageBox.Icon.Question, "Cancel run", text,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
+    box.setObjectName("cancel_run_dialog")
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    return box.exec() == QMessageBox.StandardButton.Yes
+
+
+class _ProgressDelegate(QStyledItemDelegate):
+    """Draws the progress cell as a bar (FRACTION_ROLE) with the cell's text on it."""
+
+    def paint(self, painter: Any, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        fraction = index.data(FRACTION_ROLE)
+        if fraction is None:
+            super().paint(painter, option, index)
+            return
+        bar = QStyleOptionProgressBar()
+        bar.rect = QRect(option.rect.adjusted(2, 2, -2, -2))
+        bar.minimum, bar.maximum = 0, 1000
+        bar.progress = int(round(float(fraction) * 1000))
+        bar.text = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        bar.textVisible = True
+        bar.state = option.state
+        style = option.widget.style() if option.widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
+
+
+class RunsPanel(QWidget):
+    notice = Signal(object)  # gui.notify.Notice
+    events_arrived = Signal(str, object)  # run id, list[engine.events.Event]
+    browse_data = Signal(str)  # run id
+    show_monitor = Signal(str)  # run id
+
+    def __init__(self, session: AppSession, parent: QWidget | None = None, *,
+                 poll_s: float = 2.0, gpu_every_s: float = 10.0,
+                 confirm: Callable[[QWidget, HostKeyUnknown], bool] | None = None,
+                 confirm_cancel: Callable[[QWidget, str], bool] | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("panel_runs")
+        self.session = session
+        self.follower = RunFollower(session.registry, gpu_every_s=gpu_every_s)
+        self._confirm_key = confirm or confirm_host_key_dialog
+        self._confirm_cancel = confirm_cancel or ask_before_cancel
+        self._views: dict[str, RunView] = {}
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._gpus: dict[str, tuple[float, list[GpuSample]]] = {}
+        self._follow: set[str] = set()
+        self._job: Job | None = None  # the load or the poll in flight
+        self._actions = 0  # cancel / resume / connect flows in flight
+        self._again = False  # poll once more as soon as the one in flight is done
+        self._force = False
+        self._stopped = False
+        self._loaded = False
+        self._key_flow: str | None = None
+        self._track: str | None = None  # select this run once it is listed
+        self._refused: set[str] = set()
+        self.poll_count = 0
+        self.skipped_ticks = 0
+        # log view state
+        self._log_run: str | None = None
+        self._log_gen = 0
+        self._log_reset_pending = False
+        self._job_log_gen = 0
+        self._log_texts: dict[tuple[str, str], str] = {}
+        self._log_keys: list[tuple[str, str]] = []  # (cluster, file), in the selector's order
+        self._matches: list[QTextCursor] = []
+        self._match_i = -1
+
+        self._build()
+        self._timer = QTimer(self)
+        self._timer.setInterval(max(50, int(poll_s * 1000)))
+        self._timer.timeout.connect(self._tick)
+        self._job = run_in_worker(session.call, self.follower.load, owner=self,
+                                  on_done=self._loaded_done, on_failed=self._load_failed)
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.refresh_button = QPushButton("Refresh")
+        self.cancel_button = QPushButton("Cancel…")
+        self.resume_button = QPushButton("Resume")
+        self.logs_button = QPushButton("Open logs")
+        self.browse_button = QPushButton("Browse data")
+        self.follow_button = QPushButton("Follow in Monitor")
+        for button, slot in ((self.refresh_button, self.refresh),
+                             (self.cancel_button, self.cancel_selected),
+                             (self.resume_button, self.resume_selected),
+                             (self.logs_button, self.open_logs),
+                             (self.browse_button, self.browse_selected),
+                             (self.follow_button, self.follow_selected)):
+            button.clicked.connect(slot)
+        self.status_label = QLabel("Loading runs…")
+        self.status_label.setObjectName("runs_status")
+        bar = QHBoxLayout()
+        for w in (self.refresh_button, self.cancel_button, self.resume_button,
+                  self.logs_button, self.browse_button, self.follow_button):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        bar.addWidget(self.status_label)
+
+        self.empty_label = QLabel("No runs yet. Launch one from the Pipeline panel or with "
+                                  "`synthsmith launch`; it shows here by itself.")
+        self.empty_label.setObjectName("runs_empty")
+        self.empty_label.hide()
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("runs_tree")
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setItemDelegateForColumn(COL_PROGRESS, _ProgressDelegate(self.tree))
+        header = self.tree.header()
+        header.setStretchLastSection(True)
+        for col, width in ((COL_RUN, 260), (COL_CREATED, 120), (COL_CLUSTER, 130),
+                           (COL_STATUS, 90), (COL_PROGRESS, 200), (COL_ETA, 70)):
+            header.resizeSection(col, width)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.tree.itemSelectionChanged.connect(self._selection_changed)
+
+        self.detail_label = QLabel("Select a run.")
+        self.detail_label.setObjectName("run_detail")
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.gpu_label = QLabel("")
+        self.gpu_label.setObjectName("run_gpus")
+        self.gpu_label.setWordWrap(True)
+
+        # the log view
+        self.log_files = QComboBox()
+        self.log_files.setObjectName("log_files")
+        self.log_files.setMinimumWidth(220)
+        self.log_files.currentIndexChanged.connect(self._show_log_file)
+        self.log_search = QLineEdit()
+        self.log_search.setObjectName("log_search")
+        self.log_search.setPlaceholderText("Search the log (Enter: next match)")
+        self.log_search.setClearButtonEnabled(True)
+        self.log_search.textChanged.connect(lambda _: self._search(keep_index=False))
+        self.log_search.returnPressed.connect(self.next_match)
+        self.prev_button = QPushButton("▲")
+        self.next_button = QPushButton("▼")
+        for b in (self.prev_button, self.next_button):
+            b.setFixedWidth(36)
+        self.prev_button.setToolTip("Previous match")
+        self.next_button.setToolTip("Next match (Enter)")
+        self.prev_button.clicked.connect(self.prev_match)
+        self.next_button.clicked.connect(self.next_match)
+        self.match_label = QLabel("")
+        self.match_label.setObjectName("log_matches")
+        self.match_label.setMinimumWidth(90)
+        self.close_logs_button = QPushButton("Close logs")
+        self.close_logs_button.clicked.connect(self.close_logs)
+        self.log_title = QLabel("")
+        log_bar = QHBoxLayout()
+        for w in (self.log_title, self.log_files, self.log_search, self.prev_button,
+                  self.next_button, self.match_label, self.close_logs_button):
+            log_bar.addWidget(w)
+        log_bar.setStretchFactor(self.log_search, 1)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setObjectName("log_view")
+        self.log_view.setReadOnly(True)
+        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.log_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.log_view.setPlaceholderText("No log text yet.")
+        self.log_area = QWidget()
+        log_layout = QVBoxLayout(self.log_area)
+        log_layout.setContentsMargins(0, 0, 0, 0)
+        log_layout.addLayout(log_bar)
+        log_layout.addWidget(self.log_view, 1)
+        self.log_area.hide()
+
+        lower = QWidget()
+        lower_layout = QVBoxLayout(lower)
+        lower_layout.setContentsMargins(0, 0, 0, 0)
+        lower_layout.addWidget(self.detail_label)
+        lower_layout.addWidget(self.gpu_label)
+        lower_layout.addWidget(self.log_area, 1)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.empty_label)
+        top_layout.addWidget(self.tree, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(lower)
+        split.setSizes([380, 300])
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(split, 1)
+        self._update_buttons()
+
+    # --- public API ------------------------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        """Runs in the tree, top (newest) first."""
+        return [self.tree.topLevelItem(i).data(COL_RUN, RUN_ROLE)
+                for i in range(self.tree.topLevelItemCount())]
+
+    def run_view(self, run_id: str) -> RunView | None:
+        return self._views.get(run_id)
+
+    def run_item(self, run_id: str) -> QTreeWidgetItem | None:
+        return self._items.get(run_id)
+
+    def selected_run(self) -> str | None:
+        items = self.tree.selectedItems()
+        return items[0].data(COL_RUN, RUN_ROLE) if items else None
+
+    def select_run(self, run_id: str) -> None:
+        item = self._items.get(run_id)
+        if item is not None:
+            self.tree.setCurrentItem(item)
+
+    def track(self, run_id: str) -> None:
+        """A run just launched: poll now and select it as soon as it is listed."""
+        self._track = run_id
+        self._follow.add(run_id)
+        self._poll_soon()
+
+    def follow(self, run_id: str) -> None:
+        """Send this run's events to the Monitor (its history first) from the next poll on."""
+        self._follow.add(run_id)
+        self._poll_soon()
+
+    def busy(self) -> bool:
+        return self._job is not None or self._actions > 0 or not self._loaded
+
+    def stop(self) -> None:
+        """No more polls (the app or the test is closing)."""
+        self._stopped = True
+        self._timer.stop()
+
+    def refresh(self) -> None:
+        """Poll now: runs in backoff are retried, refused host keys asked again, GPUs sampled."""
+        self._refused.clear()
+        self._force = True
+        self._poll_soon()
+
+    def cancel_selected(self) -> None:
+        rid = self.selected_run()
+        view = self._views.get(rid or "")
+        if view is None or not view.live:
+            return
+        stage = view.current.stage if view.current else "—"
+        if not self._confirm_cancel(self, f"Cancel run {rid}? Its jobs on {', '.join(view.clusters)} "
+                             f"are stopped (the current stage, {stage}, saves what it has); "
+                             "Resume continues it later."):
+            return
+        self._action(Launcher.cancel, rid, "Cancelling")
+
+    def resume_selected(self) -> None:
+        rid = self.selected_run()
+        view = self._views.get(rid or "")
+        if view is None or view.status not in ("failed", "cancelled"):
+            return
+        self._action(Launcher.resume, rid, "Resuming")
+
+    def browse_selected(self) -> None:
+        rid = self.selected_run()
+        if rid:
+            self.browse_data.emit(rid)
+
+    def follow_selected(self) -> None:
+        rid = self.selected_run()
+        if rid:
+            self.follow(rid)
+            self.show_monitor.emit(rid)
+
+    def open_logs(self) -> None:
+        rid = self.selected_run()
+        if not rid:
+            return
+        self._log_run = rid
+        self._log_gen += 1
+        self._log_reset_pending = True
+        self._log_texts.clear()
+        self._log_keys.clear()
+        self.log_files.blockSignals(True)
+        self.log_files.clear()
+        self.log_files.blockSignals(False)
+        self.log_view.clear()
+        self.log_title.setText(f"Logs of {rid}:")
+        self.log_area.show()
+        self._search(keep_index=False)
+        self._poll_soon()
+
+    def close_logs(self) -> None:
+        self._log_run = None
+        self._log_texts.clear()
+        self._log_keys.clear()
+        self.log_files.clear()
+        self.log_area.hide()
+
+    def log_file_names(self) -> list[str]:
+        return [self.log_files.itemText(i) for i in range(self.log_files.count())]
+
+    def log_text(self) -> str:
+        return self.log_view.toPlainText()
+
+    def select_log_file(self, name: str) -> None:
+        i = self.log_files.findText(name)
+        if i >= 0:
+            self.log_files.setCurrentIndex(i)
+
+    def next_match(self) -> None:
+        if self._matches:
+            self._match_i = (self._match_i + 1) % len(self._matches)
+            self._highlight()
+
+    def prev_match(self) -> None:
+        if self._matches:
+            self._match_i = (self._match_i - 1) % len(self._matches)
+            self._highlight()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.stop()
+        super().closeEvent(event)
+
+    # --- polling ---------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self._job is not None:
+            self.skipped_ticks += 1  # never two polls at once
+            return
+        self._start_poll()
+
+    def _poll_soon(self) -> None:
+        if self._stopped:
+            return
+        if self._job is not None:
+            self._again = True
+        else:
+            self._start_poll()
+
+    def _start_poll(self) -> None:
+        if self._stopped or not self._loaded:
+            return
+        skip = set(self._refused) | ({self._key_flow} if self._key_flow else set())
+        request = PollRequest(selected=self.selected_run(), follow=frozenset(self._follow),
+                              logs=self._log_run, logs_reset=self._log_reset_pending,
+                              skip_clusters=frozenset(skip), force=self._force)
+        self._force = False
+        self._job_log_gen = self._log_gen
+        self.poll_count += 1
+        self._job = run_in_worker(self.session.call, self.follower.poll, request, owner=self,
+                                  on_done=self._poll_done, on_failed=self._poll_failed)
+
+    def _loaded_done(self, result: PollResult) -> None:
+        self._job = None
+        self._loaded = True
+        self._apply(result)
+        if not self._stopped:
+            self._timer.start()
+        if self._again or self._track:
+            self._again = False
+            self._poll_soon()
+
+    def _load_failed(self, error: WorkerError) -> None:
+        self._job = None
+        self._loaded = True
+        self.notice.emit(Notice.from_error("Loading the runs failed", error, SOURCE))
+        if not self._stopped:
+            self._timer.start()
+        if self._again or self._track:
+            self._again = False
+            self._poll_soon()
+
+    def _poll_done(self, result: PollResult) -> None:
+        self._job = None
+        self._apply(result)
+        if self._again:
+            self._again = False
+            self._poll_soon()
+
+    def _poll_failed(self, error: WorkerError) -> None:
+        self._job = None
+        if self.session.closed:
+            return  # the app is closing: nothing to tell
+        self.notice.emit(Notice.from_error("Following the runs failed", error, SOURCE))
+
+    def _apply(self, result: PollResult) -> None:
+        for level, text, details in result.notices:
+            self.notice.emit(Notice(level, text, details, SOURCE))
+        self._update_tree(result.runs)
+        now = time.time()
+        for rid, samples in result.gpus.items():
+            self._gpus[rid] = (now, samples)
+        for rid, events in result.events.items():
+            if events:
+                self.events_arrived.emit(rid, events)
+        if result.logs_run is not None and result.logs_run == self._log_run \
+                and self._job_log_gen == self._log_gen:
+            if result.logs_reset:
+                self._log_reset_pending = False
+            self._add_logs(result.logs, reset=result.logs_reset)
+        for cluster in result.unknown_keys:
+            self._ask_host_key(cluster)
+        if self._track in self._items:
+            self.select_run(self._track)
+            self._track = None
+        live = sum(v.live for v in result.runs)
+        runs = len(result.runs)
+        self.status_label.setText(
+            f"{runs} run{'' if runs == 1 else 's'}, {live} live · updated "
+            f"{time.strftime('%H:%M:%S')} ({result.took_s:.1f} s)")
+        self._selection_changed()
+
+    # --- the tree --------------------------------------------------------------------------
+
+    def _update_tree(self, runs: list[RunView]) -> None:
+        self._views = {v.run_id: v for v in runs}
+        for gone in [rid for rid in self._items if rid not in self._views]:
+            item = self._items.pop(gone)
+            self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
+        for pos, view in enumerate(runs):  # runs are newest first
+            item = self._items.get(view.run_id)
+            if item is None:
+                item = self._items[view.run_id] = QTreeWidgetItem()
+                item.setData(COL_RUN, RUN_ROLE, view.run_id)
+                self.tree.insertTopLevelItem(pos, item)
+            self._fill_run(item, view)
+        self.empty_label.setVisible(not runs)
+
+    def _fill_run(self, item: QTreeWidgetItem, view: RunView) -> None:
+        item.setText(COL_RUN, view.run_id)
+        item.setText(COL_CREATED, time.strftime("%Y-%m-%d %H:%M",
+                                                time.localtime(view.created_at)))
+        item.setText(COL_CLUSTER, ", ".join(view.clusters))
+        _status(item, view.status)
+        n = len(view.stages)
+        current = view.current
+        progress = f"{view.finished_stages} / {n} stages"
+        if current is not None and view.live:
+            progress += f" · {current.stage}"
+        item.setText(COL_PROGRESS, progress)
+        item.setData(COL_PROGRESS, FRACTION_ROLE, view.finished_stages / n if n else None)
+        item.setText(COL_ETA, format_eta(current.eta_s) if current and view.live else "")
+        item.setText(COL_REASON, view.reason or "")
+        item.setToolTip(COL_REASON, view.reason or "")
+        while item.childCount() > len(view.stages):
+            item.takeChild(item.childCount() - 1)
+        for i, stage in enumerate(view.stages):
+            child = item.child(i) if i < item.childCount() else None
+            if child is None:
+                child = QTreeWidgetItem(item)
+            child.setData(COL_RUN, RUN_ROLE, view.run_id)
+            child.setData(COL_RUN, STAGE_ROLE, stage.stage)
+            child.setText(COL_RUN, stage.stage)
+            child.setText(COL_CLUSTER, stage.cluster)
+            _status(child, stage.status)
+            child.setText(COL_PROGRESS, format_progress(stage))
+            child.setData(COL_PROGRESS, FRACTION_ROLE, stage.fraction)
+            child.setText(COL_ETA, format_eta(stage.eta_s) if stage.status == "running" else "")
+            child.setText(COL_REASON, stage.reason or "")
+            child.setToolTip(COL_REASON, stage.reason or "")
+
+    def stage_item(self, run_id: str, stage: str) -> QTreeWidgetItem | None:
+        item = self._items.get(run_id)
+        if item is None:
+            return None
+        for i in range(item.childCount()):
+            if item.child(i).data(COL_RUN, STAGE_ROLE) == stage:
+                return item.child(i)
+        return None
+
+    def _selection_changed(self) -> None:
+        rid = self.selected_run()
+        view = self._views.get(rid or "")
+        if view is None:
+            self.detail_label.setText("Select a run." if self._views else "")
+            self.gpu_label.setText("")
+        else:
+            created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(view.created_at))
+            why = f" — {view.reason}" if view.reason else ""
+            self.detail_label.setText(f"<b>{view.run_id}</b>: {view.status} on "
+                                      f"{', '.join(view.clusters)}, launched {created}{why}")
+            gpus = self._gpus.get(view.run_id)
+            self.gpu_label.setText(
+                f"GPUs at {time.strftime('%H:%M:%S', time.localtime(gpus[0]))}: "
+                f"{format_gpus(gpus[1])}" if gpus and gpus[1] else "")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        view = self._views.get(self.selected_run() or "")
+        self.cancel_button.setEnabled(view is not None and view.live)
+        self.resume_button.setEnabled(view is not None and view.status in ("failed",
+                                                                            "cancelled"))
+        for button in (self.logs_button, self.browse_button, self.follow_button):
+            button.setEnabled(view is not None)
+
+    # --- cancel, resume, host keys ---------------------------------------------------------
+
+    def _action(self, fn: Callable[..., RunRecord], rid: str, doing: str) -> None:
+        view = self._views[rid]
+        self._actions += 1
+
+        def failed(error: WorkerError | str, details: str = "") -> None:
+            self._actions -= 1
+            if isinstance(error, WorkerError):
+                self.notice.emit(Notice.from_error(f"{doing} run {rid} failed", error, SOURCE))
+            else:
+                self.notice.emit(Notice("error", f"{doing} run {rid} failed: {error}",
+                                        details, SOURCE))
+
+        def done(record: RunRecord) -> None:
+            self._actions -= 1
+            why = f" ({record.current().reason})" if record.current() and \
+                record.current().reason else ""
+            self.notice.emit(Notice("info", f"Run {rid}: {record.status}{why}", "", SOURCE))
+            self._poll_soon()
+
+        def connected() -> None:
+            run_in_worker(self.session.call, fn, rid, owner=self, on_done=done,
+                          on_failed=failed)
+
+        ensure_connected(self, self.session, list(view.clusters), on_ready=connected,
+                         on_failed=failed, confirm=self._confirm_key)
+
+    def _ask_host_key(self, cluster: str) -> None:
+        if self._key_flow is not None or cluster in self._refused:
+            return
+        self._key_flow = cluster
+        self._actions += 1
+
+        def ready() -> None:
+            self._actions -= 1
+            self._key_flow = None
+            self.notice.emit(Notice("info", f"Connected to {cluster}", "", SOURCE))
+            self._poll_soon()
+
+        def failed(message: str, details: str) -> None:
+            self._actions -= 1
+            self._key_flow = None
+            self._refused.add(cluster)
+            self.notice.emit(Notice("warning", f"{message}. Runs on {cluster} are not "
+                                    "followed until Refresh.", details, SOURCE))
+
+        ensure_connected(self, self.session, [cluster], on_ready=ready, on_failed=failed,
+                         confirm=self._confirm_key)
+
+    # --- the log view ----------------------------------------------------------------------
+
+    def _add_logs(self, logs: dict[tuple[str, str], str], *, reset: bool) -> None:
+        view = self._views.get(self._log_run or "")
+        several_clusters = view is not None and len(view.clusters) > 1
+        current = self._current_log_key()
+        for key, text in logs.items():
+            old = "" if reset else self._log_texts.get(key, "")
+            full = old + text
+            cut = len(full) > LOG_KEEP_CHARS
+            if cut:  # keep the tail, from a line start
+                full = full[-LOG_KEEP_CHARS:]
+                full = full[full.find("\n") + 1:]
+            self._log_texts[key] = full
+            if key not in self._log_keys:
+                cluster, name = key
+                self._log_keys.append(key)
+                self.log_files.blockSignals(True)
+                self.log_files.addItem(f"{cluster}: {name}" if several_clusters else name)
+                self.log_files.blockSignals(False)
+            if key == current and not reset and not cut:
+                self._append_to_view(text)
+            elif key == current:
+                self._show_log_file()
+        if current is None and self._log_keys:
+            self.log_files.setCurrentIndex(self._default_log_index())
+            self._show_log_file()
+
+    def _current_log_key(self) -> tuple[str, str] | None:
+        i = self.log_files.currentIndex()
+        return self._log_keys[i] if 0 <= i < len(self._log_keys) else None
+
+    def _default_log_index(self) -> int:
+        """The engine's log of the run's current (or last) stage, else the first file."""
+        view = self._views.get(self._log_run or "")
+        stage = view.current.stage if view and view.current else (
+            view.stages[-1].stage if view and view.stages else "")
+        for i, (_, name) in enumerate(self._log_keys):
+            if name == f"{stage}.0.log":
+                return i
+        return 0
+
+    def _append_to_view(self, text: str) -> None:
+        bar = self.log_view.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 2
+        cursor = QTextCursor(self.log_view.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text)
+        if at_end:
+            bar.setValue(bar.maximum())
+        if self.log_search.text():
+            self._search(keep_index=True)
+
+    def _show_log_file(self, *_: Any) -> None:
+        key = self._current_log_key()
+        self.log_view.setPlainText(self._log_texts.get(key, "") if key else "")
+        bar = self.log_view.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        self._search(keep_index=False)
+
+    def _search(self, *, keep_index: bool) -> None:
+        pattern = self.log_search.text()
+        doc = self.log_view.document()
+        matches: list[QTextCursor] = []
+        if pattern:
+            found = doc.find(pattern, 0)
+            while not found.isNull() and len(matches) < MAX_MATCHES:
+                matches.append(found)
+                found = doc.find(pattern, found)
+        old = self._match_i
+        self._matches = matches
+        if not matches:
+            self._match_i = -1
+        elif keep_index and 0 <= old < len(matches):
+            self._match_i = old
+        else:
+            self._match_i = 0
+        self._highlight(move=not keep_index)
+
+    def _highlight(self, move: bool = True) -> None:
+        selections = []
+        for i, cursor in enumerate(self._matches):
+            sel = QTextEdit.ExtraSelection()
+            fmt = QTextCharFormat()
+            fmt.setBackground(QColor("#ff9632" if i == self._match_i else "#fff176"))
+            sel.format = fmt
+            sel.cursor = cursor
+            selections.append(sel)
+        self.log_view.setExtraSelections(selections)
+        n = len(self._matches)
+        if not self.log_search.text():
+            self.match_label.setText("")
+        elif not n:
+            self.match_label.setText("no matches")
+        else:
+            more = "+" if n >= MAX_MATCHES else ""
+            self.match_label.setText(f"{self._match_i + 1} of {n}{more}")
+        if move and 0 <= self._match_i < n:
+            self.log_view.setTextCursor(self._matches[self._match_i])
+            self.log_view.ensureCursorVisible()
+
+    def match_count(self) -> int:
+        return len(self._matches)
+
+
+def _status(item: QTreeWidgetItem, status: str) -> None:
+    item.setText(COL_STATUS, status)
+    item.setForeground(COL_STATUS, QColor(STATUS_COLOURS.get(status, "#000000")))
+
+
+def main() -> int:
+    """The panel alone, on the user's own profiles and runs."""
+    import sys
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    session = AppSession()
+    panel = RunsPanel(session)
+    panel.notice.connect(lambda n: print(f"[{n.level}] {n.text}", file=sys.stderr))
+    panel.resize(1100, 700)
+    panel.setWindowTitle("SynthSmith — Runs")
+    panel.show()
+    code = app.exec()
+    panel.stop()
+    session.close()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

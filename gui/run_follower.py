@@ -1,0 +1,544 @@
+"""Follow every run of the registry: statuses, per-stage progress and ETA, events, logs, GPUs.
+
+Qt-free: the Runs panel (gui/panels/runs.py) calls it in its worker, always through
+``AppSession.call`` (so the launcher's links are used by one thread at a time, and this object
+too), and shows what it returns::
+
+    follower = RunFollower(session.registry)
+    first = session.call(follower.load)            # local only: registry + event caches
+    result = session.call(follower.poll, PollRequest(selected="smoke-cpu-2026..."))
+    result.runs        # RunView per run, newest first: status, stages with progress and ETA
+    result.events      # {run_id: [Event]} for the runs the Monitor follows (live ones, and
+                       #  those asked for): their whole history once, then only what is new
+    result.logs        # {(cluster, file): text} of the run whose log view is open
+    result.notices     # (level, text, details): each problem once, not at every poll
+
+One poll: the registry is listed (new launches appear by themselves); each run that is live
+(not completed, failed or cancelled), selected, newly followed or showing its logs is
+connected (an unknown host key is returned in ``unknown_keys`` for the user, never accepted
+here), ``Launcher.refresh``-ed (jobs polled, the next segment started), and the event tail
+of every cluster it touched is polled (``remote.stream.EventTail``; the caches live in
+``registry.folder(run)/cache-<cluster>``, the same ones ``synthsmith tail`` fills). Because the
+registry and the caches are on disk, ``load`` after an app restart shows every run's status
+and progress without a single remote command.
+
+Progress and ETA (``StageProgress``) come from the engine's ``progress`` events (done/total
+per rank, summed) and ``stage`` events: rate = units done over the last ``RATE_WINDOW_S`` of
+progress events (cluster clock), ETA = remaining / rate; unknown ("—") without a total, with
+fewer than two progress points in the window, or when nothing moved.
+
+GPUs (``remote.gpus``), at most every ``gpu_every_s`` per host or job, for the live runs with
+a running segment: a direct host's GPUs (all runs running there share the sample), or the
+nodes of a Slurm job whose stage asked for GPUs (``srun --overlap``, only while the engine
+says that stage is running). A host without nvidia-smi is said once and not asked again
+until ``PollRequest(force=True)`` (Refresh). Samples become metric events of stage ``gpu``
+with keys ``gpu/<host>/<index>/util`` (percent) and ``gpu/<host>/<index>/mem_used`` (GiB),
+stamped with the desktop's clock, and a ``gpu`` stage ``completed`` event when the run ends,
+so a Monitor's stall alarm does not fire on a sampler that stopped on purpose.
+
+A run whose poll fails is retried with backoff (5 s doubling to 5 min; Refresh retries at
+once), and its error is reported once until it changes. Left out: stage rows for shards
+(a sharded stage shows the ranks' summed progress and one status), and ETA across stages.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.events import Event, MetricEvent, StageEvent
+from gui.session import connect_step
+from remote.gpus import GpuSample, sample_gpus
+from remote.launch import RunRecord, RunRegistry, Segment
+from remote.stream import EventTail, LogTail
+
+TERMINAL = ("completed", "failed", "cancelled")
+RATE_WINDOW_S = 300.0  # the rate is that of the last 5 minutes of progress
+GPU_EVERY_S = 10.0
+BACKOFF_S = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
+GPU_STAGE = "gpu"
+_ENGINE_STATUS = {"started": "running"}  # the engine's word -> ours; the rest are the same
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and ETA of one stage
+
+
+@dataclass
+class StageProgress:
+    """What the events say about one stage (all ranks together)."""
+
+    status: str | None = None  # running, completed, failed, skipped, interrupted; None: no event
+    reason: str | None = None
+    unit: str = ""
+    last_t: float | None = None
+    ranks: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # rank -> done, total
+    rank_status: dict[int, str] = field(default_factory=dict)
+    points: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=512))
+
+    @property
+    def done(self) -> int | None:
+        return sum(d for d, _ in self.ranks.values()) if self.ranks else None
+
+    @property
+    def total(self) -> int | None:
+        totals = [t for _, t in self.ranks.values()]
+        return sum(totals) if totals and all(t is not None for t in totals) else None
+
+    def add(self, e: Event) -> None:
+        self.last_t = e.t if self.last_t is None else max(self.last_t, e.t)
+        if e.kind == "stage":
+            status = _ENGINE_STATUS.get(e.data.status, e.data.status)
+            if status == "skipped" and self.rank_status.get(e.rank) == "completed":
+                return  # a rerun skipping finished work: still completed
+            if status == "running":
+                self.points.clear()  # a new attempt: the old rate says nothing about it
+            self.rank_status[e.rank] = status
+            self.status = _combine(self.rank_status.values())
+            if e.data.reason or status in ("running", "completed"):
+                self.reason = e.data.reason
+        elif e.kind == "progress":
+            self.ranks[e.rank] = (e.data.done, e.data.total)
+            self.unit = e.data.unit
+            done = self.done or 0
+            if not self.points or e.t >= self.points[-1][0]:
+                self.points.append((e.t, done))
+
+    def rate(self) -> float | None:
+        """Units per second over the last RATE_WINDOW_S of progress; None when unknown."""
+        if len(self.points) < 2:
+            return None
+        t1, d1 = self.points[-1]
+        first = next(((t, d) for t, d in self.points if t1 - t <= RATE_WINDOW_S),
+                     self.points[-1])
+        t0, d0 = first
+        if t1 - t0 <= 0 or d1 <= d0:
+            return None
+        return (d1 - d0) / (t1 - t0)
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the recent rate, from the last progress event; None when unknown."""
+        done, total, rate = self.done, self.total, self.rate()
+        if self.status != "running" or total is None or done is None or not rate:
+            return None
+        return max(0.0, (total - done) / rate)
+
+
+def _combine(statuses: Iterable[str]) -> str:
+    s = set(statuses)
+    for word in ("failed", "running", "interrupted"):
+        if word in s:
+            return word
+    return "completed" if "completed" in s else next(iter(s), "running")
+
+
+class ProgressBook:
+    """Stage -> StageProgress, fed with a run's events in any order of files."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, StageProgress] = {}
+
+    def add(self, events: Iterable[Event]) -> None:
+        for e in events:
+            if e.kind in ("stage", "progress") and e.stage != GPU_STAGE:
+                self.stages.setdefault(e.stage, StageProgress()).add(e)
+
+    def get(self, stage: str) -> StageProgress | None:
+        return self.stages.get(stage)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the panel shows (immutable: made in the worker, read on the GUI thread)
+
+
+@dataclass(frozen=True)
+class StageView:
+    stage: str
+    cluster: str
+    status: str  # waiting, queued, running, completed, skipped, failed, interrupted, cancelled
+    done: int | None = None
+    total: int | None = None
+    unit: str = ""
+    rate: float | None = None  # units per second
+    eta_s: float | None = None
+    reason: str | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        if self.status in ("completed", "skipped"):
+            return 1.0
+        if self.done is None or not self.total:
+            return None
+        return min(1.0, self.done / self.total)
+
+
+@dataclass(frozen=True)
+class RunView:
+    run_id: str
+    created_at: float
+    status: str  # the record's: waiting, running, completed, failed, cancelled
+    clusters: tuple[str, ...]
+    stages: tuple[StageView, ...]
+    reason: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.status not in TERMINAL
+
+    @property
+    def current(self) -> StageView | None:
+        """The first stage that is not finished."""
+        return next((s for s in self.stages if s.status not in ("completed", "skipped")), None)
+
+    @property
+    def finished_stages(self) -> int:
+        return sum(s.status in ("completed", "skipped") for s in self.stages)
+
+
+def stage_status(seg: Segment, prog: StageProgress | None) -> str:
+    """One stage's status from its segment (the desktop's record) and its events."""
+    ev = prog.status if prog else None
+    if seg.status == "waiting":
+        return "waiting"
+    if ev is None:  # no event of it yet
+        return {"running": "queued", "failed": "not run"}.get(seg.status, seg.status)
+    if ev == "running" and seg.status in ("failed", "cancelled"):
+        return seg.status  # killed before it could say so
+    return ev
+
+
+def run_view(record: RunRecord, book: ProgressBook) -> RunView:
+    stages = []
+    for seg in record.segments:
+        for name in seg.stages:
+            prog = book.get(name)
+            status = stage_status(seg, prog)
+            reason = (prog.reason if prog else None) or (
+                seg.reason if status in ("queued", "failed", "cancelled", "not run") else None)
+            stages.append(StageView(
+                name, seg.cluster, status, prog.done if prog else None,
+                prog.total if prog else None, prog.unit if prog else "",
+                prog.rate() if prog else None,
+                prog.eta_s() if prog and status == "running" else None, reason))
+    current = next((s for s in record.segments if s.status != "completed"), None)
+    reason = current.reason if current is not None else None
+    if reason is None:
+        reason = next((s.reason for s in stages if s.status == "failed" and s.reason), None)
+    return RunView(record.run_id, record.created_at, record.status,
+                   tuple(dict.fromkeys(s.cluster for s in record.segments)), tuple(stages),
+                   reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU samples as metric events
+
+
+def _key_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "host"
+
+
+def gpu_metrics(samples: Iterable[GpuSample]) -> dict[str, float]:
+    """``gpu/<host>/<index>/util`` (percent) and ``.../mem_used`` (GiB); unknown ones left out."""
+    out: dict[str, float] = {}
+    for s in samples:
+        base = f"gpu/{_key_part(s.host)}/{s.index}"
+        if s.util_pct is not None and math.isfinite(s.util_pct):
+            out[f"{base}/util"] = s.util_pct
+        if s.mem_used_gib is not None and math.isfinite(s.mem_used_gib):
+            out[f"{base}/mem_used"] = round(s.mem_used_gib, 4)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The follower
+
+
+@dataclass(frozen=True)
+class PollRequest:
+    selected: str | None = None  # polled even when finished (late events)
+    follow: frozenset[str] = frozenset()  # the Monitor follows these too (besides live runs)
+    logs: str | None = None  # the run whose log view is open
+    logs_reset: bool = False  # the log view was (re)opened: send all the text it has
+    skip_clusters: frozenset[str] = frozenset()  # a host key refused, or being asked about
+    force: bool = False  # Refresh: retry runs in backoff, sample GPUs now, re-ask GPU-less hosts
+
+
+@dataclass
+class PollResult:
+    runs: list[RunView] = field(default_factory=list)  # newest first
+    events: dict[str, list[Event]] = field(default_factory=dict)
+    logs_run: str | None = None
+    logs_reset: bool = False  # logs holds the whole text so far (else: what is new)
+    logs: dict[tuple[str, str], str] = field(default_factory=dict)  # (cluster, file) -> text
+    gpus: dict[str, list[GpuSample]] = field(default_factory=dict)  # run -> its latest sample
+    notices: list[tuple[str, str, str]] = field(default_factory=list)  # level, text, details
+    unknown_keys: list[str] = field(default_factory=list)  # clusters to connect with the user
+    polled: list[str] = field(default_factory=list)
+    took_s: float = 0.0
+
+
+@dataclass
+class _RunState:
+    book: ProgressBook = field(default_factory=ProgressBook)
+    tails: dict[str, EventTail] = field(default_factory=dict)
+    log_tails: dict[str, LogTail] = field(default_factory=dict)
+    sent: bool = False  # its history went to the Monitor
+    failures: int = 0
+    retry_at: float = 0.0
+    problem: str | None = None  # the last error reported
+    gpu_rounds: int = 0
+    gpu_seq: int = 0
+    gpu_stopped: bool = True
+    gpus_wanted: dict[str, bool] | None = None  # stage -> asks for GPUs (from its config)
+
+
+class RunFollower:
+    def __init__(self, registry: RunRegistry, *, gpu_every_s: float = GPU_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = registry
+        self.gpu_every_s = gpu_every_s
+        self.clock = clock
+        self._runs: dict[str, _RunState] = {}
+        self._gpu_last: dict[tuple[str, str | None], float] = {}
+        self._gpu_less: dict[str, str] = {}  # direct cluster -> why it has no GPU samples
+        self._said: set[str] = set()  # GPU notices given (once a session)
+
+    # --- entry points (through AppSession.call: fn(launcher, ...))
+
+    def load(self, launcher: Any) -> PollResult:
+        """Every run from the registry and the local event caches; sends nothing anywhere."""
+        start = self.clock()
+        result = PollResult()
+        records = self._records()
+        for rid, record in records.items():
+            st = self._state(rid)
+            try:
+                history = self._history(launcher, rid, record)
+            except Exception as exc:  # a profile removed since: the record still shows
+                self._report(result, st, rid, "Reading the cached events of", exc)
+                continue
+            st.book.add(history)
+            if record.status not in TERMINAL:
+                result.events[rid] = history
+                st.sent = True
+        result.runs = self._views(records)
+        result.took_s = self.clock() - start
+        return result
+
+    def poll(self, launcher: Any, request: PollRequest) -> PollResult:
+        start = now = self.clock()
+        result = PollResult(logs_run=request.logs, logs_reset=request.logs_reset)
+        if request.force:
+            self._gpu_less.clear()
+        records = self._records()
+        live = {rid for rid, r in records.items() if r.status not in TERMINAL}
+        wanted = live | {request.selected, request.logs} | {
+            rid for rid in request.follow if not self._state(rid).sent}
+        for rid in [r for r in records if r in wanted]:
+            st = self._state(rid)
+            if now < st.retry_at and not request.force:
+                continue
+            record = records[rid]
+            clusters = _clusters(record)
+            if any(c in request.skip_clusters for c in clusters):
+                continue
+            try:
+                unknown = [c for c in clusters if connect_step(launcher, c) is not None]
+                if unknown:
+                    result.unknown_keys += [c for c in unknown if c not in result.unknown_keys]
+                    continue
+                if rid in live:
+                    record = records[rid] = launcher.refresh(rid)
+                new = self._poll_events(launcher, rid, record)
+                st.book.add(new)
+                if rid in live or rid in request.follow:
+                    if st.sent:
+                        result.events[rid] = new
+                    else:
+                        result.events[rid] = self._history(launcher, rid, record)
+                        st.sent = True
+                if rid == request.logs:
+                    result.logs = self._poll_logs(launcher, rid, record, request.logs_reset)
+            except Exception as exc:
+                self._report(result, st, rid, "Following", exc)
+                continue
+            result.polled.append(rid)
+            st.failures, st.retry_at, st.problem = 0, 0.0, None
+        self._sample_gpus(launcher, records, request, result)
+        result.runs = self._views(records)
+        result.took_s = self.clock() - start
+        return result
+
+    # --- runs and tails
+
+    def _records(self) -> dict[str, RunRecord]:
+        records = {r.run_id: r for r in self.registry.list()}
+        for gone in set(self._runs) - set(records):  # its folder was removed
+            del self._runs[gone]
+        return records
+
+    def _state(self, rid: str) -> _RunState:
+        st = self._runs.get(rid)
+        if st is None:
+            st = self._runs[rid] = _RunState()
+        return st
+
+    def _views(self, records: dict[str, RunRecord]) -> list[RunView]:
+        ordered = sorted(records.values(), key=lambda r: r.created_at, reverse=True)
+        return [run_view(r, self._state(r.run_id).book) for r in ordered]
+
+    def _tail(self, launcher: Any, rid: str, record: RunRecord, cluster: str,
+              kind: type) -> Any:
+        st = self._state(rid)
+        tails = st.tails if kind is EventTail else st.log_tails
+        if cluster not in tails:
+            run_dir = record.clusters[cluster]["run_dir"]
+            cache = self.registry.tail_cache(rid, cluster)
+            tails[cluster] = kind(launcher.runner(cluster), run_dir, cache)
+        return tails[cluster]
+
+    def _history(self, launcher: Any, rid: str, record: RunRecord) -> list[Event]:
+        events: list[Event] = []
+        for cluster in _touched(record):
+            events += self._tail(launcher, rid, record, cluster, EventTail).history()
+        return events
+
+    def _poll_events(self, launcher: Any, rid: str, record: RunRecord) -> list[Event]:
+        events: list[Event] = []
+        for cluster in _touched(record):
+            events += self._tail(launcher, rid, record, cluster, EventTail).poll()
+        return events
+
+    def _poll_logs(self, launcher: Any, rid: str, record: RunRecord,
+                   reset: bool) -> dict[tuple[str, str], str]:
+        out: dict[tuple[str, str], str] = {}
+        for cluster in _touched(record):
+            tail = self._tail(launcher, rid, record, cluster, LogTail)
+            old = tail.history() if reset else {}
+            new = tail.poll()
+            for name in sorted(set(old) | set(new)):
+                out[(cluster, name)] = old.get(name, "") + new.get(name, "")
+        return out
+
+    def _report(self, result: PollResult, st: _RunState, rid: str, what: str,
+                exc: BaseException) -> None:
+        st.failures += 1
+        retry = BACKOFF_S[min(st.failures, len(BACKOFF_S)) - 1]
+        st.retry_at = self.clock() + retry
+        problem = f"{type(exc).__name__}: {exc}"
+        if problem != st.problem:  # said once, until it changes or the run recovers
+            st.problem = problem
+            result.notices.append(("error", f"{what} run {rid} failed: {problem} (next try in "
+                                   f"{retry:g} s, or now with Refresh)", traceback.format_exc()))
+
+    # --- GPUs
+
+    def _sample_gpus(self, launcher: Any, records: dict[str, RunRecord],
+                     request: PollRequest, result: PollResult) -> None:
+        now = self.clock()
+        targets: dict[tuple[str, str | None], list[str]] = {}
+        for rid, record in records.items():
+            st = self._state(rid)
+            seg = next((s for s in record.segments if s.status == "running"), None)
+            if record.status in TERMINAL or seg is None:
+                if not st.gpu_stopped:  # the run ended: the sampler stops, on purpose
+                    st.gpu_stopped = True
+                    result.events.setdefault(rid, []).append(self._gpu_stop_event(rid, st))
+                continue
+            if seg.cluster in request.skip_clusters or seg.cluster in self._gpu_less:
+                continue
+            try:
+                profile = launcher.profiles.get(seg.cluster)
+            except Exception:
+                continue  # the poll above reported it
+            if profile.scheduler == "slurm":
+                for job in seg.jobs:
+                    prog = st.book.get(job["stage"])
+                    if (job.get("shards", 1) == 1 and prog is not None
+                            and prog.status == "running"
+                            and self._wants_gpus(st, record, job["stage"])):
+                        targets.setdefault((seg.cluster, job["job_id"]), []).append(rid)
+            else:
+                targets.setdefault((seg.cluster, None), []).append(rid)
+        for key, rids in targets.items():
+            if not request.force and now - self._gpu_last.get(key, -math.inf) < self.gpu_every_s:
+                continue
+            self._gpu_last[key] = now
+            cluster, job = key
+            try:
+                env = dict(launcher.profiles.get(cluster).env) if job else None
+                report = sample_gpus(launcher.runner(cluster), slurm_job=job, env=env)
+            except Exception as exc:
+                self._say(result, "warning", f"GPU sampling on {cluster} failed: "
+                          f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                continue
+            for problem in report.problems:
+                if job is None or "nvidia-smi" in problem or "srun" in problem:
+                    self._say(result, "info", f"{cluster}: {problem}")
+            if job is None and not report.samples:
+                self._gpu_less[cluster] = "; ".join(report.problems)
+                continue
+            metrics = gpu_metrics(report.samples)
+            for rid in rids:
+                st = self._state(rid)
+                result.gpus[rid] = list(report.samples)
+                if not metrics:
+                    continue
+                t = max(s.t for s in report.samples)
+                event = MetricEvent(v=1, seq=st.gpu_seq, t=t, stage=GPU_STAGE, rank=0,
+                                    kind="metric", step=st.gpu_rounds, data=metrics)
+                st.gpu_seq += 1
+                st.gpu_rounds += 1
+                st.gpu_stopped = False
+                result.events.setdefault(rid, []).append(event)
+
+    def _gpu_stop_event(self, rid: str, st: _RunState) -> StageEvent:
+        event = StageEvent(v=1, seq=st.gpu_seq, t=time.time(), stage=GPU_STAGE, rank=0,
+                           kind="stage", data={"status": "completed",
+                                               "reason": "the run ended; GPU sampling stopped"})
+        st.gpu_seq += 1
+        return event
+
+    def _wants_gpus(self, st: _RunState, record: RunRecord, stage: str) -> bool:
+        if st.gpus_wanted is None:
+            from remote.launch import load_config_text
+
+            try:
+                config = load_config_text(record.config_text)
+                st.gpus_wanted = {s: getattr(config, s).resources.gpus_per_node > 0
+                                  for seg in record.segments for s in seg.stages}
+            except Exception:
+                st.gpus_wanted = {}
+        return st.gpus_wanted.get(stage, False)
+
+    def _say(self, result: PollResult, level: str, text: str, details: str = "") -> None:
+        if text not in self._said:
+            self._said.add(text)
+            result.notices.append((level, text, details))
+
+
+def _touched(record: RunRecord) -> list[str]:
+    """Clusters where the run has (or had) processes: their event files exist there."""
+    return list(dict.fromkeys(s.cluster for s in record.segments
+                              if s.status != "waiting" and s.cluster in record.clusters))
+
+
+def _clusters(record: RunRecord) -> list[str]:
+    """Clusters a poll of the run may talk to: the touched ones and the next to start."""
+    out = _touched(record)
+    nxt = record.current()
+    if nxt is not None and nxt.cluster not in out and record.status not in TERMINAL:
+        out.append(nxt.cluster)
+    return out
+
+
+__all__ = ["GPU_STAGE", "PollRequest", "PollResult", "ProgressBook", "RunFollower", "RunView",
+           "StageProgress", "StageView", "gpu_metrics", "run_view",
+           "stage_status"]

@@ -1,0 +1,399 @@
+"""gui/panels/runs.py and gui/run_follower.py: real runs on "This computer", followed live.
+
+Run: .venv/bin/python -m pytest tests/gui/test_runs_panel.py -q
+
+Every run is a real launch (``Launcher.launch`` through the session, the engine detached by
+the direct scheduler) into a temporary data dir and work dir. A stage that must stay running
+(cancel, resume, GPU sampling) is ``features`` talking to fixtures_slurm's ``hanging_llm``: a
+real HTTP server that accepts and never answers. GPUs come from tests/fake_bin/nvidia-smi (the
+CLI's real argv and CSV format; there is no GPU here) put first on PATH. The panel's worker
+jobs are real; each test waits for what the panel shows, then stops the panel and lets the
+thread pool drain before the conftest checks for leftovers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from PySide6.QtCore import Qt, QThreadPool, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from engine.events import EVENT_ADAPTER
+from engine.paths import ASSETS_DIR
+from gui.panels.runs import COL_PROGRESS, COL_STATUS, RunsPanel, ask_before_cancel, format_eta
+from gui.run_follower import ProgressBook, gpu_metrics
+from gui.session import AppSession
+from remote.gpus import GpuSample
+from remote.launch import Launcher, RunRecord, Segment
+from remote.profiles import LOCAL
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))
+import fixtures_slurm  # noqa: E402
+import fixtures_ssh  # noqa: E402
+
+hanging_llm = fixtures_slurm.hanging_llm
+sshd_pair = fixtures_ssh.sshd_pair
+ssh_env = fixtures_ssh.ssh_env
+
+SMOKE = ASSETS_DIR / "presets" / "smoke-cpu.yaml"
+FAKE_BIN = Path(__file__).resolve().parents[1] / "fake_bin"
+HOST = subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
+WAIT = 40_000  # ms: a launch, the engine's start and a few polls
+
+
+@pytest.fixture
+def session(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHSMITH_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("SYNTHSMITH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # This computer's workdir
+    s = AppSession()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def make_panel(qtbot, session):
+    """RunsPanel(session, ...) with its notices recorded in ``panel.notices``."""
+    panels: list[RunsPanel] = []
+
+    def make(*, on=None, **kwargs) -> RunsPanel:
+        panel = RunsPanel(on or session, **kwargs)
+        panel.notices = []
+        panel.notice.connect(panel.notices.append)
+        qtbot.addWidget(panel)
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        panel.stop()
+    deadline = time.monotonic() + 20
+    while any(p.busy() for p in panels) and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    assert QThreadPool.globalInstance().waitForDone(20_000)
+    QApplication.processEvents()
+
+
+def launch(session, run_id, *, config=SMOKE, stages=("seeds",)) -> RunRecord:
+    return session.call(Launcher.launch, config, stages=list(stages), run_id=run_id)
+
+
+def hanging_config(tmp_path, url) -> Path:
+    data = yaml.safe_load(SMOKE.read_text())
+    data["llms"]["generator"] = {"backend": "openai", "base_url": url, "model": "m",
+                                 "timeout_s": 3600, "max_retries": 0}
+    path = tmp_path / "hang.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def stage_of(panel, run_id, stage):
+    view = panel.run_view(run_id)
+    return next((s for s in view.stages if s.stage == stage), None) if view else None
+
+
+def events_of(received, run_id):
+    return [e for rid, evs in received for e in evs if rid == run_id]
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and ETA (Qt-free)
+
+
+def ev(kind, t, data, *, stage="features", rank=0, seq=0):
+    return EVENT_ADAPTER.validate_python({"v": 1, "seq": seq, "t": t, "stage": stage,
+                                          "rank": rank, "kind": kind, "data": data})
+
+
+def test_eta_is_the_remaining_work_at_the_recent_rate_and_unknown_otherwise():
+    book = ProgressBook()
+    book.add([ev("stage", 100.0, {"status": "started"})])
+    assert book.get("features").status == "running" and book.get("features").eta_s() is None
+    book.add([ev("progress", 100.0, {"done": 10, "total": 110, "unit": "seeds"})])
+    assert book.get("features").eta_s() is None  # one point: no rate yet
+    book.add([ev("progress", 110.0, {"done": 20, "total": 110, "unit": "seeds"})])
+    p = book.get("features")
+    assert (p.done, p.total, p.unit) == (20, 110, "seeds")
+    assert p.rate() == pytest.approx(1.0) and p.eta_s() == pytest.approx(90.0)
+    # Two ranks: their progress adds up.
+    book.add([ev("progress", 110.0, {"done": 0, "total": 90}, rank=1)])
+    assert (p.done, p.total) == (20, 200)
+    book.add([ev("progress", 120.0, {"done": 5, "total": None}, rank=1)])
+    assert p.total is None and p.eta_s() is None  # a rank without a total: no honest ETA
+    book.add([ev("stage", 130.0, {"status": "completed"}), ev("stage", 130.0,
+              {"status": "completed"}, rank=1)])
+    assert p.status == "completed" and p.eta_s() is None
+    book.add([ev("stage", 200.0, {"status": "skipped", "reason": "completed in an earlier run"})])
+    assert p.status == "completed"  # a rerun skipping it does not undo that
+    assert [format_eta(s) for s in (None, 45, 720, 3 * 3600 + 5 * 60)] == [
+        "—", "45 s", "12 min", "3 h 05 min"]
+
+
+def test_gpu_samples_become_namespaced_metrics_and_unknown_values_are_left_out():
+    samples = [GpuSample("node 1", 0, "H200", 35.0, 20480.0, 143771.0, 1.0),
+               GpuSample("node 1", 1, "H200", None, None, 143771.0, 1.0)]
+    assert gpu_metrics(samples) == {"gpu/node_1/0/util": 35.0, "gpu/node_1/0/mem_used": 20.0}
+
+
+def test_the_cancel_question_names_the_run_and_defaults_to_no(qtbot):
+    seen = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append((box.text(), box.defaultButton() is box.button(
+            QMessageBox.StandardButton.No)))
+        box.defaultButton().click()
+
+    QTimer.singleShot(0, answer)
+    assert ask_before_cancel(None, "Cancel run r1?") is False
+    assert seen == [("Cancel run r1?", True)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Following real runs
+
+
+def test_a_local_run_shows_up_and_its_stage_completes_with_progress(qtbot, session, make_panel):
+    received = []
+    launch(session, "gui-seeds")
+    panel = make_panel(poll_s=0.2)
+    panel.events_arrived.connect(lambda rid, evs: received.append((rid, evs)))
+    panel.track("gui-seeds")  # what the window does after a launch: select it when listed
+    qtbot.waitUntil(lambda: panel.selected_run() == "gui-seeds", timeout=WAIT)
+    qtbot.waitUntil(lambda: panel.run_view("gui-seeds") is not None
+                    and panel.run_view("gui-seeds").status == "completed", timeout=WAIT)
+    seeds = stage_of(panel, "gui-seeds", "seeds")
+    assert (seeds.status, seeds.done, seeds.total, seeds.unit) == ("completed", 8, 8, "seeds")
+    assert panel.run_item("gui-seeds").text(COL_STATUS) == "completed"
+    assert panel.stage_item("gui-seeds", "seeds").text(COL_PROGRESS) == "8 / 8 seeds"
+    assert panel.stage_item("gui-seeds", "seeds").data(COL_PROGRESS, Qt.ItemDataRole.UserRole + 2) == 1.0
+    # The Monitor got every event the engine wrote, once each.
+    qtbot.waitUntil(lambda: any(e.kind == "stage" and e.data.status == "completed"
+                                for e in events_of(received, "gui-seeds")), timeout=WAIT)
+    got = [(e.stage, e.rank, e.seq) for e in events_of(received, "gui-seeds")]
+    run_dir = Path(session.registry.load("gui-seeds").clusters[LOCAL]["run_dir"])
+    written = [("seeds", 0, i) for i in
+               range(len((run_dir / "events" / "seeds.0.jsonl").read_text().splitlines()))]
+    assert sorted(got) == written
+    assert not [n for n in panel.notices if n.level == "error"], panel.notices
+
+
+def test_cancel_asks_first_then_stops_the_run_and_resume_runs_it_again(
+        qtbot, session, make_panel, tmp_path, hanging_llm):
+    answers = [False, True]
+    asked = []
+
+    def confirm(parent, text):
+        asked.append(text)
+        return answers.pop(0)
+
+    launch(session, "gui-hang", config=hanging_config(tmp_path, hanging_llm),
+           stages=("seeds", "features"))
+    try:
+        panel = make_panel(poll_s=0.2, confirm_cancel=confirm)
+        qtbot.waitUntil(lambda: getattr(stage_of(panel, "gui-hang", "features"), "status",
+                                        None) == "running", timeout=WAIT)
+        panel.select_run("gui-hang")
+        assert panel.cancel_button.isEnabled() and not panel.resume_button.isEnabled()
+        panel.cancel_selected()  # answered No: nothing is sent
+        polls = panel.poll_count
+        qtbot.waitUntil(lambda: panel.poll_count >= polls + 3, timeout=WAIT)
+        assert len(asked) == 1 and panel.run_view("gui-hang").status == "running"
+        panel.cancel_selected()  # Yes
+        qtbot.waitUntil(lambda: panel.run_view("gui-hang").status == "cancelled", timeout=WAIT)
+        # The engine got SIGTERM, saved and said so.
+        qtbot.waitUntil(lambda: stage_of(panel, "gui-hang", "features").status ==
+                        "interrupted", timeout=WAIT)
+        assert stage_of(panel, "gui-hang", "seeds").status == "completed"
+        assert any(n.text.startswith("Run gui-hang: cancelled") for n in panel.notices), [
+            n.text for n in panel.notices]
+        assert panel.run_item("gui-hang").text(COL_STATUS) == "cancelled"
+        qtbot.waitUntil(panel.resume_button.isEnabled, timeout=WAIT)
+        panel.resume_selected()
+        qtbot.waitUntil(lambda: panel.run_view("gui-hang").status == "running"
+                        and stage_of(panel, "gui-hang", "features").status == "running",
+                        timeout=WAIT)
+        assert any(n.text.startswith("Run gui-hang: running") for n in panel.notices)
+        assert not [n for n in panel.notices if n.level == "error"], panel.notices
+    finally:
+        session.call(Launcher.cancel, "gui-hang")
+
+
+def test_after_a_restart_a_new_panel_shows_the_runs_from_disk_without_a_poll(
+        qtbot, session, make_panel):
+    launch(session, "older")
+    first = make_panel(poll_s=0.2)
+    qtbot.waitUntil(lambda: getattr(first.run_view("older"), "status", "") == "completed",
+                    timeout=WAIT)
+    launch(session, "newer")
+    qtbot.waitUntil(lambda: getattr(first.run_view("newer"), "status", "") == "completed",
+                    timeout=WAIT)
+    first.stop()
+    qtbot.waitUntil(lambda: not first.busy(), timeout=WAIT)
+    # The "cluster" side is gone: what shows now can only come from the desktop's disk.
+    for rid in ("older", "newer"):
+        shutil.rmtree(session.registry.load(rid).clusters[LOCAL]["run_dir"])
+    second = make_panel(poll_s=3600)
+    qtbot.waitUntil(lambda: not second.busy(), timeout=WAIT)
+    assert second.run_ids() == ["newer", "older"]
+    for rid in ("older", "newer"):
+        assert second.run_item(rid).text(COL_STATUS) == "completed"
+        assert second.stage_item(rid, "seeds").text(COL_PROGRESS) == "8 / 8 seeds"
+    assert second.poll_count == 0
+
+
+def test_the_log_view_tails_live_and_search_highlights_and_counts(
+        qtbot, session, make_panel, screenshot_dir):
+    launch(session, "gui-logs")
+    panel = make_panel(poll_s=0.2)
+    qtbot.waitUntil(lambda: getattr(panel.run_view("gui-logs"), "status", "") == "completed",
+                    timeout=WAIT)
+    panel.select_run("gui-logs")
+    panel.run_item("gui-logs").setExpanded(True)
+    panel.open_logs()
+    qtbot.waitUntil(lambda: "importing assets://seeds" in panel.log_text(), timeout=WAIT)
+    assert set(panel.log_file_names()) == {"seeds.0.log", "seeds.launch.log"}
+    assert panel.log_files.currentText() == "seeds.0.log"  # the stage's own log first
+    text = panel.log_text()
+    n = text.lower().count("seeds")
+    assert n >= 2
+    panel.log_search.setText("SEEDS")  # case-insensitive
+    assert panel.match_label.text() == f"1 of {n}" and panel.match_count() == n
+    assert len(panel.log_view.extraSelections()) == n
+    qtbot.keyClick(panel.log_search, Qt.Key.Key_Return)
+    assert panel.match_label.text() == f"2 of {n}"
+    panel.prev_match()
+    panel.prev_match()
+    assert panel.match_label.text() == f"{n} of {n}"  # wraps around
+    # A line written on the "cluster" arrives by itself, and the count follows.
+    log = Path(session.registry.load("gui-logs").clusters[LOCAL]["run_dir"]) / "logs" / \
+        "seeds.0.log"
+    with open(log, "a") as f:
+        f.write("a late line about seeds\n")
+    qtbot.waitUntil(lambda: "a late line about seeds" in panel.log_text(), timeout=WAIT)
+    assert panel.log_text().count("a late line") == 1
+    assert panel.match_label.text() == f"{n} of {n + 1}"
+    panel.select_log_file("seeds.launch.log")
+    assert "importing assets://seeds" in panel.log_text()
+    panel.log_search.setText("importing")
+    panel.resize(1150, 700)
+    panel.show()
+    QApplication.processEvents()
+    assert panel.grab().save(str(screenshot_dir / "runs.png"))
+    panel.log_search.setText("no such words here")
+    assert panel.match_label.text() == "no matches" and not panel.log_view.extraSelections()
+    panel.close_logs()
+    assert not panel.log_area.isVisible()
+
+
+def test_gpu_samples_from_nvidia_smi_become_gpu_metric_events(
+        qtbot, session, make_panel, tmp_path, hanging_llm, monkeypatch):
+    monkeypatch.setenv("PATH", f"{FAKE_BIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("FAKE_NVIDIA_SMI", raising=False)
+    received = []
+    launch(session, "gui-gpus", config=hanging_config(tmp_path, hanging_llm),
+           stages=("seeds", "features"))
+    try:
+        panel = make_panel(poll_s=0.2, gpu_every_s=0.3)
+        panel.events_arrived.connect(lambda rid, evs: received.append((rid, evs)))
+
+        def gpu_metrics_seen():
+            return [e for e in events_of(received, "gui-gpus")
+                    if e.stage == "gpu" and e.kind == "metric"]
+
+        qtbot.waitUntil(lambda: len(gpu_metrics_seen()) >= 2, timeout=WAIT)
+        first, second = gpu_metrics_seen()[:2]
+        assert first.data == {f"gpu/{HOST}/0/util": 35.0, f"gpu/{HOST}/0/mem_used": 20.0,
+                              f"gpu/{HOST}/1/util": 45.0, f"gpu/{HOST}/1/mem_used": 21.0}
+        assert (first.step, second.step) == (0, 1) and second.t >= first.t
+        panel.select_run("gui-gpus")
+        assert "NVIDIA H200: 35%, 20.0/140.4 GiB" in panel.gpu_label.text()
+        session.call(Launcher.cancel, "gui-gpus")
+        # The sampler stops with the run and says so (no stall alarm in the Monitor).
+        qtbot.waitUntil(lambda: any(e.stage == "gpu" and e.kind == "stage"
+                                    for e in events_of(received, "gui-gpus")), timeout=WAIT)
+        stop = [e for e in events_of(received, "gui-gpus") if e.stage == "gpu"][-1]
+        assert stop.kind == "stage" and stop.data.status == "completed"
+        count = len(gpu_metrics_seen())
+        polls = panel.poll_count
+        qtbot.waitUntil(lambda: panel.poll_count >= polls + 5, timeout=WAIT)
+        assert len(gpu_metrics_seen()) == count  # none after the run ended
+    finally:
+        session.call(Launcher.cancel, "gui-gpus")
+
+
+def test_a_run_on_a_removed_cluster_gives_one_error_notice_not_one_per_poll(
+        qtbot, session, make_panel):
+    session.registry.save(RunRecord(
+        run_id="orphan", config_path="x.yaml", config_text="", created_at=time.time(),
+        segments=[Segment("gone", ["seeds"], status="running")],
+        clusters={"gone": {"run_dir": "/nowhere/runs/orphan"}}))
+    panel = make_panel(poll_s=0.1)
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=WAIT)
+    assert panel.run_item("orphan").text(COL_STATUS) == "running"  # the record still shows
+    for _ in range(3):  # Refresh retries at once, past the backoff
+        polls = panel.poll_count
+        panel.refresh()
+        qtbot.waitUntil(lambda p=polls: panel.poll_count > p and not panel.busy(),
+                        timeout=WAIT)
+    errors = [n for n in panel.notices if "orphan" in n.text]
+    assert len(errors) == 1, [n.text for n in panel.notices]
+    assert errors[0].level == "error" and "gone" in errors[0].text
+    assert "Traceback" in errors[0].details and errors[0].source == "Runs"
+
+
+@pytest.mark.slow
+def test_a_run_on_a_cluster_with_an_unknown_host_key_is_followed_only_once_the_user_accepts(
+        qtbot, session, make_panel, ssh_env, tmp_path):
+    from remote.profiles import ClusterProfile
+
+    session.profiles.add(ClusterProfile(
+        name="loop", host="127.0.0.1", port=ssh_env.target.port, user=ssh_env.pair.user,
+        identity_file=str(ssh_env.pair.client_key), use_agent=False,
+        workdir=str(tmp_path / "remote-work"), python=sys.executable))
+    launcher_side = AppSession(ssh_options={"known_hosts": str(ssh_env.known_hosts),
+                                            "ssh_config": str(ssh_env.ssh_config)})
+    try:
+        launcher_side.call(Launcher.launch, SMOKE, stages=["seeds"], cluster="loop",
+                           run_id="over-ssh")
+    finally:
+        launcher_side.close()
+    # This desktop has never seen the host's key.
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    desktop = AppSession(ssh_options={"known_hosts": str(empty),
+                                      "ssh_config": str(ssh_env.ssh_config)})
+    answers, asked = [False, True], []
+
+    def confirm(parent, error):
+        asked.append(error)
+        return answers.pop(0)
+
+    try:
+        panel = make_panel(on=desktop, poll_s=0.2, confirm=confirm)
+        qtbot.waitUntil(lambda: any(n.level == "warning" for n in panel.notices), timeout=WAIT)
+        polls = panel.poll_count
+        qtbot.waitUntil(lambda: panel.poll_count >= polls + 3, timeout=WAIT)
+        assert len(asked) == 1 and empty.read_text() == ""  # refused: asked once, trusted nothing
+        assert (asked[0].host, asked[0].port) == ("127.0.0.1", ssh_env.target.port)
+        assert "not followed until Refresh" in panel.notices[-1].text
+        assert panel.run_view("over-ssh").status == "running"  # as last recorded
+        panel.refresh()  # asks again; accepted this time
+        qtbot.waitUntil(lambda: panel.run_view("over-ssh").status == "completed", timeout=WAIT)
+        assert len(asked) == 2 and str(ssh_env.target.port) in empty.read_text()
+        assert panel.stage_item("over-ssh", "seeds").text(COL_PROGRESS) == "8 / 8 seeds"
+    finally:
+        panel.stop()
+        qtbot.waitUntil(lambda: not panel.busy(), timeout=WAIT)
+        desktop.close()
