@@ -328,3 +328,29 @@ def test_screenshot_with_data(qtbot, screenshot_dir):
     qtbot.wait(300)  # a second layout pass: axes widen to fit their tick labels
     p.grab().save(str(screenshot_dir / "monitor.png"))
     assert (screenshot_dir / "monitor.png").stat().st_size > 1000
+
+
+def test_a_tick_redraws_one_plot_round_robin_so_the_loop_is_never_held_long(panel):
+    panel._timer.stop()  # drive the ticks by hand
+    keys = ["sft/loss", "sft/lr", "sft/grad_norm"]
+    for k in keys:
+        panel.add_points("a", k, [0.0, 1.0], [T0, T0 + 1], [1.0, 2.0])
+    panel.refresh()  # a refresh (export, tab switch) still draws everything at once
+    assert all(len(panel.curve_data("a", k)[0]) == 2 for k in keys)
+
+    def grow_all(step: float) -> None:
+        for k in keys:
+            panel.add_points("a", k, [step], [T0 + step], [0.5])
+
+    def drawn() -> list[int]:
+        return [len(panel.curve_data("a", k)[0]) for k in keys]
+
+    grow_all(2.0)
+    panel._tick()
+    assert drawn() == [3, 2, 2]  # one plot per tick
+    grow_all(3.0)  # sft/loss changed again, but the others waited longer
+    panel._tick()
+    panel._tick()
+    assert drawn() == [3, 4, 4]
+    panel._tick()
+    assert drawn() == [4, 4, 4]
