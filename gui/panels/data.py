@@ -104,6 +104,7 @@ from engine.store_rpc import CUT_KEY, StoreReader
 from gui.highlight import highlight_html
 from gui.notify import Notice
 from gui.panels.rollouts import RolloutView
+from gui.widgets.status_label import StatusLabel
 from gui.worker import Job, JobCounter, WorkerError
 
 PAGE_SIZE = 100
@@ -193,7 +194,7 @@ def _guarded(method: Callable[..., None]) -> Callable[..., None]:
         try:
             method(self, *args)
         except Exception as exc:  # a bug or odd data: shown, the panel stays usable
-            self._show_error(f"{type(exc).__name__}: {exc}")
+            self.message.show_error(f"{type(exc).__name__}: {exc}")
 
     return wrapper
 
@@ -361,10 +362,8 @@ class DataPanel(QWidget):
         self._build_table()
         self._build_detail()
 
-        self.message = QLabel()
+        self.message = StatusLabel()
         self.message.setObjectName("data_message")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         left = QWidget()
         lv = QVBoxLayout(left)
@@ -399,7 +398,7 @@ class DataPanel(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(self.views, 1)
         self._set_enabled(False)
-        self._show_info("Open a run's data/store.sqlite to browse its tasks.")
+        self.message.show_info("Open a run's data/store.sqlite to browse its tasks.")
 
     # -- construction ------------------------------------------------------------------------
 
@@ -550,14 +549,6 @@ class DataPanel(QWidget):
                 on_done: Callable[[Any], None], on_failed: Callable[[WorkerError], None]) -> Job:
         return self._work.submit(fn, *args, on_done=on_done, on_failed=on_failed)
 
-    def _show_error(self, text: str) -> None:
-        self.message.setStyleSheet("color: #b00020;")
-        self.message.setText(text)
-
-    def _show_info(self, text: str) -> None:
-        self.message.setStyleSheet("")
-        self.message.setText(text)
-
     def _set_enabled(self, on: bool) -> None:
         self.filters.setEnabled(on)
         self.table.setEnabled(on)
@@ -587,7 +578,7 @@ class DataPanel(QWidget):
         self.close_store()
         self.label = label
         gen = self._gen
-        self._show_info(f"Opening {label} \u2026")
+        self.message.show_info(f"Opening {label} \u2026")
         return self._submit(_open, source,
                             on_done=lambda res: self._opened(gen, res),
                             on_failed=lambda err: self._open_failed(gen, err))
@@ -626,7 +617,7 @@ class DataPanel(QWidget):
         self._session = session  # closed by close_store(), store or not
         self.rollouts.set_session(session)
         if store_error is not None:  # no tasks to browse; the rollouts may still be there
-            self._show_error(f"Could not open {self.label}: {store_error}")
+            self.message.show_error(f"Could not open {self.label}: {store_error}")
             self.notice.emit(Notice("warning", f"Could not open {self.label}: {store_error}",
                                     source="Data"))
             return
@@ -638,13 +629,13 @@ class DataPanel(QWidget):
             self.reason_combo.addItem(f"{reason} ({n})", reason)
         self.reason_combo.blockSignals(False)
         self._set_enabled(True)
-        self._show_info(self.label)
+        self.message.show_info(self.label)
         self.refresh()
 
     @_guarded
     def _open_failed(self, gen: int, err: WorkerError) -> None:
         if gen == self._gen:
-            self._show_error(f"Could not open {self.label}: {err.message}")
+            self.message.show_error(f"Could not open {self.label}: {err.message}")
             self.notice.emit(Notice.from_error(f"Could not open {self.label}", err, "Data"))
 
     # -- the task table ----------------------------------------------------------------------
@@ -684,7 +675,7 @@ class DataPanel(QWidget):
             # Later pages reuse the first page's total instead of counting again.
             q = dataclasses.replace(self.query(), **position, with_total=not position)
         except ValueError as exc:
-            self._show_error(str(exc))
+            self.message.show_error(str(exc))
             return
         self._query_seq += 1
         seq = self._query_seq
@@ -704,7 +695,7 @@ class DataPanel(QWidget):
         self.next_button.setEnabled(page.next_cursor is not None)
         self._update_total_label()
         if self.label != self.message.text():
-            self._show_info(self.label)  # a previous error no longer applies
+            self.message.show_info(self.label)  # a previous error no longer applies
 
     def _update_total_label(self) -> None:
         total = self.total or 0
@@ -719,7 +710,7 @@ class DataPanel(QWidget):
     @_guarded
     def _query_failed(self, seq: int, err: WorkerError) -> None:
         if seq == self._query_seq:
-            self._show_error(f"Query failed: {err}")
+            self.message.show_error(f"Query failed: {err}")
             self.notice.emit(Notice.from_error(f"Query of {self.label} failed", err, "Data"))
 
     # -- the detail view ---------------------------------------------------------------------
@@ -741,7 +732,7 @@ class DataPanel(QWidget):
     @_guarded
     def _detail_failed(self, seq: int, err: WorkerError) -> None:
         if seq == self._detail_seq:
-            self._show_error(f"Could not load the task: {err}")
+            self.message.show_error(f"Could not load the task: {err}")
             self.notice.emit(Notice.from_error("Could not load the task", err, "Data"))
 
     def _clear_detail(self) -> None:
@@ -769,7 +760,7 @@ class DataPanel(QWidget):
         self._clear_detail()
         detail, edges = result
         if detail is None:
-            self._show_error(f"Task {task_id} is not in the store")
+            self.message.show_error(f"Task {task_id} is not in the store")
             return
         self.detail, self.lineage = detail, edges
         agreement = "\u2014" if detail.agreement is None else f"{detail.agreement:.2f}"

@@ -53,6 +53,7 @@ from engine.rollouts import GroupSummary, RolloutRecord
 from engine.store import Solution
 from gui.highlight import highlight_html
 from gui.notify import Notice
+from gui.widgets.status_label import StatusLabel
 from gui.worker import JobCounter, WorkerError
 
 POSITIVE = "#bfe5b4"  # advantage > 0, all-pass groups
@@ -131,7 +132,7 @@ def _guarded(method: Callable[..., None]) -> Callable[..., None]:
         try:
             method(self, *args)
         except Exception as exc:  # odd data: shown, the view stays usable
-            self._show_error(f"{type(exc).__name__}: {exc}")
+            self.message.show_error(f"{type(exc).__name__}: {exc}")
 
     return wrapper
 
@@ -179,9 +180,7 @@ class RolloutView(QWidget):
         self.golden: dict[int, Solution | str | None] = {}  # task -> solution, or why none
         self._golden_pending: set[int] = set()
 
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message = StatusLabel()
         self.step_combo = QComboBox()
         self.step_combo.setMinimumContentsLength(8)
         self.step_combo.currentIndexChanged.connect(self._step_changed)
@@ -232,7 +231,7 @@ class RolloutView(QWidget):
         layout.addWidget(self.message)
         layout.addLayout(top)
         layout.addWidget(split, 1)
-        self._show_info("Open a run to see its RL rollouts.")
+        self.message.show_info("Open a run to see its RL rollouts.")
 
     # -- jobs and messages
 
@@ -242,14 +241,6 @@ class RolloutView(QWidget):
     def _submit(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None],
                 on_failed: Callable[[WorkerError], None]) -> None:
         self._work.submit(self._session.call, fn, *args, on_done=on_done, on_failed=on_failed)
-
-    def _show_error(self, text: str) -> None:
-        self.message.setStyleSheet("color: #b00020;")
-        self.message.setText(text)
-
-    def _show_info(self, text: str) -> None:
-        self.message.setStyleSheet("")
-        self.message.setText(text)
 
     # -- the source
 
@@ -262,7 +253,7 @@ class RolloutView(QWidget):
         self._golden_pending.clear()
         self._set_steps([])
         if session is None:
-            self._show_info("Open a run to see its RL rollouts.")
+            self.message.show_info("Open a run to see its RL rollouts.")
         else:
             self.reload()
 
@@ -271,7 +262,7 @@ class RolloutView(QWidget):
         if self._session is None:
             return
         gen, seq = self._gen, self._next("steps")
-        self._show_info("Reading the run's rollout steps \u2026")
+        self.message.show_info("Reading the run's rollout steps \u2026")
         self._submit(_steps, on_done=lambda steps: self._steps_ready(gen, seq, steps),
                      on_failed=lambda err: self._failed(gen, "steps", seq, "the rollout steps",
                                                         err))
@@ -286,7 +277,7 @@ class RolloutView(QWidget):
     @_guarded
     def _failed(self, gen: int, what: str, seq: int, label: str, err: WorkerError) -> None:
         if self._fresh(gen, what, seq):
-            self._show_error(f"Could not read {label}: {err.message}")
+            self.message.show_error(f"Could not read {label}: {err.message}")
             self.notice.emit(Notice.from_error(f"Could not read {label}", err, "Data"))
 
     # -- steps
@@ -307,10 +298,10 @@ class RolloutView(QWidget):
             return
         self._set_steps(steps)
         if not steps:
-            self._show_info("No RL rollouts recorded for this run (the rl stage writes them "
+            self.message.show_info("No RL rollouts recorded for this run (the rl stage writes them "
                             "to <run>/rollouts/rl/).")
             return
-        self._show_info(f"{len(steps)} RL steps with rollouts (steps {steps[0]}\u2013"
+        self.message.show_info(f"{len(steps)} RL steps with rollouts (steps {steps[0]}\u2013"
                         f"{steps[-1]})")
         self.step_combo.setCurrentIndex(len(steps) - 1)  # the latest: what training does now
 
