@@ -30,14 +30,14 @@ SEED_CODE = "n = int(input())\nprint(2 * n)\n"
 
 
 @dataclass
-class _Rollout:  # what build_step_records reads of engine.train.reward.Rollout
+class RolloutStandIn:  # what build_step_records reads of engine.train.reward.Rollout
     task_id: int
     text: str
     truncated: bool = False
 
 
 @dataclass
-class _Score:  # ... and of engine.train.reward.RolloutReward
+class ScoreStandIn:  # ... and of engine.train.reward.RolloutReward
     reward: float
     passed: int
     total: int
@@ -72,9 +72,9 @@ def _batch(groups: list[tuple[int, list[tuple[str | None, int]]]]):
     for task_id, samples in groups:
         for code, passed in samples:
             text = f"```python\n{code}```" if code else "I think the answer is 42."
-            rollouts.append(_Rollout(task_id, text, truncated=code is None))
+            rollouts.append(RolloutStandIn(task_id, text, truncated=code is None))
             statuses = ("ok",) * passed + ("wrong",) * (2 - passed)
-            scores.append(_Score(2.5 * passed if code else -2.0, passed, 2 if code else 0,
+            scores.append(ScoreStandIn(2.5 * passed if code else -2.0, passed, 2 if code else 0,
                                  statuses if code else (), code,
                                  reason=None if code else "no_code_block: no code block"))
     return rollouts, scores

@@ -8,6 +8,8 @@ Skips without the sandbox (bubblewrap) or the training packages (torch, transfor
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -170,30 +172,13 @@ def test_a_stopped_rl_run_saves_and_the_rerun_resumes_to_the_end(tmp_path, monke
     """SIGTERM during step 1 (the runner's handler sets the stop flag): the stage saves a
     checkpoint and says interrupted; the rerun starts from it, runs the remaining steps and
     writes the final model."""
-    import os
-    import signal
 
     run = RunDir(tmp_path / "run")
     model_dir = sft_tiny_model(tmp_path / "sft_model", steps=150)
     write_rl_parquet(run.exports_dir / "rl.parquet")
     cfg = config_from_dict({"rl": {**RL_CFG, "model": str(model_dir), "max_steps": 3}})
     original = rl_stage.make_reward_fn
-    sent = []
-
-    def terminating_reward_fn(*args, **kwargs):
-        fn = original(*args, **kwargs)
-
-        def wrapped(*a, **k):
-            out = fn(*a, **k)
-            if not sent:  # once, during the first step's scoring
-                sent.append(1)
-                os.kill(os.getpid(), signal.SIGTERM)
-            return out
-
-        wrapped.__name__ = getattr(fn, "__name__", "reward")
-        return wrapped
-
-    monkeypatch.setattr(rl_stage, "make_reward_fn", terminating_reward_fn)
+    monkeypatch.setattr(rl_stage, "make_reward_fn", sigterm_on_first_reward(original))
     assert run_pipeline(cfg, dump_config(cfg), run, ["rl"]) == 143
     monkeypatch.undo()
     assert run.read_state().stage("rl").status == "interrupted"
@@ -217,3 +202,24 @@ def test_flat_rows_keep_task_ids_and_give_seed_problems_minus_their_seed_id():
                         "extra_info": {"origin": "seed", "task_id": None, "seed_id": 3}})
     assert (task["task_id"], task["pass_rate"]) == (7, 0.5)
     assert seed["task_id"] == -3 and seed["prompt"] == [{"role": "user", "content": "p"}]
+
+
+def sigterm_on_first_reward(original):
+    """A ``make_reward_fn`` whose reward function sends this process SIGTERM once, right after
+    its first scoring: the stage then saves at the end of that step and exits 143."""
+    sent: list[int] = []
+
+    def make(*args, **kwargs):
+        fn = original(*args, **kwargs)
+
+        def wrapped(*a, **k):
+            out = fn(*a, **k)
+            if not sent:
+                sent.append(1)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return out
+
+        wrapped.__name__ = getattr(fn, "__name__", "reward")
+        return wrapped
+
+    return make

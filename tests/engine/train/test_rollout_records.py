@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import signal
-from dataclasses import dataclass
 
 import pytest
+from sample_run import RolloutStandIn, ScoreStandIn
 
 from engine.rollouts import (
     MAX_CODE_CHARS,
@@ -36,31 +34,13 @@ from engine.rollouts import (
 )
 
 
-@dataclass
-class _Rollout:  # the fields of engine.train.reward.Rollout that records use
-    task_id: int
-    text: str
-    truncated: bool = False
-
-
-@dataclass
-class _Score:  # the fields of engine.train.reward.RolloutReward that records use
-    reward: float
-    passed: int
-    total: int
-    statuses: tuple[str, ...]
-    code: str | None
-    language: str | None = "python"
-    reason: str | None = None
-
-
 def scored_batch(rewards_by_group: list[list[float]]):
     rollouts, scores = [], []
     for g, rewards in enumerate(rewards_by_group):
         for r in rewards:
             passed = int(r // 2.5)
-            rollouts.append(_Rollout(task_id=100 + g, text=f"```python\nprint({r})\n```"))
-            scores.append(_Score(r, passed, 2, ("ok",) * passed + ("wrong",) * (2 - passed),
+            rollouts.append(RolloutStandIn(task_id=100 + g, text=f"```python\nprint({r})\n```"))
+            scores.append(ScoreStandIn(r, passed, 2, ("ok",) * passed + ("wrong",) * (2 - passed),
                                  f"print({r})\n"))
     return rollouts, scores
 
@@ -95,9 +75,9 @@ def test_records_of_a_batch_keep_groups_samples_and_the_trainers_advantages(tmp_
 
 
 def test_long_code_is_cut_and_the_raw_text_kept_only_without_code():
-    rollouts = [_Rollout(1, "x" * 50_000), _Rollout(1, "no code here")]
-    scores = [_Score(5.0, 1, 1, ("ok",), "y" * 50_000),
-              _Score(-2.0, 0, 0, (), None, reason="no_code_block: no code")]
+    rollouts = [RolloutStandIn(1, "x" * 50_000), RolloutStandIn(1, "no code here")]
+    scores = [ScoreStandIn(5.0, 1, 1, ("ok",), "y" * 50_000),
+              ScoreStandIn(-2.0, 0, 0, (), None, reason="no_code_block: no code")]
     a, b = build_step_records(1, 0, rollouts, scores, 2)
     assert len(a.code) == MAX_CODE_CHARS and a.text is None
     assert b.code is None and b.text == "no code here" and b.reason.startswith("no_code")
@@ -172,22 +152,7 @@ def test_the_rl_stage_records_every_rollout_once_with_group_relative_advantages(
     cfg = config_from_dict({"rl": {**RL_CFG, "model": str(model_dir)}})
 
     original = rl_stage.make_reward_fn
-    sent: list[int] = []
-
-    def terminating_reward_fn(*args, **kwargs):
-        fn = original(*args, **kwargs)
-
-        def wrapped(*a, **k):
-            out = fn(*a, **k)
-            if not sent:  # once, while step 1 is scored: the stage saves at its end
-                sent.append(1)
-                os.kill(os.getpid(), signal.SIGTERM)
-            return out
-
-        wrapped.__name__ = getattr(fn, "__name__", "reward")
-        return wrapped
-
-    monkeypatch.setattr(rl_stage, "make_reward_fn", terminating_reward_fn)
+    monkeypatch.setattr(rl_stage, "make_reward_fn", helpers.sigterm_on_first_reward(original))
     assert run_pipeline(cfg, dump_config(cfg), run, ["rl"]) == 143
     monkeypatch.setattr(rl_stage, "make_reward_fn", original)
     folder = rollouts_dir(run.root)
