@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QListWidget
 
 from engine.events import parse_lines
 from gui.charts import debiased_ema
@@ -188,6 +189,25 @@ def test_downsampling_and_clip_to_view_are_on(panel):
         assert curve.opts["clipToView"]
 
 
+def test_a_long_curve_draws_about_two_points_per_pixel_and_keeps_its_peaks(panel, qtbot):
+    n = 100_000
+    steps = np.arange(n, dtype=np.float64)
+    values = np.sin(steps / 5000.0)
+    values[61_234] = 9.0  # one spike: min/max-keeping downsampling must not drop it
+    panel.resize(900, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.add_points("a", "sft/loss", steps, T0 + steps, values)
+    panel.refresh()
+    qtbot.wait(50)
+    raw = panel.plot_item("sft/loss").listDataItems()[0]
+    x, y = raw.getData()  # what is drawn, after downsampling
+    width = raw.getViewBox().width()
+    assert 100 < width < 900
+    assert len(x) <= 2 * width + 4, (len(x), width)  # a min and a max per pixel column
+    assert float(np.max(y)) == 9.0
+
+
 def test_csv_export_has_every_point(panel, tmp_path):
     panel.add_events(sft_run(3).events(), run="a")
     s = Stream("rl")
@@ -354,3 +374,56 @@ def test_a_tick_redraws_one_plot_round_robin_so_the_loop_is_never_held_long(pane
     assert drawn() == [3, 4, 4]
     panel._tick()
     assert drawn() == [4, 4, 4]
+
+
+def test_a_tick_repaints_only_the_plot_it_redrew_and_once(panel, qtbot):
+    from PySide6.QtCore import QEvent, QObject
+
+    class PaintCounter(QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Type.Paint:
+                self.n += 1
+            return False
+
+    panel._timer.stop()
+    keys = ["sft/loss", "sft/lr", "sft/grad_norm"]
+    for k in keys:
+        panel.add_points("a", k, np.arange(50.0), T0 + np.arange(50.0), np.arange(50.0) ** 0.5)
+    panel.resize(1200, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.refresh()
+    counters = {}
+    for k in keys:
+        counters[k] = PaintCounter()
+        panel.dashboard("SFT").views[k].viewport().installEventFilter(counters[k])
+
+    def quiet() -> bool:  # first paints done, axes settled: 100 ms without a paint
+        before = sum(c.n for c in counters.values())
+        qtbot.wait(100)
+        return sum(c.n for c in counters.values()) == before
+
+    qtbot.waitUntil(quiet, timeout=5000)
+    for c in counters.values():
+        c.n = 0
+    for k in keys:  # the x range grows on every plot (y stays inside: axes keep their widths)
+        panel.add_points("a", k, [50.0], [T0 + 50], [3.0])
+    panel._tick()
+    qtbot.waitUntil(lambda: counters["sft/loss"].n > 0, timeout=5000)
+    qtbot.waitUntil(quiet, timeout=5000)  # and any second paint would have come by now
+    # the oldest-drawn plot (sft/loss) repainted in one pass: its axes settled before the paint
+    assert [counters[k].n for k in keys] == [1, 0, 0]
+
+
+def test_the_dashboards_get_most_of_the_height(panel, qtbot):
+    panel.add_events(sft_run(5).events(), run="a")
+    panel.resize(1200, 760)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.refresh()
+    alerts = panel.findChild(QListWidget, "alerts")
+    assert panel.tabs.height() > 3 * alerts.height() > 0
