@@ -28,9 +28,12 @@ registry and launcher work runs in the worker; the widgets only show results.
 ``state()`` / ``restore_state()`` give the config text, its file or preset and whether it has
 unsaved edits, for the main window to keep in QSettings.
 
-Left out: asking before unsaved edits are replaced (Open or a preset replaces them), per-item
-editors for lists and endpoints (YAML text stands in), CLI-style overrides, and launching a
-subset of the enabled stages.
+Unsaved edits are never replaced silently: Open… and a preset picked from the list ask first
+(``confirm_discard``, Cancel by default; injectable for tests). ``open_file``/``load_preset``
+called from code do not ask.
+
+Left out: per-item editors for lists and endpoints (YAML text stands in), CLI-style
+overrides, and launching a subset of the enabled stages.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -263,6 +267,19 @@ def config_text(data: dict, config: PipelineConfig | None) -> str:
 # The panel
 
 
+def confirm_discard(parent: QWidget | None, origin: str, target: str) -> bool:
+    """Ask whether unsaved edits may be replaced by ``target``; Cancel is the default."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved edits",
+                      f"The config shown ({origin}) has edits that are not saved.",
+                      QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                      parent)
+    box.setObjectName("discard_dialog")
+    box.setInformativeText(f"Opening {target} replaces them. Discard the edits?\n\n"
+                           "Cancel keeps them; Save as… writes them to a file first.")
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    return box.exec() == QMessageBox.StandardButton.Discard
+
+
 class PipelinePanel(QWidget):
     notice = Signal(object)  # a gui.notify.Notice
     launched = Signal(object)  # the RunRecord of a launch that went ahead
@@ -271,10 +288,12 @@ class PipelinePanel(QWidget):
     def __init__(self, session: AppSession, pipeline: LoadedPipeline | None = None, *,
                  presets_dir: Path = PRESETS_DIR,
                  confirm: Callable[[QWidget, HostKeyUnknown], bool] | None = None,
+                 confirm_discard: Callable[[QWidget, str, str], bool] = confirm_discard,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("panel_pipeline")
         self.session, self.presets_dir, self._confirm = session, Path(presets_dir), confirm
+        self._confirm_discard = confirm_discard
         self._data: dict = PipelineConfig().model_dump(mode="json")
         self._local: dict[str, list[ConfigProblem]] = {}  # per entry: YAML that does not parse
         self._load_problems: list[ConfigProblem] = []  # of a config that did not load at all
@@ -307,8 +326,7 @@ class PipelinePanel(QWidget):
         self.preset_combo = QComboBox(objectName="preset_combo")
         self.preset_combo.setToolTip("Load a bundled preset (replaces the config shown)")
         self.preset_combo.setMinimumWidth(130)
-        self.preset_combo.activated.connect(
-            lambda i: self.load_preset(self.preset_combo.itemText(i)))
+        self.preset_combo.activated.connect(self._preset_picked)
         self.open_button = self._button("Open…", "open_button", self.open_dialog,
                                         "Open a pipeline config (YAML)")
         self.save_button = self._button("Save", "save_button", self.save,
@@ -485,6 +503,17 @@ class PipelinePanel(QWidget):
         shipped)."""
         return self.open_file(self.presets_dir / f"{name}.yaml")
 
+    def may_replace(self, target: str) -> bool:
+        """Whether the config shown may be replaced: no unsaved edits, or the user says so."""
+        return not self._modified or self._confirm_discard(self, self._origin, target)
+
+    def _preset_picked(self, index: int) -> None:
+        name = self.preset_combo.itemText(index)
+        if self.may_replace(f"preset {name}"):
+            self.load_preset(name)
+        else:  # the list goes back to what is shown
+            self.preset_combo.setCurrentIndex(self.preset_combo.findText(self._preset or ""))
+
     def _read(self, seq: int, text: str, path: Path) -> None:
         if seq == self._load_seq:  # else a newer open, or restore_state, came after it
             self._loaded(text, path)
@@ -573,7 +602,7 @@ class PipelinePanel(QWidget):
         start = str(self._path.parent if self._path else Path.home())
         path, _ = QFileDialog.getOpenFileName(self, "Open pipeline config", start,
                                               "YAML files (*.yaml *.yml);;All files (*)")
-        return self.open_file(path) if path else None
+        return self.open_file(path) if path and self.may_replace(path) else None
 
     def _run_name(self) -> str:
         run = self._data.get("run")

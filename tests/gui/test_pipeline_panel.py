@@ -327,6 +327,44 @@ def test_the_presets_are_listed_and_load(qtbot, session):
     assert panel.state()["preset"] == "xcoder-7b" and panel.state()["source"] == ""
 
 
+def test_unsaved_edits_are_replaced_only_when_the_user_says_so(qtbot, session, tmp_path,
+                                                               monkeypatch):
+    asked: list[tuple[str, str]] = []
+    answer = {"discard": False}
+
+    def confirm_discard(parent, origin, target):
+        asked.append((origin, target))
+        return answer["discard"]
+
+    panel, _ = _panel(qtbot, session, confirm_discard=confirm_discard)
+    xcoder = panel.presets().index("xcoder-7b")
+    panel.preset_combo.activated.emit(panel.presets().index("smoke-cpu"))
+    _wait(qtbot, panel)
+    assert asked == []  # nothing edited yet: nothing to ask
+
+    _type(qtbot, panel, "rl.max_steps", "5")
+    panel.preset_combo.setCurrentIndex(xcoder)  # what a click in the list does before activated
+    panel.preset_combo.activated.emit(xcoder)
+    _wait(qtbot, panel)
+    assert asked == [("preset smoke-cpu", "preset xcoder-7b")]
+    assert panel.config().rl.max_steps == 5  # kept
+    assert panel.preset_combo.currentText() == "smoke-cpu"  # the list shows what is shown
+    assert panel.state()["modified"] is True
+
+    other = tmp_path / "other.yaml"
+    other.write_text(SMOKE.read_text().replace("name: smoke-cpu", "name: other", 1))
+    monkeypatch.setattr("gui.panels.pipeline.QFileDialog.getOpenFileName",
+                        lambda *a, **k: (str(other), ""))
+    assert panel.open_dialog() is None  # refused: nothing read
+    assert asked[-1] == ("preset smoke-cpu", str(other))
+    assert panel.config().rl.max_steps == 5
+
+    answer["discard"] = True
+    panel.open_dialog()
+    _wait(qtbot, panel)
+    assert panel.data()["run"]["name"] == "other" and panel.state()["modified"] is False
+
+
 def test_state_round_trips_unsaved_edits_and_wins_over_a_late_start_up_load(qtbot, session):
     panel, _ = _panel(qtbot, session)
     _type(qtbot, panel, "rl.max_steps", "5")
