@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QApplication
 import engine
 from engine.schema import ConfigError, ConfigProblem, PipelineConfig, load_config
 from gui.main_window import APP_NAME, ORG_NAME, MainWindow
-from gui.qt_guard import pin_none
+from gui.qt_guard import pin_singletons
 
 ASSETS = Path(engine.__file__).resolve().parent.parent / "assets"
 SMOKE_PRESET = ASSETS / "presets" / "smoke-cpu.yaml"
@@ -53,7 +53,7 @@ def load_pipeline(path: Path | str | None = None, overrides: Sequence[str] = ())
 
 
 def main(preset: Path | str | None = None) -> int:
-    pin_none()  # PySide6 6.12 leaks references to None on Python 3.11 (gui/qt_guard.py)
+    pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11 (gui/qt_guard.py)
     # Qt gets only the program name: our own options were parsed by gui.cli already.
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORG_NAME)

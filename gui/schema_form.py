@@ -543,7 +543,9 @@ if __name__ == "__main__":
     from PySide6.QtWidgets import QApplication
 
     from engine.schema import STAGE_ORDER, PipelineConfig
+    from gui.qt_guard import pin_singletons
 
+    pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11
     app = QApplication(sys.argv[:1])
     stage = sys.argv[1] if len(sys.argv) > 1 else "sft"
     if stage not in STAGE_ORDER:

@@ -869,6 +869,9 @@ if __name__ == "__main__":
 
     from PySide6.QtWidgets import QApplication
 
+    from gui.qt_guard import pin_singletons
+
+    pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11
     app = QApplication(sys.argv[:1])
     session = AppSession()
     panel = PipelinePanel(session)

@@ -489,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args[0])
     reader = StoreReader(path) if path.suffix == ".sqlite" else StoreReader(
         path / "data" / "store.sqlite", run_dir=path)
+    from gui.qt_guard import pin_singletons
+
+    pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11
     app = QApplication.instance() or QApplication([])
     view = RolloutView()
     view.resize(1300, 800)

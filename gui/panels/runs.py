@@ -775,6 +775,9 @@ def main() -> int:
     """The panel alone, on the user's own profiles and runs."""
     import sys
 
+    from gui.qt_guard import pin_singletons
+
+    pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11
     app = QApplication.instance() or QApplication(sys.argv)
     session = AppSession()
     panel = RunsPanel(session)

@@ -259,7 +259,9 @@ if __name__ == "__main__":
     from PySide6.QtWidgets import QApplication
 
     from engine.schema import STAGE_ORDER, PipelineConfig
+    from gui.qt_guard import pin_singletons
 
+    pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11
     app = QApplication(sys.argv[:1])
     cfg = PipelineConfig()
     demo = StageGraph()

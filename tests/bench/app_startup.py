@@ -26,8 +26,8 @@ import os, sys, time
 t0 = float(sys.argv[1])
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication
-from gui.qt_guard import pin_none
-pin_none()
+from gui.qt_guard import pin_singletons
+pin_singletons()
 from gui.app import load_pipeline
 from gui.main_window import MainWindow
 app = QApplication([])

@@ -41,14 +41,11 @@ from PySide6.QtCore import QElapsedTimer, QEvent, QEventLoop, Qt, QTimer  # noqa
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from engine.events import parse_lines  # noqa: E402
+from gui.qt_guard import pin_singletons  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
-# PySide6 6.12 on Python 3.11 drops a reference to None on every Python override Qt calls
-# (pyqtgraph's paint() and friends, processEvents): measured about 60 per repaint. None is
-# mortal before 3.12, so a few thousand repaints abort the process ("none_dealloc"). Holding
-# 10M references keeps this benchmark alive long enough to measure; it fixes nothing.
-_NONE_REFS = [None] * 10_000_000
+pin_singletons()  # as the app does: PySide6 6.12 on Python 3.11 leaks None/True references
 
 N_POINTS = 1_000_000
 EVENTS_PER_S = 10_000

@@ -20,9 +20,9 @@ import pytest  # noqa: E402
 
 pytest.importorskip("PySide6")
 
-from gui.qt_guard import pin_none  # noqa: E402
+from gui.qt_guard import pin_singletons  # noqa: E402
 
-pin_none()  # a long GUI run would otherwise free None (see gui/qt_guard.py)
+pin_singletons()  # a long GUI run would otherwise free None or True (gui/qt_guard.py)
 
 from PySide6.QtCore import QSettings, QThread, QThreadPool  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402

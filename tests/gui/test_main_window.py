@@ -112,8 +112,8 @@ def test_on_a_4k_screen_at_200_percent_the_window_renders_sharp(tmp_path, screen
     code = (
         "import sys\n"
         "from PySide6.QtWidgets import QApplication\n"
-        "from gui.qt_guard import pin_none\n"
-        "pin_none()\n"
+        "from gui.qt_guard import pin_singletons\n"
+        "pin_singletons()\n"
         "from gui.app import load_pipeline\n"
         "from gui.main_window import MainWindow\n"
         "app = QApplication([])\n"
