@@ -451,7 +451,9 @@ class SchemaForm(QScrollArea):
                 value = data[spec.name]
             else:
                 info = model.model_fields[spec.name]
-                default = info.get_default(call_default_factory=True)
+                # a required field (an endpoint's model) starts empty, not as "PydanticUndefined"
+                default = None if info.is_required() else info.get_default(
+                    call_default_factory=True)
                 value = default.model_dump(mode="json") if isinstance(default, BaseModel) \
                     else default
             if spec.kind == "group":

@@ -32,8 +32,11 @@ Unsaved edits are never replaced silently: Open… and a preset picked from the 
 (``confirm_discard``, Cancel by default; injectable for tests). ``open_file``/``load_preset``
 called from code do not ask.
 
-Left out: per-item editors for lists and endpoints (YAML text stands in), CLI-style
-overrides, and launching a subset of the enabled stages.
+The LLMs entry is its own editor (gui/widgets/llm_endpoints.py): endpoints by name, a form
+per backend; renaming one renames it in the stages that name it.
+
+Left out: per-item editors for the other lists (YAML text stands in), CLI-style overrides, and
+launching a subset of the enabled stages.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ from gui.hostkey_flow import ensure_connected
 from gui.notify import Notice
 from gui.schema_form import SchemaForm, monospace, nested_model
 from gui.session import AppSession
+from gui.widgets.llm_endpoints import LLMEndpointsForm
 from gui.widgets.stage_graph import GraphEntry, StageGraph
 from gui.worker import Job, WorkerError, run_in_worker
 from remote.launch import Launcher, RunRecord, RunRegistry
@@ -371,7 +375,7 @@ class PipelinePanel(QWidget):
         self.graph = StageGraph()
         self.graph.stage_selected.connect(self._show_entry)
 
-        self.forms: dict[str, SchemaForm] = {}
+        self.forms: dict[str, SchemaForm | LLMEndpointsForm] = {}
         self.stack = QStackedWidget(objectName="forms")
         for name in ENTRIES:
             form = self._make_form(name)
@@ -414,14 +418,14 @@ class PipelinePanel(QWidget):
         layout.addWidget(self.graph)
         layout.addWidget(split, 1)
 
-    def _make_form(self, name: str) -> SchemaForm:
+    def _make_form(self, name: str) -> SchemaForm | LLMEndpointsForm:
         if name == "run":
             return SchemaForm(PipelineConfig, "", ("schema_version", "run"),
                               heading="Run: its name and base random seed.")
         if name == "llms":
-            return SchemaForm(PipelineConfig, "", ("llms",), heading=(
-                "LLM endpoints, by name, as YAML: each has a backend (openai, vllm or "
-                "transformers) and that backend's keys. Stages name one in their llm field."))
+            return LLMEndpointsForm(heading=(
+                "LLM endpoints, by name: each has a backend (openai, vllm or transformers) "
+                "and that backend's settings. Stages name one in their llm field."))
         info = PipelineConfig.model_fields[name]
         return SchemaForm(info.annotation, name, heading=info.description or name)
 
@@ -619,6 +623,9 @@ class PipelinePanel(QWidget):
     def _edited(self, entry: str) -> None:
         target = self._data if entry in SECTIONS else self._section(entry)
         self._local[entry] = self.forms[entry].apply_to(target)
+        if entry == "llms":  # a renamed endpoint is renamed in the stages' llm fields too
+            for stage in STAGE_ORDER:
+                self.forms[stage].load(self._data.get(stage))
         self._modified = True
         self._revalidate()
 

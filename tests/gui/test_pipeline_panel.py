@@ -125,7 +125,8 @@ def test_there_is_a_form_for_every_stage_and_for_the_run_and_llms(qtbot, session
     for name in panel.graph.names():
         panel.select(name)
         assert panel.current_entry() == name
-        assert panel.forms[name].editors
+        form = panel.forms[name]
+        assert form.endpoint_names() if name == "llms" else form.editors
     sft_lr = panel.forms["sft"].editors["sft.lr"].widget
     assert sft_lr.toolTip().startswith("Peak learning rate.")
     assert sft_lr.text() == "0.0001"
@@ -159,6 +160,34 @@ def test_a_bad_value_is_listed_and_a_click_on_it_focuses_its_field_until_fixed(q
     assert panel.launch_button.isEnabled()
     assert panel.config().sft.lr == 0.0005
     assert "(modified)" in panel.source_label.text()
+
+
+def test_llm_endpoints_are_edited_by_name_and_a_rename_reaches_the_stage_forms(qtbot, session):
+    panel, _ = _panel(qtbot, session)
+    _shown(qtbot, panel)
+    panel.select("llms")
+    llms = panel.forms["llms"]
+    assert llms.endpoint_names() == list(panel.data()["llms"])
+    users = [s for s in STAGE_ORDER if panel.data()[s].get("llm") == "generator"]
+    assert users
+    assert llms.rename("generator", "gen")
+    assert [panel.data()[s]["llm"] for s in users] == ["gen"] * len(users)
+    assert panel.forms[users[0]].editors[f"{users[0]}.llm"].widget.text() == "gen"
+    assert panel.problems() == [] and panel.launch_button.isEnabled()
+    assert "(modified)" in panel.source_label.text()
+
+    panel.select("run")
+    assert llms.add_endpoint("judge")
+    assert [p.key for p in panel.problems()] == ["llms.judge.model"]
+    assert panel.graph.entry("llms").errors == 1 and not panel.launch_button.isEnabled()
+    item = panel.problem_list.item(0)
+    qtbot.mouseClick(panel.problem_list.viewport(), Qt.MouseButton.LeftButton,
+                     pos=panel.problem_list.visualItemRect(item).center())
+    assert panel.current_entry() == "llms"
+    model = llms.widget_for("llms.judge.model")
+    qtbot.waitUntil(model.hasFocus, timeout=2000)
+    qtbot.keyClicks(model, "Qwen/Qwen3-8B")
+    assert panel.problems() == [] and panel.config().llms["judge"].model == "Qwen/Qwen3-8B"
 
 
 def test_batch_arithmetic_and_a_wrong_choice_are_listed_with_their_keys(qtbot, session):
