@@ -52,6 +52,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSplitter,
     QStackedWidget,
@@ -106,6 +107,7 @@ REDRAW_INTERVAL_MS = 25
 # 40 plots a second, round robin, oldest change first.
 PLOTS_PER_TICK = 1
 GRID_COLUMNS = 3
+MIN_PLOT_SIZE = (220, 140)  # px; below it the grid scrolls (3 rows fit at 1280x800)
 # Peak downsampling keeps a min and a max per bucket; one bucket per pixel column draws the
 # same envelope as pyqtgraph's default of 5 (checked by eye on a noisy 200k-point curve with
 # spikes) with a fifth of the segments: a raw curve's drawLines went from ~3 ms to under 1 ms.
@@ -149,6 +151,8 @@ class _Dashboard(QStackedWidget):
     One ``PlotWidget`` (its own scene and view) per plot, not one scene for the tab: a view
     repaints the bounding rect of everything that changed in it, so with one scene a tick that
     changed the first and the last plot of a row repainted the whole row (30 ms, measured).
+    The grid scrolls: a plot is never squeezed below ``MIN_PLOT_SIZE`` (RL's 15 plots would be
+    unreadable, and their minimum sizes grew the window past 1280x800).
     """
 
     def __init__(self, name: str) -> None:
@@ -157,6 +161,7 @@ class _Dashboard(QStackedWidget):
         empty = QLabel(f"{name}: no data yet")
         empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.grid_widget = QWidget()
+        self.grid_widget.setObjectName("plot_grid")
         self.grid_widget.setAutoFillBackground(True)
         palette = self.grid_widget.palette()
         palette.setColor(QPalette.ColorRole.Window, QColor("white"))
@@ -164,8 +169,11 @@ class _Dashboard(QStackedWidget):
         self._grid = QGridLayout(self.grid_widget)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.grid_widget)
         self.addWidget(empty)
-        self.addWidget(self.grid_widget)
+        self.addWidget(self.scroll)
         self.plots: dict[str, pg.PlotItem] = {}
         self.views: dict[str, pg.PlotWidget] = {}
 
@@ -179,6 +187,7 @@ class _Dashboard(QStackedWidget):
             return plot
         n = len(self.plots)
         view = pg.PlotWidget(background="w", title=key)
+        view.setMinimumSize(*MIN_PLOT_SIZE)
         self._grid.addWidget(view, n // GRID_COLUMNS, n % GRID_COLUMNS)
         plot = view.getPlotItem()
         # No grid: alpha-blended grid lines across every plot tripled the repaint cost (~40 ms
@@ -267,7 +276,7 @@ class MonitorPanel(QWidget):
         splitter.setStretchFactor(1, 1)
         # Sizes from the start, not from the children's size hints: a grid of PlotWidgets
         # hints smaller than a list, which would give the alerts most of the height.
-        splitter.setSizes([500, 100])
+        splitter.setSizes([560, 80])
 
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
@@ -524,11 +533,12 @@ class MonitorPanel(QWidget):
     # --- export ------------------------------------------------------------------------------
 
     def render_png(self) -> QImage:
-        """The current tab as an image: every plot view as on screen (``QWidget.grab``)."""
+        """The current tab as an image: every plot as on screen, scrolled out of view or not
+        (``QWidget.grab`` of the whole grid)."""
         self.refresh()
         board = self._tabs.currentWidget()
         assert isinstance(board, _Dashboard)
-        return board.grab().toImage()
+        return (board.grid_widget if board.has_data else board).grab().toImage()
 
     def export_png(self, path: str | Path) -> None:
         _save_image(self.render_png(), path)

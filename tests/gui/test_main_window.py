@@ -94,6 +94,14 @@ def test_every_panel_notice_lands_in_the_notification_area(qtbot, window):
 
 
 def test_the_window_fits_1280x800_with_every_panel(qtbot, window, screenshot_dir):
+    from gui.panels.monitor import PRESETS
+
+    monitor = window.monitor_panel  # a big tab: RL's 15 preset plots and 15 more rl/ keys
+    for key in [*PRESETS["RL"][0], *(f"rl/extra/{i}" for i in range(15))]:
+        monitor.add_points("run", key, [0.0, 1.0], [0.0, 1.0], [1.0, 2.0])
+    monitor.tabs.setCurrentWidget(monitor.dashboard("RL"))
+    monitor.refresh()
+    qtbot.wait(50)
     hint = window.minimumSizeHint()
     assert hint.width() <= 1280 and hint.height() <= 800, hint
     window.resize(1280, 800)
@@ -102,6 +110,7 @@ def test_the_window_fits_1280x800_with_every_panel(qtbot, window, screenshot_dir
         qtbot.wait(10)
         page = window.stack.currentWidget()
         assert page.width() >= page.minimumSizeHint().width() - 1, name
+        assert (window.width(), window.height()) == (1280, 800), name  # nothing grew it
     assert window.grab().save(str(screenshot_dir / "main_window-1280x800.png"))
 
 

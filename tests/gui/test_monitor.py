@@ -427,3 +427,24 @@ def test_the_dashboards_get_most_of_the_height(panel, qtbot):
     panel.refresh()
     alerts = panel.findChild(QListWidget, "alerts")
     assert panel.tabs.height() > 3 * alerts.height() > 0
+
+
+def test_many_plots_scroll_instead_of_shrinking_and_the_png_has_them_all(panel, qtbot):
+    from gui.panels.monitor import MIN_PLOT_SIZE, PRESETS
+
+    rl_keys = PRESETS["RL"][0]
+    for key in rl_keys:
+        panel.add_points("a", key, [0.0, 1.0], [T0, T0 + 1], [1.0, 2.0])
+    panel.resize(1200, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.tabs.setCurrentWidget(panel.dashboard("RL"))
+    panel.refresh()
+    qtbot.wait(50)
+    board = panel.dashboard("RL")
+    assert len(board.views) == len(rl_keys) == 15
+    assert min(v.height() for v in board.views.values()) >= MIN_PLOT_SIZE[1]
+    assert panel.minimumSizeHint().height() < 700  # the grid scrolls, the panel does not grow
+    assert board.scroll.verticalScrollBar().maximum() > 0
+    image = panel.render_png()
+    assert image.height() >= 5 * MIN_PLOT_SIZE[1]  # every row, scrolled out of view or not
