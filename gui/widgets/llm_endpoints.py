@@ -119,31 +119,24 @@ class _Page(QWidget):
 
     def _backend_picked(self, backend: str) -> None:
         model = BACKENDS[backend]
-        try:
-            old = self.current()
-        except (Unparsable, _FormProblems):  # text that does not parse: the last value did
-            old = self.value
+        old, _ = self.current()
         old = old if isinstance(old, dict) else {}
         kept = {k: v for k, v in old.items() if k in model.model_fields}  # model, timeouts...
         self.set_value({**kept, "backend": backend})
         self.owner._edited(f"llms.{self.name}.backend")
 
-    def current(self) -> Any:
-        """The endpoint as plain data (raises Unparsable for YAML text that does not parse)."""
-        if self.text is not None:
-            return read_yaml_value(self.text.toPlainText(), f"llms.{self.name}")
-        assert self.form is not None
-        data = dict(self.value)
-        problems = self.form.apply_to(data)
-        if problems:
-            raise _FormProblems(problems, data)
-        return data
-
-
-class _FormProblems(Exception):
-    def __init__(self, problems: list[ConfigProblem], data: dict) -> None:
-        super().__init__(problems[0].message)
-        self.problems, self.data = problems, data
+    def current(self) -> tuple[Any, list[ConfigProblem]]:
+        """The endpoint as plain data, and the problems only the editor sees: YAML text that
+        does not parse (the value is then the last one that did)."""
+        if self.text is None:
+            assert self.form is not None
+            data = dict(self.value)
+            return data, self.form.apply_to(data)
+        try:
+            self.value = read_yaml_value(self.text.toPlainText(), f"llms.{self.name}")
+        except Unparsable as exc:
+            return self.value, [ConfigProblem(f"llms.{self.name}", exc.message, exc.fix)]
+        return self.value, []
 
 
 class LLMEndpointsForm(QWidget):
@@ -234,17 +227,10 @@ class LLMEndpointsForm(QWidget):
         if self._raw is not None and not self._pages:
             data["llms"] = self._raw
             return problems
-        old = data.get("llms") if isinstance(data.get("llms"), dict) else {}
         llms: dict[str, Any] = {}
         for name, page in self._pages.items():
-            try:
-                llms[name] = page.current()
-            except Unparsable as exc:
-                problems.append(ConfigProblem(f"llms.{name}", exc.message, exc.fix))
-                llms[name] = old.get(name, page.value)
-            except _FormProblems as exc:
-                problems += exc.problems
-                llms[name] = exc.data
+            llms[name], found = page.current()
+            problems += found
         data["llms"] = llms
         for before, after in self._renames:
             for stage in STAGE_ORDER:
@@ -303,33 +289,27 @@ class LLMEndpointsForm(QWidget):
             return False
         self.message.setText("")
         page = self._pages[old]
-        try:
-            value = page.current()
-        except (Unparsable, _FormProblems):
-            value = page.value
-        # rebuild in order, so the keys of the form follow the new name
-        pages, self._pages = self._pages, {}
-        for name, p in pages.items():
-            if name == old:
-                self.stack.removeWidget(p)
-                p.deleteLater()
-                new_page = _Page(self, new, value)
-                self._pages[new] = new_page
-                self.stack.addWidget(new_page)
-            else:
-                self._pages[name] = p
-        for i in range(self.names.count()):
-            item = self.names.item(i)
-            if item.data(Qt.ItemDataRole.UserRole) == old:
-                self.names.blockSignals(True)
-                item.setText(new)
-                item.setData(Qt.ItemDataRole.UserRole, new)
-                self.names.blockSignals(False)
-                self.stack.setCurrentWidget(self._pages[new])
+        value, _ = page.current()
+        self.stack.removeWidget(page)
+        page.deleteLater()
+        new_page = _Page(self, new, value)  # a new form: its keys follow the new name
+        self.stack.addWidget(new_page)
+        self._pages = {(new if n == old else n): (new_page if n == old else p)
+                       for n, p in self._pages.items()}  # same order
+        item = self.names.item(self._row_of(old))
+        self.names.blockSignals(True)
+        item.setText(new)
+        item.setData(Qt.ItemDataRole.UserRole, new)
+        self.names.blockSignals(False)
+        self.stack.setCurrentWidget(new_page)
         self._renames.append((old, new))
         self.renamed.emit(old, new)
         self._edited(f"llms.{new}")
         return True
+
+    def _row_of(self, name: str) -> int:
+        return next(i for i in range(self.names.count())
+                    if self.names.item(i).data(Qt.ItemDataRole.UserRole) == name)
 
     def _name_problem(self, name: str) -> str:
         if not name:
@@ -427,9 +407,7 @@ class LLMEndpointsForm(QWidget):
         """Show the endpoint of ``key`` and put the cursor in its field."""
         name = self._name_of(key)
         if name is not None:
-            for i in range(self.names.count()):
-                if self.names.item(i).data(Qt.ItemDataRole.UserRole) == name:
-                    self.names.setCurrentRow(i)
+            self.names.setCurrentRow(self._row_of(name))
             page = self._pages[name]
             if page.form is not None and key not in (f"llms.{name}", f"llms.{name}.backend"):
                 return page.form.focus(key)
