@@ -174,18 +174,20 @@ class _Dashboard(QStackedWidget):
         self.scroll.setWidget(self.grid_widget)
         self.addWidget(empty)
         self.addWidget(self.scroll)
-        self.plots: dict[str, pg.PlotItem] = {}
         self.views: dict[str, pg.PlotWidget] = {}
 
     @property
     def has_data(self) -> bool:
-        return bool(self.plots)
+        return bool(self.views)
+
+    @property
+    def plots(self) -> dict[str, pg.PlotItem]:
+        return {key: view.getPlotItem() for key, view in self.views.items()}
 
     def plot_for(self, key: str, x_label: str) -> pg.PlotItem:
-        plot = self.plots.get(key)
-        if plot is not None:
-            return plot
-        n = len(self.plots)
+        if key in self.views:
+            return self.views[key].getPlotItem()
+        n = len(self.views)
         view = pg.PlotWidget(background="w", title=key)
         view.setMinimumSize(*MIN_PLOT_SIZE)
         self._grid.addWidget(view, n // GRID_COLUMNS, n % GRID_COLUMNS)
@@ -196,7 +198,6 @@ class _Dashboard(QStackedWidget):
         plot.setClipToView(True)
         plot.addLegend(offset=(-5, 5))
         plot.setLabel("bottom", x_label)
-        self.plots[key] = plot
         self.views[key] = view
         self.setCurrentIndex(1)
         return plot
@@ -360,7 +361,7 @@ class MonitorPanel(QWidget):
         return np.asarray(x), np.asarray(y)
 
     def plot_item(self, key: str) -> pg.PlotItem:
-        return self._dashboards[self._tab(key)].plots[key]
+        return self._dashboards[self._tab(key)].views[key].getPlotItem()
 
     def dashboard(self, tab: str) -> _Dashboard:
         return self._dashboards[tab]

@@ -623,9 +623,13 @@ class PipelinePanel(QWidget):
     def _edited(self, entry: str) -> None:
         target = self._data if entry in SECTIONS else self._section(entry)
         self._local[entry] = self.forms[entry].apply_to(target)
-        if entry == "llms":  # a renamed endpoint is renamed in the stages' llm fields too
+        if entry == "llms":  # a renamed endpoint was renamed in the stages' llm fields too
             for stage in STAGE_ORDER:
-                self.forms[stage].load(self._data.get(stage))
+                shown = self.forms[stage].editors.get(f"{stage}.llm")
+                section = self._data.get(stage)
+                if shown is not None and isinstance(section, dict) \
+                        and shown.get() != section.get("llm"):
+                    self.forms[stage].load(section)
         self._modified = True
         self._revalidate()
 
