@@ -752,8 +752,10 @@ class VerifyConfig(StageBase):
         256, ge=16, le=65_536, title="Memory limit", description="Memory per run in MB.",
     )
     max_output_kb: int = Field(
-        1024, ge=1, le=1_048_576, title="Max output",
-        description="Output beyond this many KB fails the run.",
+        65_536, ge=1, le=1_048_576, title="Max output",
+        description="Output per run in KB (64 MB: real tasks print megabytes). A run past it "
+        "ends output_limit, a limit of ours rather than a fault of the program: a test where "
+        "most runs hit it is unusable and its task is rejected.",
     )
     jobs: int = Field(
         0, ge=0, le=4096, title="Parallel runs",
@@ -799,10 +801,11 @@ class VerifyConfig(StageBase):
         "solution; boundary and stress tests weigh more.",
     )
     exposure_share: float = Field(
-        0.66, ge=0.5, le=1.0, title="Exposing share",
+        0.66, ge=0.5, le=1.0, title="Confidence share",
         description="An input's output holding at least this share of the weighted vote is "
         "trusted: a candidate that gives another output there (or crashes) is exposed as "
-        "buggy and its vote weighs less everywhere.",
+        "buggy and its vote weighs less everywhere, and only trusted labels (and known "
+        "outputs) pick and check the golden solution.",
     )
     exposure_discount: float = Field(
         0.5, gt=0.0, le=1.0, title="Exposure discount",

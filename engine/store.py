@@ -70,6 +70,12 @@ stages did with each item (``seed:<id>``, ``cfg:<hash>``): ``ok`` with details (
 repairs, stage-1 feature roles), or ``rejected`` with the reason and the answer that caused
 it. A rerun skips items with a record; ``item_reasons`` counts rejections by reason code.
 
+Verification details (schema v3): ``task_texts.verify_meta`` is a JSON object the verify stage
+writes with the task's result (``set_task_result(..., meta=...)``: statement samples, compiler
+messages, per-candidate weight / eligibility / timing; free-form) and ``get_task`` returns as
+``TaskDetail.verify_meta``. It sits with the wide text, not in ``tasks``, because compiler
+messages can be kilobytes. A shard carries it in ``task_results.meta`` (shard files v3).
+
 What it leaves out
 - Merges of seeds and evolution steps: those stages are not shardable.
 - No deletes in the API (tasks are rejected, not removed); ``ON DELETE CASCADE`` keeps a hand
@@ -103,7 +109,7 @@ NodeKind = Literal[
 SortKey = Literal["id", "agreement", "created_at", "style"]
 JournalMode = Literal["auto", "wal", "delete"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_PAGE_SIZE = 500
 SNIPPET_OPEN = "\u00ab"  # «  marks a search hit in TaskRow.snippet; the GUI may restyle it
 SNIPPET_CLOSE = "\u00bb"  # »
@@ -389,9 +395,24 @@ def _migrate_v1_to_v2(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+# v3: what verification found out about a task (samples, compile errors, candidates; JSON,
+# free-form), for the data browser. In task_texts, not tasks: compile errors can be kilobytes,
+# and tasks must stay narrow (see "Design notes"). tasks_full shows it too.
+def _migrate_v2_to_v3(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE task_texts ADD COLUMN verify_meta TEXT NOT NULL DEFAULT '{}'")
+    conn.execute("DROP VIEW tasks_full")
+    conn.execute("CREATE VIEW tasks_full AS SELECT t.*, x.title, x.statement,"
+                 " x.selected_features, x.integration_strategy, x.verify_meta"
+                 " FROM tasks t JOIN task_texts x ON x.task_id = t.id")
+
+
 # MIGRATIONS[v] upgrades a store at user_version v to v + 1. Append here when the schema
 # changes, bump SCHEMA_VERSION, and add a test that opens a store made by the old version.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_v1_to_v2}
+# A new store is made as v1 and brought up through every step, so each step is also how a
+# new store gets its tables (the v1 CREATE TABLEs stay exactly what the v1 engine made).
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,6 +500,10 @@ class TaskDetail:
     solutions: list[Solution]
     tests: list[Test]
     verdicts: list[Verdict]
+    # What verification recorded (Store.set_task_result's ``meta``): free-form JSON; the verify
+    # stage writes "samples", "compile_errors", "candidates" (keyed by solution id as a
+    # string) and "unusable_tests". Empty until then (and from an engine before schema v3).
+    verify_meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1094,10 +1119,15 @@ class Store:
         reason: str | None = None,
         agreement: float | None = None,
         golden_solution_id: int | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record verification's outcome for a task."""
+        """Record verification's outcome for a task. ``meta``: what verification found out
+        (JSON-able; ``TaskDetail.verify_meta``); None leaves the stored one as it is (``{}``
+        on a task never given one), so a later stage that only changes the status (curate)
+        keeps it; ``{}`` clears it."""
         if status not in get_args(TaskStatus):
             raise ValueError(f"status={status!r}: use one of {get_args(TaskStatus)}")
+        meta_json = None if meta is None else _dump(dict(meta))
         with self.transaction():
             cur = self._conn.execute(
                 "UPDATE tasks SET status = ?, reject_reason = ?, agreement = ?,"
@@ -1106,6 +1136,9 @@ class Store:
             )
             if cur.rowcount == 0:
                 raise KeyError(f"no task {task_id}")
+            if meta_json is not None:
+                self._conn.execute("UPDATE task_texts SET verify_meta = ? WHERE task_id = ?",
+                                   (meta_json, task_id))
 
     def add_lineage(
         self, child_kind: NodeKind, child_id: int, parent_kind: NodeKind, parent_id: int,
@@ -1259,8 +1292,9 @@ class Store:
             r = conn.execute(
                 "SELECT t.id, t.key, t.config_id, t.style, x.title, x.statement,"
                 " x.selected_features, x.integration_strategy, t.status, t.reject_reason,"
-                " t.agreement, t.golden_solution_id, t.n_solutions, t.n_tests, t.created_at"
-                " FROM tasks t JOIN task_texts x ON x.task_id = t.id WHERE t.id = ?",
+                " t.agreement, t.golden_solution_id, t.n_solutions, t.n_tests, t.created_at,"
+                " x.verify_meta FROM tasks t JOIN task_texts x ON x.task_id = t.id"
+                " WHERE t.id = ?",
                 (task_id,),
             ).fetchone()
             if r is None:
@@ -1290,7 +1324,7 @@ class Store:
             selected_features=json.loads(r[6]), integration_strategy=r[7], categories=cats,
             status=r[8], reject_reason=r[9], agreement=r[10], golden_solution_id=r[11],
             n_solutions=r[12], n_tests=r[13], created_at=r[14],
-            solutions=sols, tests=tests, verdicts=verdicts,
+            solutions=sols, tests=tests, verdicts=verdicts, verify_meta=json.loads(r[15]),
         )
 
     def _parents(self, kind: str, node_id: int) -> list[tuple[str, int, str]]:
@@ -1529,6 +1563,10 @@ CREATE TABLE task_results (                -- keyed by the main store's task id
     golden_solution_id  INTEGER
 );
 """
+# v3 adds task_results.meta (set_task_result's ``meta``: JSON, NULL = none given). A v1 or v2
+# file is upgraded in place when opened for writing; the merge reads a file without the
+# column as it is (its tasks keep their verify_meta).
+_OUTBOX_TASK_META = "ALTER TABLE task_results ADD COLUMN meta TEXT;"
 # v2 adds what the sharded synthesis stages write (features, tasks, solutions). A v1 file
 # (verify/tests only) is upgraded in place when opened for writing and merges as it is.
 _OUTBOX_SCHEMA_V2 = """
@@ -1556,7 +1594,7 @@ CREATE TABLE generated_tasks (             -- tasks stage: Store.add_generated_t
     args  TEXT NOT NULL                    -- JSON
 );
 """
-OUTBOX_VERSION = 2
+OUTBOX_VERSION = 3
 _MERGED_SHARDS = """
 CREATE TABLE IF NOT EXISTS merged_shards (
     name       TEXT PRIMARY KEY,              -- the shard file's name, e.g. verify.0of4.sqlite
@@ -1587,9 +1625,9 @@ class ShardOutbox:
     A small dedicated schema (not the full store schema): only the rows the shardable stages
     change, keyed by the main store's ids or natural keys — ``verdicts`` (solution_id,
     test_id), ``tests`` (task_id, idx; whole rows, so a new test and a relabelled one look the
-    same), ``task_results`` (task_id), and since v2 ``seed_feature_paths``, ``generated_tasks``,
-    ``solutions`` and ``synth_items``. The shard reads the run's store opened read-only and
-    writes here; ``Store.merge_from`` folds the file in. It offers the write methods the stages
+    same), ``task_results`` (task_id; since v3 with the verification ``meta``), and since v2
+    ``seed_feature_paths``, ``generated_tasks``, ``solutions`` and ``synth_items``. The shard
+    reads the run's store opened read-only and writes here; ``Store.merge_from`` folds the file in. It offers the write methods the stages
     use on a ``Store`` (``transaction``, ``add_verdicts``, ``add_test``, ``set_task_result``,
     ``record_item``, ``add_seed_features``, ``add_generated_task``, ``add_solution``), so stage
     code writes to either one the same way.
@@ -1607,11 +1645,10 @@ class ShardOutbox:
         self.journal_mode = conn.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0]
         conn.execute("PRAGMA synchronous = FULL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            conn.executescript("BEGIN;" + _OUTBOX_SCHEMA + _OUTBOX_SCHEMA_V2
-                               + f"PRAGMA user_version = {OUTBOX_VERSION}; COMMIT;")
-        elif version == 1:
-            conn.executescript("BEGIN;" + _OUTBOX_SCHEMA_V2
+        upgrade = {0: _OUTBOX_SCHEMA + _OUTBOX_SCHEMA_V2 + _OUTBOX_TASK_META,
+                   1: _OUTBOX_SCHEMA_V2 + _OUTBOX_TASK_META, 2: _OUTBOX_TASK_META}
+        if version in upgrade:
+            conn.executescript("BEGIN;" + upgrade[version]
                                + f"PRAGMA user_version = {OUTBOX_VERSION}; COMMIT;")
         elif version != OUTBOX_VERSION:
             raise StoreError(f"{self.path} is a shard file of version {version}; this engine "
@@ -1649,12 +1686,16 @@ class ShardOutbox:
 
     def set_task_result(self, task_id: int, status: TaskStatus, reason: str | None = None,
                         agreement: float | None = None,
-                        golden_solution_id: int | None = None) -> None:
+                        golden_solution_id: int | None = None,
+                        meta: Mapping[str, Any] | None = None) -> None:
         if status not in get_args(TaskStatus):
             raise ValueError(f"status={status!r}: use one of {get_args(TaskStatus)}")
+        meta_json = None if meta is None else _dump(dict(meta))
         with self.transaction():
-            self._conn.execute("INSERT OR REPLACE INTO task_results VALUES (?, ?, ?, ?, ?)",
-                               (task_id, status, reason, agreement, golden_solution_id))
+            self._conn.execute(
+                "INSERT OR REPLACE INTO task_results(task_id, status, reject_reason, agreement,"
+                " golden_solution_id, meta) VALUES (?, ?, ?, ?, ?, ?)",
+                (task_id, status, reason, agreement, golden_solution_id, meta_json))
 
     def decided_tasks(self) -> set[int]:
         """Tasks this shard has decided (a rerun skips them)."""
@@ -1721,8 +1762,8 @@ def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, i
     src = sqlite3.connect(f"file:{path.resolve().as_posix()}?mode=ro", uri=True)
     try:
         version = src.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (1, OUTBOX_VERSION):
-            raise StoreError(f"{path} is not a shard file of version 1 or {OUTBOX_VERSION}")
+        if not 1 <= version <= OUTBOX_VERSION:
+            raise StoreError(f"{path} is not a shard file of version 1 to {OUTBOX_VERSION}")
         with store.transaction():
             conn.execute(_MERGED_SHARDS)
             row = conn.execute("SELECT sha256 FROM merged_shards WHERE name = ?",
@@ -1754,14 +1795,20 @@ def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, i
                     " DO UPDATE SET status = excluded.status, time_s = excluded.time_s,"
                     " memory_kb = excluded.memory_kb, output_hash = excluded.output_hash", batch)
                 counts["verdicts"] += len(batch)
+            # A file from before v3 has no meta column: its tasks keep their verify_meta.
+            has_meta = "meta" in {c[1] for c in src.execute("PRAGMA table_info(task_results)")}
             for r in src.execute("SELECT task_id, status, reject_reason, agreement,"
-                                 " golden_solution_id FROM task_results"):
+                                 " golden_solution_id, " + ("meta" if has_meta else "NULL")
+                                 + " FROM task_results"):
                 done = conn.execute(
                     "UPDATE tasks SET status = ?, reject_reason = ?, agreement = ?,"
-                    " golden_solution_id = ? WHERE id = ?", (*r[1:], r[0])).rowcount
+                    " golden_solution_id = ? WHERE id = ?", (*r[1:5], r[0])).rowcount
                 if not done:
                     raise StoreError(f"{path} decides task {r[0]}, which is not in "
                                      f"{store.path}: was it made for another run?")
+                if r[5] is not None:
+                    conn.execute("UPDATE task_texts SET verify_meta = ? WHERE task_id = ?",
+                                 (r[5], r[0]))
                 counts["task_results"] += 1
             conn.execute(
                 "INSERT INTO merged_shards(name, sha256, counts, merged_at) VALUES (?, ?, ?, ?)"

@@ -25,7 +25,8 @@ rank, group)`` (rollouts of ``<run>/rollouts/``, the run dir being the store's
 Answers: ``{"v": 1, "ok": true, "result": ..., "seconds": 0.004}`` or ``{"v": 1, "ok":
 false, "error": {"type": "StoreError" | "RequestError" | "InternalError", "message": ...}}``.
 Dataclasses travel as objects of their fields, tuples as lists; a decoder ignores fields it
-does not know (an answer from a newer engine still decodes). The command prints ASCII only
+does not know (an answer from a newer engine still decodes) and gives a field the answer
+lacks its default (an older engine's TaskDetail has no ``verify_meta``: ``{}``). The command prints ASCII only
 (``\\u`` escapes), so the cluster's locale cannot garble it, and exits 0 for an ``ok``
 answer, 1 otherwise (the answer says why).
 

@@ -12,7 +12,10 @@ or as shards, on one node or many (each process takes the tasks with ``task_id %
 (or ``python -m engine.stages.verify --config ... --run-dir ...``, which adds ``--stages verify``).
 
 For each task with status ``pending``, candidates = its solutions with status ``ok`` and code,
-tests = all its tests. Every candidate runs on every test input in a ``SandboxPool``
+tests = all its tests, plus every sample pair of its statement (``engine.verify.samples``) that
+no stored test equals: those run and decide with their known output like any sample (a
+candidate failing a sample is never golden) but are not written as tests (``verify_meta``
+counts them). Every candidate runs on every test input in a ``SandboxPool``
 (``verify.jobs`` workers, 0 = every core this process may use; limits from ``VerifyConfig``;
 identical sources run once). ``engine.verify.voting.verify_task`` turns the run matrix into
 labels, votes, agreement, tie/split flags, a golden solution and a reject reason. Written back
@@ -25,7 +28,13 @@ in ONE transaction per task, so a task is either untouched or fully decided:
 - each test's ``expected_output`` = its label (NULL when unlabelled) and, in its ``meta``,
   ``verify`` = {votes (class sizes, heaviest first), voters, agreement, tie, split,
   label_source (vote / known / golden), role (selection / holdout / null)};
-- the task's status (accepted / rejected), reason, mean agreement and golden solution id.
+- the task's status (accepted / rejected), reason, mean agreement and golden solution id,
+  and ``verify_meta`` (``TaskDetail.verify_meta``, shown by the Data panel): samples in the
+  statement / run as tests / added, each candidate's compiler message, and per candidate
+  whether it passed every sample, its vote weight and its CPU time on the largest input.
+
+Outputs over 1 MiB are voted by digest and kept on local disk, not in memory
+(``engine.verify.outputs``); a label is stored whole all the same.
 
 Known outputs: a test whose ``expected_output`` was stored before verification (the
 statement's samples, a seed's tests) is passed to the vote as known; labels this stage wrote
@@ -55,17 +64,17 @@ Summary returned (lands in state.json; a shard's under ``verify@<I>of<N>``)::
     {"shard": "0/1", "considered": 12, "decided": 12, "accepted": 10, "rejected": 2,
      "reasons": {"low_agreement": 1, "no_valid_candidates": 1}, "already_decided": 0,
      "waiting_for_solutions": 0, "waiting_for_tests": 0, "runs": 480, "cells": 960,
-     "statuses": {"ok": 900, "wrong": 40, "time_limit": 20}, "seconds": 31.2,
-     "isolation": "bwrap", "interrupted": false}
+     "statuses": {"ok": 900, "wrong": 40, "time_limit": 20}, "samples": 14,
+     "samples_added": 2, "compile_errors": 1, "seconds": 31.2, "isolation": "bwrap",
+     "interrupted": false}
 
-Leaves out: checker-judged tasks (the store has no checker column yet; ``voting`` supports
-them) and per-task limits (one ``VerifyConfig`` for all). A multi-rank launch without
+Leaves out: checker-judged tasks (the store has no checker column yet; ``verify-folder``
+runs checkers) and per-task limits (one ``VerifyConfig`` for all). A multi-rank launch without
 ``--shard`` is refused rather than verifying every task once per rank.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -86,8 +95,10 @@ from engine.store import (
     TaskQuery,
     Verdict,
 )
+from engine.verify.outputs import KeptOutput, OutputSpool
+from engine.verify.samples import parse_samples
 from engine.verify.sandbox import Limits, Program, SandboxPool, SandboxUnavailable
-from engine.verify.voting import Cell, TaskVerdict, comparison_form, verify_task
+from engine.verify.voting import Cell, TaskVerdict, output_digest, verify_task
 
 SHARDABLE = True  # the runner's --shard I/N applies: tasks with task_id % N == I
 PAGE = 500
@@ -131,8 +142,9 @@ def pending_tasks(store: Store, shard_index: int = 0, shard_count: int = 1) -> _
 
 
 def limits_of(cfg: VerifyConfig) -> Limits:
-    return Limits(cpu_s=cfg.time_limit_s, memory_mb=cfg.memory_mb,
-                  output_bytes=cfg.max_output_kb << 10)
+    output = cfg.max_output_kb << 10
+    return Limits(cpu_s=cfg.time_limit_s, memory_mb=cfg.memory_mb, output_bytes=output,
+                  file_bytes=max(64 << 20, output))
 
 
 def _known_outputs(task: TaskDetail) -> dict[int, str]:
@@ -141,8 +153,40 @@ def _known_outputs(task: TaskDetail) -> dict[int, str]:
             if t.expected_output is not None and "verify" not in t.meta}
 
 
-def _output_hash(text: str, cfg: VerifyConfig) -> str:
-    return hashlib.sha256(comparison_form(text, cfg.compare).encode()).hexdigest()[:16]
+@dataclass
+class TaskTests:
+    """What one task is verified on: its stored tests, then statement samples no stored
+    test equals (run and voted with their known output, not written to the store)."""
+
+    inputs: list[str]
+    kinds: list[str]
+    known: dict[int, str]
+    stored: int  # the first ``stored`` inputs are the task's tests
+    in_statement: int  # sample pairs the statement shows
+
+
+def task_tests(task: TaskDetail) -> TaskTests:
+    inputs = [t.input for t in task.tests]
+    kinds = [t.kind for t in task.tests]
+    known = _known_outputs(task)
+    keys = [" ".join(text.split()) for text in inputs]
+    pairs = parse_samples(task.statement or "").pairs
+    for sample in pairs:
+        key = " ".join(sample.input.split())
+        if not key:
+            continue
+        # A statement's sample is the one answer candidates cannot outvote: it is a test
+        # whether or not the tests stage stored it.
+        j = next((j for j, k in enumerate(keys) if k == key), None)
+        if j is None:
+            inputs.append(sample.input.strip("\n") + "\n")
+            keys.append(key)
+            kinds.append("sample")
+            known[len(inputs) - 1] = sample.output
+        elif j not in known:
+            known[j] = sample.output
+            kinds[j] = "sample"
+    return TaskTests(inputs, kinds, known, len(task.tests), len(pairs))
 
 
 @dataclass
@@ -150,28 +194,48 @@ class _TaskRuns:
     cells: list[list[Cell]]
     memory_kb: list[list[int | None]]
     runs: int  # sandbox runs made (distinct source x input)
+    kept: list[list[KeptOutput | None]] = field(default_factory=list)  # for label texts
+    compile_errors: dict[int, str] = field(default_factory=dict)  # candidate -> message
+
+
+CHUNK_PER_WORKER = 16  # runs handed to the pool at once: only their outputs are in memory
 
 
 def run_candidates(pool: SandboxPool, sources: Sequence[tuple[str, str]],
-                   inputs: Sequence[str], limits: Limits) -> _TaskRuns:
-    """Each (language, code) on each input; identical sources run once."""
+                   inputs: Sequence[str], limits: Limits, spool: OutputSpool | None = None,
+                   cfg: VerifyConfig | None = None) -> _TaskRuns:
+    """Each (language, code) on each input; identical sources run once. Outputs over 1 MiB
+    go to ``spool`` (kept as start + digest in memory)."""
+    cfg = cfg or VerifyConfig()
+    spool = spool or OutputSpool()
     distinct: dict[tuple[str, str], int] = {}
     for src in sources:
         if src[0] in LANGUAGES:
             distinct.setdefault(src, len(distinct))
     programs = [Program(lang, code) for lang, code in distinct]
-    grid = pool.run_matrix(programs, inputs, limits) if programs and inputs else []
-    cells, memory = [], []
-    for src in sources:
+    grid: list[list[tuple]] = []
+    per_chunk = max(1, pool.size * CHUNK_PER_WORKER // max(1, len(inputs)))
+    for start in range(0, len(programs) if inputs else 0, per_chunk):
+        for row in pool.run_matrix(programs[start:start + per_chunk], inputs, limits):
+            grid.append([(r.status, spool.keep(r.stdout, cfg) if r.status == "ok" else None,
+                          r.cpu_s, r.peak_memory_kb, r.stderr if r.status == "compile_error"
+                          else "") for r in row])
+    cells, memory, kept, compile_errors = [], [], [], {}
+    for k, src in enumerate(sources):
         if src not in distinct:  # a language the sandbox cannot run never votes
             cells.append([Cell("compile_error")] * len(inputs))
             memory.append([None] * len(inputs))
+            kept.append([None] * len(inputs))
+            compile_errors[k] = f"the sandbox runs {' and '.join(LANGUAGES)}, not {src[0]!r}"
             continue
         row = grid[distinct[src]]
-        cells.append([Cell(r.status, r.text if r.status == "ok" else "", None, r.cpu_s)
-                      for r in row])
-        memory.append([r.peak_memory_kb for r in row])
-    return _TaskRuns(cells, memory, len(programs) * len(inputs))
+        cells.append([out.cell(status, cpu) if out is not None else Cell(status, cpu_s=cpu)
+                      for status, out, cpu, _, _ in row])
+        memory.append([mem for _, _, _, mem, _ in row])
+        kept.append([out for _, out, _, _, _ in row])
+        if row and row[0][0] == "compile_error":
+            compile_errors[k] = row[0][4].strip()
+    return _TaskRuns(cells, memory, len(programs) * len(inputs), kept, compile_errors)
 
 
 def _test_meta(verdict: TaskVerdict, j: int) -> dict[str, Any]:
@@ -180,23 +244,64 @@ def _test_meta(verdict: TaskVerdict, j: int) -> dict[str, Any]:
         else None
     return {"votes": [k.count for k in vote.classes], "voters": vote.voters,
             "agreement": None if vote.agreement is None else round(vote.agreement, 6),
-            "tie": vote.tie, "split": vote.split, "label_source": vote.source, "role": role}
+            "tie": vote.tie, "split": vote.split, "confident": vote.confident,
+            "unusable": vote.unusable, "label_source": vote.source, "role": role}
 
 
-def write_result(store: Store | ShardOutbox, task: TaskDetail, candidates: Sequence[int], runs: _TaskRuns,
-                 verdict: TaskVerdict, cfg: VerifyConfig) -> None:
+def _label_text(verdict: TaskVerdict, j: int, runs: _TaskRuns, tests: TaskTests,
+                spool: OutputSpool) -> str | None:
+    """The label as the store keeps it: whole, even when it was voted by digest."""
+    vote = verdict.inputs[j]
+    if vote.label is None or vote.label_digest is None:
+        return vote.label
+    if vote.source == "known":
+        return tests.known[j]
+    member = vote.label_members[0]
+    out = runs.kept[member][j]
+    return spool.read_text(out).strip() if out is not None else vote.label
+
+
+def verify_meta(task: TaskDetail, candidates: Sequence[int], runs: _TaskRuns,
+                verdict: TaskVerdict, tests: TaskTests) -> dict[str, Any]:
+    """What the Data panel shows of a task's verification, beyond verdicts and labels."""
+    ids = [task.solutions[c].id for c in candidates]
+    return {
+        "samples": {"in_statement": tests.in_statement,
+                    "as_tests": sum(k == "sample" for k in tests.kinds),
+                    "added": len(tests.inputs) - tests.stored},
+        "compile_errors": {str(ids[k]): message[:4000]
+                           for k, message in sorted(runs.compile_errors.items())},
+        "candidates": {str(ids[k]): {
+            "eligible": score.eligible,
+            "samples_passed": f"{sum(verdict.verdicts[k][j] == 'ok' for j in tests.known)}"
+                              f"/{len(tests.known)}",
+            "weight": round(score.weight, 6),
+            "exposures": score.exposures,
+            "biggest_input_cpu_s": None if score.biggest_input_cpu_s is None
+            else round(score.biggest_input_cpu_s, 4)}
+            for k, score in enumerate(verdict.candidates)},
+        "unusable_tests": sum(v.unusable for v in verdict.inputs),
+    }
+
+
+def write_result(store: Store | ShardOutbox, task: TaskDetail, candidates: Sequence[int],
+                 runs: _TaskRuns, verdict: TaskVerdict, cfg: VerifyConfig,
+                 tests: TaskTests | None = None, spool: OutputSpool | None = None) -> None:
     """Verdicts, labels and the task's outcome, in one transaction."""
+    tests = tests or TaskTests([t.input for t in task.tests], [t.kind for t in task.tests],
+                               _known_outputs(task), len(task.tests), 0)
+    spool = spool or OutputSpool()
     with store.transaction():
         store.add_verdicts(
             Verdict(task.solutions[c].id, test.id, verdict.verdicts[k][j],
                     runs.cells[k][j].cpu_s, runs.memory_kb[k][j],
-                    _output_hash(runs.cells[k][j].output, cfg)
-                    if runs.cells[k][j].status == "ok" else None)
+                    _hash(runs.cells[k][j], cfg))
             for k, c in enumerate(candidates) for j, test in enumerate(task.tests))
         for j, test in enumerate(task.tests):
             meta = {**test.meta, "verify": _test_meta(verdict, j)}
             store.add_test(task.id, test.idx, input=test.input, kind=test.kind,
-                           source=test.source, expected_output=verdict.inputs[j].label,
+                           source=test.source,
+                           expected_output=_label_text(verdict, j, runs, tests, spool),
                            weight=test.weight, meta=meta)
         golden = task.solutions[candidates[verdict.golden]].id \
             if verdict.golden is not None else None
@@ -204,7 +309,15 @@ def write_result(store: Store | ShardOutbox, task: TaskDetail, candidates: Seque
         store.set_task_result(task.id, "accepted" if verdict.accepted else "rejected",
                               reason=verdict.reason,
                               agreement=None if agreement is None else min(1.0, agreement),
-                              golden_solution_id=golden)
+                              golden_solution_id=golden,
+                              meta=verify_meta(task, candidates, runs, verdict, tests))
+
+
+def _hash(cell: Cell, cfg: VerifyConfig) -> str | None:
+    """sha256[:16] of a clean output's comparison form (its digest when spooled)."""
+    if cell.status != "ok":
+        return None
+    return (cell.digest or output_digest(cell.output, cfg))[:16]
 
 
 def reason_key(reason: str | None) -> str | None:
@@ -226,6 +339,9 @@ class _Tally:
     runs: int = 0
     cells: int = 0
     already_decided: int = 0
+    samples: int = 0  # sample tests run (stored or from the statement)
+    samples_added: int = 0  # statement samples no stored test equals
+    compile_errors: int = 0
     reasons: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
 
@@ -267,17 +383,19 @@ def _open_pool(cfg: VerifyConfig, limits: Limits) -> SandboxPool:
                          f"cannot start here: {e}") from None
 
 
-def verify_one(pool: SandboxPool, task: TaskDetail, cfg: VerifyConfig, limits: Limits
-               ) -> tuple[list[int], _TaskRuns, TaskVerdict] | None:
+def verify_one(pool: SandboxPool, task: TaskDetail, cfg: VerifyConfig, limits: Limits,
+               spool: OutputSpool | None = None
+               ) -> tuple[list[int], _TaskRuns, TaskVerdict, TaskTests] | None:
     """Run and vote one task; None when it has no candidate to run."""
     candidates = [c for c, s in enumerate(task.solutions) if s.status == "ok" and s.code]
     if not candidates:
         return None
+    tests = task_tests(task)
     sources = [(task.solutions[c].language, task.solutions[c].code or "") for c in candidates]
-    runs = run_candidates(pool, sources, [t.input for t in task.tests], limits)
-    verdict = verify_task(runs.cells, [t.kind for t in task.tests], cfg,
-                          known=_known_outputs(task), seed=task.id)
-    return candidates, runs, verdict
+    runs = run_candidates(pool, sources, tests.inputs, limits, spool, cfg)
+    verdict = verify_task(runs.cells, tests.kinds, cfg, known=tests.known, seed=task.id,
+                          sizes=[len(text.encode()) for text in tests.inputs])
+    return candidates, runs, verdict, tests
 
 
 def run(ctx: Any) -> dict:
@@ -308,7 +426,8 @@ def _run(ctx: Any, cfg: VerifyConfig, store: Store, out: Store | ShardOutbox) ->
     interrupted = False
     isolation = None
     if total:
-        with _open_pool(cfg, limits) as pool:
+        with _open_pool(cfg, limits) as pool, OutputSpool() \
+                as spool:
             isolation = pool.isolation
             for done, task_id in enumerate(plan.todo, start=1):
                 if ctx.stop_requested():
@@ -318,16 +437,21 @@ def _run(ctx: Any, cfg: VerifyConfig, store: Store, out: Store | ShardOutbox) ->
                 if task is None or task.status != "pending":
                     tally.already_decided += 1  # decided meanwhile by another process
                     continue
-                outcome = verify_one(pool, task, cfg, limits)
+                outcome = verify_one(pool, task, cfg, limits, spool)
+                tests = None
                 if outcome is None:
                     out.set_task_result(task.id, "rejected", reason="no_valid_candidates")
                     tally.count(None, "no_valid_candidates", None, len(task.tests))
                     verdict = None
                 else:
-                    candidates, runs, verdict = outcome
-                    write_result(out, task, candidates, runs, verdict, cfg)
+                    candidates, runs, verdict, tests = outcome
+                    write_result(out, task, candidates, runs, verdict, cfg, tests, spool)
                     tally.count(verdict, verdict.reason, runs, len(task.tests))
-                _emit(ev, tally, task, verdict, done, total, time.monotonic() - started)
+                    tally.samples += sum(k == "sample" for k in tests.kinds)
+                    tally.samples_added += len(tests.inputs) - tests.stored
+                    tally.compile_errors += len(runs.compile_errors)
+                _emit(ev, tally, task, verdict, done, total, time.monotonic() - started,
+                      tests, runs if outcome is not None else None)
     seconds = time.monotonic() - started
     log.info("shard %d/%d: decided %d tasks (%d accepted) in %.1f s%s", i, n, tally.decided,
              tally.accepted, seconds, ", interrupted" if interrupted else "")
@@ -337,13 +461,15 @@ def _run(ctx: Any, cfg: VerifyConfig, store: Store, out: Store | ShardOutbox) ->
         "reasons": dict(tally.reasons), "already_decided": tally.already_decided,
         "waiting_for_solutions": plan.waiting_for_solutions,
         "waiting_for_tests": plan.waiting_for_tests, "runs": tally.runs, "cells": tally.cells,
-        "statuses": dict(tally.statuses), "seconds": round(seconds, 3),
-        "isolation": isolation, "interrupted": interrupted,
+        "statuses": dict(tally.statuses), "samples": tally.samples,
+        "samples_added": tally.samples_added, "compile_errors": tally.compile_errors,
+        "seconds": round(seconds, 3), "isolation": isolation, "interrupted": interrupted,
     }
 
 
 def _emit(ev: Any, tally: _Tally, task: TaskDetail, verdict: TaskVerdict | None, done: int,
-          total: int, seconds: float) -> None:
+          total: int, seconds: float, tests: TaskTests | None = None,
+          runs: _TaskRuns | None = None) -> None:
     ev.progress(done, total, unit="tasks verified")
     ev.metric(tally.decided, tally.metrics(seconds))
     ev.sample("verdict_summary", {
@@ -355,6 +481,9 @@ def _emit(ev: Any, tally: _Tally, task: TaskDetail, verdict: TaskVerdict | None,
         "candidates": len(verdict.candidates) if verdict is not None else 0,
         "tests": len(task.tests),
         "labelled": sum(v.label is not None for v in verdict.inputs) if verdict else 0,
+        "samples": sum(k == "sample" for k in tests.kinds) if tests else 0,
+        "samples_added": len(tests.inputs) - tests.stored if tests else 0,
+        "compile_errors": len(runs.compile_errors) if runs else 0,
     }, step=tally.decided)
 
 

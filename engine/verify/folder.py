@@ -1,38 +1,54 @@
 """Verify a folder of tasks you already have: run every solution on every input in the
 sandbox, vote the outputs, pick a golden solution (``voting.py``), and write what was found.
 
-    python -m engine verify-folder PATH [--json OUT] [--jobs N] [--time-limit S] [--memory-mb M]
+    python -m engine verify-folder PATH [--json OUT] [--jobs N] [--time-limit S]
+        [--memory-mb M] [--max-output-mb MB] [--min-tests K] [--trust-answers]
 
-PATH holds one sub-folder per task (hidden folders are skipped):
+The layout PATH must have (one sub-folder per task; ``task_folder.py`` reads it):
 
-    TASK/statement.md        the statement; its "Sample Input"/"Sample Output" blocks give
-                             known outputs to the inputs that equal a sample input
-    TASK/inputs/*.txt        one test input per file; a name starting with sample, edge,
-                             random or stress gives the test's kind (else random), which sets
-                             its weight when the golden solution is picked
-    TASK/solutions/*.py|*.cpp  candidate solutions (Python 3 standard library, C++17)
-    TASK/checker.py          optional: ``python checker.py INPUT OUTPUT`` exits 0 when OUTPUT
-                             is acceptable for INPUT (it runs in the sandbox too); the task
-                             then has no labels and the checker says who passes
-    TASK/expected/*.txt      optional: known answers, by input name; used only to report
-                             label accuracy and golden correctness, never to vote
+    TASK/statement.md         statement; each sample pair in it is a test of kind "sample"
+                              with its known output (a candidate failing one is never golden)
+    TASK/inputs/*.txt         test inputs (a name starting with sample, edge, random or stress
+                              gives the kind, which weighs the golden pick)
+    TASK/tests/NN.in, NN.out  tests as archives ship them; .out answers score the rules, and
+                              with --trust-answers they decide like samples
+    TASK/expected/*.txt       answers by input name, used only to score the rules
+    TASK/solutions/*.py|*.cpp candidates (Python 3 standard library, C++17)
+    TASK/checker.py|.cpp      optional: ``checker INPUT OUTPUT ANSWER``, testlib exit codes
+                              (0 accepted, 1 wrong answer, 2 presentation error, 3 the
+                              checker's failure); a 2-argument checker works too
+    TASK/include/**           optional: files for solutions and checker (testlib.h, data)
+    TASK/limits.json          optional: {"time_limit_s", "memory_mb", "max_output_mb"} for
+                              this task (over the command's flags)
+
+Checker tasks: a checker needs the jury's answer, and we have none but the samples'. So each
+clean output is first checked against itself (the checker validates its form and any
+construction) and, on sample inputs, against the known output; that picks a provisional
+golden solution. Then every output is checked against the provisional golden's output as the
+answer. When the checker says a candidate beats that answer (exit 3, testlib's "participant
+has a better answer"), the better candidate becomes the reference (at most 3 times); a
+checker that still fails, crashes or times out rejects the task ("checker_failed"). Plain
+majority voting (the reference rule) gets the self-checks only.
 
 ``--json OUT`` writes ``{"tasks": {TASK: {"labels", "votes", "agreement", "golden",
-"reason", "verdicts"}}}`` (``-``: to stdout, the summary then goes to stderr). INPUT is the
-input's stem, SOLUTION the file name. ``votes[INPUT]`` is ``{"counts": {OUTPUT: runs},
-"weights": {OUTPUT: vote weight}, "voters", "tie", "split", "source"}`` (an OUTPUT over 80
+"reason", "verdicts", "samples", "compile_errors", "candidates", "limits"}}}`` (``-``: to
+stdout, the summary then goes to stderr). INPUT is the input's stem (``tests/NN`` for an
+archive test, ``statement_sample_K`` for a statement sample no input file equals), SOLUTION
+the file name. ``votes[INPUT]`` is ``{"counts": {OUTPUT: runs}, "weights": {OUTPUT: vote
+weight}, "voters", "tie", "split", "confident", "unusable", "source"}`` (an OUTPUT over 80
 characters is named by its start and digest; checker tasks count ``accepted`` and
 ``rejected`` instead). ``verdicts`` are sandbox statuses: "ok"/"wrong" against the label or
-the checker, else how the run failed ("ok" also where an input has no label). The
-thresholds are the ``verify`` section's defaults (engine/schema.py ``VerifyConfig``). The
-summary lists each task, and with expected/ answers our rule's and plain majority voting's
-accuracy side by side. Exit 0 when the folder was verified (rejected tasks included), 2 on
-a bad folder (every problem listed), 1 when the sandbox is unavailable.
+the checker, else how the run failed. ``samples`` = {"in_statement": K, "problems": [...]};
+``compile_errors`` = {SOLUTION: the compiler's message}; ``candidates`` = {SOLUTION:
+{"eligible", "weight", "exposures", "selection_score", "biggest_input_cpu_s"}}. The summary
+lists each task (samples, compile errors), and with expected/ or tests/ answers our rule's
+and plain majority voting's accuracy side by side. Exit 0 when the folder was verified
+(rejected tasks included), 2 on a bad folder (every problem listed), 1 when the sandbox is
+unavailable.
 
-Identical (program, input) runs happen once per invocation (a shared ``cache`` dict can
-carry them over calls). Leaves out: checkers in other languages, interactive tasks,
-per-task limits, and statement sample formats other than headed blocks ("Sample Input 1",
-"## Example Output", optionally fenced).
+Identical (program, input, limits) runs happen once per invocation (a shared ``cache`` dict
+can carry them over calls). Outputs over 1 MiB are kept on disk, not in memory
+(``outputs.py``), and compared by digest. Leaves out: interactive tasks, per-test limits.
 """
 
 from __future__ import annotations
@@ -41,237 +57,115 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.schema import VerifyConfig
-from engine.verify.sandbox import Limits, Program, SandboxPool, SandboxUnavailable
-from engine.verify.voting import KINDS, Cell, TaskVerdict, plain_majority, same_output, verify_task
+from engine.verify.outputs import KeptOutput, OutputSpool
+from engine.verify.samples import statement_samples
+from engine.verify.sandbox import (
+    MAX_FILES_BYTES,
+    Limits,
+    Program,
+    RunResult,
+    SandboxPool,
+    SandboxUnavailable,
+)
+from engine.verify.task_folder import (
+    FolderError,
+    TaskFolder,
+    input_kind,
+    load_folder,
+)
+from engine.verify.voting import (
+    Cell,
+    TaskVerdict,
+    output_digest,
+    plain_majority,
+    same_output,
+    verify_task,
+)
 
 __all__ = [
-    "FolderError", "FolderReport", "TaskFolder", "TaskReport", "accuracy", "add_arguments",
-    "input_kind", "judge", "load_folder", "report_json", "run_folder", "run_from_args",
-    "statement_samples", "summary_text", "verify_folder",
+    "FolderError", "FolderReport", "TaskFolder", "TaskReport", "TaskRuns", "accuracy",
+    "add_arguments", "input_kind", "judge", "limits_for", "limits_from", "load_folder",
+    "report_json", "run_folder", "run_from_args", "statement_samples", "summary_text",
+    "verify_folder",
 ]
 
 EXIT_BAD_FOLDER = 2
 EXIT_NO_SANDBOX = 1
-LANGUAGES = {".py": "python", ".cpp": "cpp"}
 VOTE_KEY_CHARS = 80  # longer outputs are named by a digest in "votes"
+CHUNK_PER_WORKER = 16  # runs handed to the pool at once, per worker: bounds memory
+CHECKER_FILES = ("input.txt", "output.txt", "answer.txt")
+REFERENCE_TRIES = 3  # provisional goldens tried as the checker's answer
 
-
-class FolderError(ValueError):
-    """The folder cannot be verified; ``problems`` lists every reason, each naming a path."""
-
-    def __init__(self, problems: Sequence[str]):
-        self.problems = list(problems)
-        super().__init__("cannot verify this folder:\n" +
-                         "\n".join(f"  - {p}" for p in self.problems))
-
-
-# --- Reading the folder
-
-@dataclass(frozen=True)
-class TaskFolder:
-    name: str
-    path: Path
-    statement: str
-    input_names: tuple[str, ...]  # stems, in natural order
-    inputs: tuple[bytes, ...]
-    kinds: tuple[str, ...]
-    solution_names: tuple[str, ...]  # file names, sorted
-    solutions: tuple[Program, ...]
-    checker: str | None  # checker.py source
-    expected: dict[int, str]  # input index -> known answer (accuracy only)
-    known: dict[int, str]  # input index -> statement sample output (votes with it)
-
-    @property
-    def seed(self) -> int:
-        """Seeds the hold-out split: the same task name always splits the same way."""
-        return int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:8], "big")
-
-
-def _natural(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def input_kind(stem: str) -> str:
-    """The test kind a file name says: sample_1 -> sample, edge-n1 -> edge, else random."""
-    low = stem.lower()
-    return next((kind for kind in KINDS if low.startswith(kind)), "random")
-
-
-_SAMPLE_HEADING = re.compile(
-    r"^\s*(?:#+\s*|\*\*)?(?:sample|example)s?\s*(?:test\s*)?(input|output)\s*(?:#?\s*\d+)?"
-    r"\s*:?\s*(?:\*\*)?\s*$", re.IGNORECASE)
-# Codeforces' own layout: a bare "Input" / "Output" line over each sample. Only counted when a
-# fenced block follows at once, so the "## Input" section that describes the format is not.
-_BARE_HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)?(input|output)\s*:?\s*(?:\*\*)?\s*$",
-                           re.IGNORECASE)
-
-
-def _bare_heading(lines: list[str], i: int) -> re.Match[str] | None:
-    found = _BARE_HEADING.match(lines[i])
-    if found is None:
-        return None
-    j = i + 1
-    while j < len(lines) and not lines[j].strip():
-        j += 1
-    return found if j < len(lines) and lines[j].lstrip().startswith("```") else None
-
-
-def statement_samples(statement: str) -> list[tuple[str, str]]:
-    """(input, output) pairs from "Sample Input" / "Sample Output" headed blocks, in order,
-    and from bare "Input" / "Output" lines right over a fenced block (Codeforces' layout).
-
-    A block is the fenced code right after its heading, or else the lines up to the next
-    blank line or heading.
-    """
-    lines = statement.splitlines()
-    blocks: list[tuple[str, str]] = []  # (input|output, text)
-    i = 0
-    while i < len(lines):
-        found = _SAMPLE_HEADING.match(lines[i]) or _bare_heading(lines, i)
-        i += 1
-        if not found:
-            continue
-        while i < len(lines) and not lines[i].strip():
-            i += 1
-        body: list[str] = []
-        if i < len(lines) and lines[i].lstrip().startswith("```"):
-            i += 1
-            while i < len(lines) and not lines[i].lstrip().startswith("```"):
-                body.append(lines[i])
-                i += 1
-            i += 1
-        else:
-            while i < len(lines) and lines[i].strip() and not _SAMPLE_HEADING.match(lines[i]):
-                body.append(lines[i])
-                i += 1
-        blocks.append((found.group(1).lower(), "\n".join(body)))
-    pairs, pending = [], None
-    for which, text in blocks:
-        if which == "input":
-            pending = text
-        elif pending is not None:
-            pairs.append((pending, text))
-            pending = None
-    return pairs
-
-
-def _read_text(path: Path, problems: list[str]) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: cannot read it ({exc})")
-        return None
-
-
-def _load_task(path: Path, problems: list[str]) -> TaskFolder | None:
-    before = len(problems)
-    statement_path = path / "statement.md"
-    statement = _read_text(statement_path, problems) if statement_path.is_file() else ""
-    if not statement_path.is_file():
-        problems.append(f"{path}: no statement.md")
-    input_paths = sorted((path / "inputs").glob("*.txt"), key=lambda p: _natural(p.stem)) \
-        if (path / "inputs").is_dir() else []
-    if not input_paths:
-        problems.append(f"{path}: no inputs (expected inputs/*.txt)")
-    solution_paths = sorted(p for p in (path / "solutions").glob("*")
-                            if p.suffix in LANGUAGES and p.is_file()) \
-        if (path / "solutions").is_dir() else []
-    if not solution_paths:
-        problems.append(f"{path}: no solutions (expected solutions/*.py or *.cpp)")
-    checker = None
-    if (path / "checker.py").exists():
-        checker = _read_text(path / "checker.py", problems)
-    names = [p.stem for p in input_paths]
-    expected: dict[int, str] = {}
-    if (path / "expected").is_dir():
-        for p in sorted((path / "expected").glob("*.txt")):
-            if p.stem not in names:
-                problems.append(f"{p}: no input inputs/{p.stem}.txt to compare it with")
-                continue
-            text = _read_text(p, problems)
-            if text is not None:
-                expected[names.index(p.stem)] = text
-    inputs = [p.read_bytes() for p in input_paths]
-    sources = [_read_text(p, problems) for p in solution_paths]
-    if len(problems) > before:
-        return None
-    known: dict[int, str] = {}
-    kinds = [input_kind(n) for n in names]
-    normalised = [" ".join(data.decode("utf-8", errors="replace").split()) for data in inputs]
-    for sample_in, sample_out in statement_samples(statement or ""):
-        for j, text in enumerate(normalised):
-            if text == " ".join(sample_in.split()) and j not in known:
-                known[j] = sample_out
-                kinds[j] = "sample"
-    programs = tuple(Program(LANGUAGES[p.suffix], s) for p, s in zip(solution_paths, sources,
-                                                                       strict=True))
-    return TaskFolder(path.name, path, statement or "", tuple(names), tuple(inputs),
-                      tuple(kinds), tuple(p.name for p in solution_paths), programs, checker,
-                      expected, known)
-
-
-def load_folder(path: str | Path) -> list[TaskFolder]:
-    """Every task sub-folder of ``path``; FolderError lists all that is missing at once."""
-    root = Path(path)
-    if not root.is_dir():
-        raise FolderError([f"{root}: not a folder (give the folder that holds one "
-                           "sub-folder per task)"])
-    problems: list[str] = []
-    tasks = [_load_task(sub, problems) for sub in sorted(root.iterdir(),
-                                                         key=lambda p: _natural(p.name))
-             if sub.is_dir() and not sub.name.startswith(".")]
-    if not tasks and not problems:
-        problems.append(f"{root}: no task sub-folders (each holds statement.md, inputs/ "
-                        "and solutions/)")
-    if problems:
-        raise FolderError(problems)
-    return [t for t in tasks if t is not None]
+# A Python checker that raises is the checker's failure (testlib's 3), not a wrong answer:
+# uncaught, Python would exit 1, which means "wrong answer".
+CHECKER_PRELUDE = """\
+import sys as _sys, traceback as _traceback
+_source = {source!r}
+try:
+    exec(compile(_source, "checker.py", "exec"),
+         {{"__name__": "__main__", "__file__": "checker.py"}})
+except SystemExit:
+    raise
+except BaseException:
+    _traceback.print_exc()
+    _sys.exit(3)
+"""
 
 
 # --- Running: every solution on every input, then the checker on every clean output
 
-CHECKER_WRAPPER = '''\
-import os, sys
-_data = sys.stdin.buffer.read()
-_size = int.from_bytes(_data[:8], "big")
-with open("input.txt", "wb") as _f:
-    _f.write(_data[8:8 + _size])
-with open("output.txt", "wb") as _f:
-    _f.write(_data[8 + _size:])
-sys.argv = ["checker.py", "input.txt", "output.txt"]
-sys.stdin = open(os.devnull)
-_source = {source!r}
-exec(compile(_source, "checker.py", "exec"), {{"__name__": "__main__", "__file__": "checker.py"}})
-'''
+@dataclass(frozen=True)
+class Run:
+    """What is kept of one sandbox run: status, output (whole or spooled), CPU, why."""
+
+    status: str
+    out: KeptOutput
+    cpu_s: float
+    exit_code: int | None
+    signal: int | None
+    detail: str
+    stderr: str  # the last 2000 characters (a compiler's message for compile_error)
+
+    def cell(self, **extra) -> Cell:
+        if self.status != "ok":
+            return Cell(self.status, cpu_s=self.cpu_s, **extra)
+        return self.out.cell(self.status, self.cpu_s, **extra)
 
 
-def _checker_program(source: str) -> Program:
-    # The checker reads files named on its command line; the sandbox gives a program only
-    # stdin, so a fixed wrapper (cached once per worker) writes both files first.
-    return Program.python(CHECKER_WRAPPER.format(source=source))
+def _keep(result: RunResult, spool: OutputSpool, cfg: VerifyConfig) -> Run:
+    out = spool.keep(result.stdout, cfg) if result.status == "ok" else KeptOutput("", 0)
+    return Run(result.status, out, result.cpu_s, result.exit_code, result.signal,
+               result.detail, result.stderr[-2000:])
 
 
-def _checker_stdin(data: bytes, output: bytes) -> bytes:
-    return len(data).to_bytes(8, "big") + data + output
-
-
-def _run_all(pool: SandboxPool, jobs: list[tuple[Program, bytes]], limits: Limits,
-             cache: dict) -> list:
-    keys = [(p.key, hashlib.sha256(stdin).hexdigest(), limits) for p, stdin in jobs]
-    todo: dict[tuple, tuple[Program, bytes]] = {}
-    for key, job in zip(keys, jobs, strict=True):
+def _run_all(pool: SandboxPool, jobs: list[tuple], limits: Sequence[Limits], cache: dict,
+             spool: OutputSpool, cfg: VerifyConfig) -> list[Run]:
+    """(program, stdin, files) jobs, each under its limits -> runs; identical ones once."""
+    keys = [(program.key, hashlib.sha256(stdin).hexdigest(),
+             hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest(), lim)
+            for (program, stdin, files), lim in zip(jobs, limits, strict=True)]
+    todo: dict[tuple, tuple[tuple, Limits]] = {}
+    for key, job, lim in zip(keys, jobs, limits, strict=True):
         if key not in cache:
-            todo.setdefault(key, job)
-    results = pool.run_many(list(todo.values()), limits)
-    cache.update(zip(todo, results, strict=True))
+            todo.setdefault(key, (job, lim))
+    # Chunks of runs per limits: only a chunk's full outputs are in memory at once.
+    by_limits: dict[Limits, list[tuple]] = {}
+    for key, (job, lim) in todo.items():
+        by_limits.setdefault(lim, []).append((key, job))
+    chunk = max(1, pool.size * CHUNK_PER_WORKER)
+    for lim, items in by_limits.items():
+        for start in range(0, len(items), chunk):
+            part = items[start:start + chunk]
+            results = pool.run_many([job for _, job in part], lim)
+            for (key, _), result in zip(part, results, strict=True):
+                cache[key] = _keep(result, spool, cfg)
     return [cache[key] for key in keys]
 
 
@@ -283,42 +177,205 @@ class RunStats:
     seconds: float
 
 
-def run_folder(tasks: Sequence[TaskFolder], pool: SandboxPool, limits: Limits,
-               cache: dict | None = None) -> tuple[list[list[list[Cell]]], RunStats]:
-    """Run everything; -> per task its cells [solution][input], and what it took."""
+@dataclass
+class TaskRuns:
+    """One task's matrix: ``cells[solution][input]`` for our rule, ``plain_cells`` for the
+    reference rule (they differ only for checker tasks), and per-solution notes."""
+
+    cells: list[list[Cell]]
+    plain_cells: list[list[Cell]]
+    runs: list[list[Run]]
+    compile_errors: dict[int, str] = field(default_factory=dict)
+    checker_note: str | None = None  # how the checker's answers were settled
+
+
+def limits_for(task: TaskFolder, base: Limits) -> Limits:
+    """The task's limits.json over the command's limits."""
+    own = task.limits
+    return replace(base,
+                   cpu_s=own.time_limit_s or base.cpu_s,
+                   memory_mb=own.memory_mb or base.memory_mb,
+                   output_bytes=int(own.max_output_mb * (1 << 20)) if own.max_output_mb
+                   else base.output_bytes)
+
+
+def _checker_limits(limits: Limits) -> Limits:
+    # The checker reads whole outputs and may solve the task itself: more room than a run.
+    return Limits(cpu_s=max(2 * limits.cpu_s, 10.0), memory_mb=max(limits.memory_mb, 1024),
+                  output_bytes=1 << 20, file_bytes=1 << 20)
+
+
+def _checker_program(task: TaskFolder) -> Program:
+    checker = task.checker
+    assert checker is not None
+    source = checker.source if checker.language == "cpp" else \
+        CHECKER_PRELUDE.format(source=checker.source)
+    return Program(checker.language, source, files=checker.files, args=CHECKER_FILES)
+
+
+def _checker_verdict(run: Run) -> tuple[bool | None, str | None, bool]:
+    """A checker run -> (accepted, checker error, says the output beats the answer)."""
+    if run.status == "ok":
+        return True, None, False
+    if run.status == "runtime_error" and run.exit_code in (1, 2):
+        return False, None, False  # wrong answer / presentation error
+    first = next((line for line in reversed(run.stderr.strip().splitlines()) if line.strip()),
+                 "")
+    if run.status == "runtime_error" and run.exit_code == 3:
+        return None, f"checker failure (exit 3){': ' + first[:160] if first else ''}", True
+    if run.status == "compile_error":
+        return None, f"checker does not compile: {first[:160]}", False
+    return None, f"checker {run.status}: {run.detail or first}"[:200], False
+
+
+def _checker_files(task: TaskFolder, j: int, output: bytes, answer: bytes | None
+                   ) -> dict[str, bytes] | Run:
+    """A checker run's three files, or (too big for one run) the Run that says so."""
+    files = {"input.txt": task.inputs[j], "output.txt": output,
+             "answer.txt": output if answer is None else answer}
+    size = sum(map(len, files.values()))
+    if size > MAX_FILES_BYTES:
+        return Run("checker_input_too_big", KeptOutput("", 0), 0.0, None, None,
+                   f"input, output and answer take {size >> 20} MiB, over the "
+                   f"{MAX_FILES_BYTES >> 20} MiB a checker run is given", "")
+    return files
+
+
+def _check_jobs(task: TaskFolder, grid: list[list[Run]], answers: dict[int, bytes | None],
+                spool: OutputSpool) -> list[tuple[tuple[int, int], tuple | Run]]:
+    """Checker jobs for every clean cell; ``answers[j]`` None: the output is its own answer."""
+    program = _checker_program(task)
+    jobs = []
+    for c, row in enumerate(grid):
+        for j, run in enumerate(row):
+            if run.status != "ok":
+                continue
+            files = _checker_files(task, j, spool.read(run.out), answers.get(j))
+            jobs.append(((c, j), files if isinstance(files, Run) else (program, b"", files)))
+    return jobs
+
+
+def _judge_with_checker(pool: SandboxPool, task: TaskFolder, grid: list[list[Run]],
+                        limits: Limits, cache: dict, spool: OutputSpool, cfg: VerifyConfig
+                        ) -> tuple[list[list[Cell]], list[list[Cell]], int, str]:
+    """-> (our cells, plain's cells, checker runs, a note on the reference used)."""
+    climits = _checker_limits(limits)
+    known = {j: text.encode() for j, text in task.known.items()}
+    n, m = len(grid), len(task.inputs)
+    runs_made = 0
+
+    def check(answers: dict[int, bytes | None]) -> dict[tuple[int, int], Run]:
+        nonlocal runs_made
+        jobs = _check_jobs(task, grid, answers, spool)
+        runnable = [job for _, job in jobs if not isinstance(job, Run)]
+        before = len(cache)
+        results = iter(_run_all(pool, runnable, [climits] * len(runnable), cache, spool, cfg))
+        runs_made += len(cache) - before
+        return {cell: job if isinstance(job, Run) else next(results) for cell, job in jobs}
+
+    def cells_from(checks: dict[tuple[int, int], Run], beaten: set | None = None):
+        out = []
+        for c in range(n):
+            row = []
+            for j in range(m):
+                run = grid[c][j]
+                if run.status != "ok":
+                    row.append(run.cell())
+                    continue
+                accepted, error, beats = _checker_verdict(checks[(c, j)])
+                if beats and beaten is not None:
+                    beaten.add((c, j))
+                row.append(run.cell(accepted=accepted, checker_error=error))
+            out.append(row)
+        return out
+
+    # One check first: a checker that crashes or hangs would do it on every output, and
+    # waiting out its time limit n x m times says nothing more.
+    probe = next(((c, j) for c in range(n) for j in range(m) if grid[c][j].status == "ok"),
+                 None)
+    if probe is not None:
+        files = _checker_files(task, probe[1], spool.read(grid[probe[0]][probe[1]].out), None)
+        error = None
+        if not isinstance(files, Run):
+            run = _run_all(pool, [(_checker_program(task), b"", files)], [climits], cache,
+                           spool, cfg)[0]
+            _, error, _ = _checker_verdict(run)
+            runs_made += 1
+        if error is not None:
+            broken = [[run_.cell(checker_error=error) if run_.status == "ok" else run_.cell()
+                       for run_ in row] for row in grid]
+            return broken, broken, runs_made, f"the checker failed on its first check: {error}"
+    self_checks = check(dict.fromkeys(range(m)))
+    plain_cells = cells_from(self_checks)
+    first = check({j: known.get(j) for j in range(m)}) if known else self_checks
+    cells = cells_from(first)
+    provisional = verify_task(cells, task.kinds, cfg, known=task.known, checker=True,
+                              seed=task.seed, sizes=task.sizes)
+    reference = provisional.chosen
+    if reference is None or provisional.reason and \
+            provisional.reason.startswith("checker_failed"):
+        return cells, plain_cells, runs_made, "no reference: the checker judged the " \
+            "outputs against themselves and the samples' answers"
+    tried: list[int] = []
+    while True:
+        tried.append(reference)
+        answers = {j: known[j] if j in known else
+                   (spool.read(grid[reference][j].out) if grid[reference][j].status == "ok"
+                    else None) for j in range(m)}
+        beaten: set[tuple[int, int]] = set()
+        cells = cells_from(check(answers), beaten)
+        better = sorted({c for c, j in beaten if j not in known and c != reference})
+        better = [c for c in better if provisional.candidates[c].eligible and c not in tried]
+        if not better or len(tried) >= REFERENCE_TRIES:
+            break
+        reference = better[0]  # its output beats the answer: it becomes the reference
+    names = task.solution_names
+    return cells, plain_cells, runs_made, (
+        f"answers: the outputs of {names[reference]}" +
+        (f" (after {', '.join(names[c] for c in tried[:-1])} was beaten)"
+         if len(tried) > 1 else ""))
+
+
+def run_folder(tasks: Sequence[TaskFolder], pool: SandboxPool, limits: Limits | None = None,
+               cache: dict | None = None, *, cfg: VerifyConfig | None = None,
+               spool: OutputSpool | None = None) -> tuple[list[TaskRuns], RunStats]:
+    """Run everything; -> per task its runs and cells [solution][input], and what it took.
+
+    ``limits`` are the command's (default: the config's); a task's limits.json overrides
+    them. Keep ``spool`` open as long as the outputs of big runs are needed.
+    """
+    cfg = cfg or VerifyConfig()
     cache = {} if cache is None else cache
+    spool = spool or OutputSpool()
+    base = limits or limits_from(cfg)
     started, before = time.monotonic(), len(cache)
-    jobs = [(program, data) for task in tasks for program in task.solutions
-            for data in task.inputs]
-    flat = iter(_run_all(pool, jobs, limits, cache))
-    results = [[[next(flat) for _ in task.inputs] for _ in task.solutions] for task in tasks]
+    task_limits = [limits_for(task, base) for task in tasks]
+    jobs, job_limits = [], []
+    for task, lim in zip(tasks, task_limits, strict=True):
+        for program in task.solutions:
+            for data in task.inputs:
+                jobs.append((program, data, {}))
+                job_limits.append(lim)
+    flat = iter(_run_all(pool, jobs, job_limits, cache, spool, cfg))
+    grids = [[[next(flat) for _ in task.inputs] for _ in task.solutions] for task in tasks]
     after_solutions = len(cache)
-    checks: list[tuple[Program, bytes]] = []
-    for task, grid in zip(tasks, results, strict=True):
-        if task.checker is not None:
-            program = _checker_program(task.checker)
-            checks += [(program, _checker_stdin(task.inputs[j], run.stdout))
-                       for row in grid for j, run in enumerate(row) if run.status == "ok"]
-    verdicts = iter(_run_all(pool, checks, limits, cache))
-    matrices = []
-    for task, grid in zip(tasks, results, strict=True):
-        rows = []
-        for row in grid:
-            cells = []
-            for run in row:
-                accepted = None
-                if task.checker is not None and run.status == "ok":
-                    check = next(verdicts)
-                    # A checker that exits non-zero rejects; one that is killed says nothing.
-                    accepted = True if check.status == "ok" else \
-                        False if check.status == "runtime_error" and check.exit_code else None
-                cells.append(Cell(run.status, run.text if run.status == "ok" else "",
-                                  accepted, run.cpu_s))
-            rows.append(cells)
-        matrices.append(rows)
-    stats = RunStats(len(jobs), after_solutions - before, len(cache) - after_solutions,
+    checker_runs = 0
+    out = []
+    for task, grid, lim in zip(tasks, grids, task_limits, strict=True):
+        compile_errors = {c: row[0].stderr.strip() or row[0].detail
+                          for c, row in enumerate(grid)
+                          if row and row[0].status == "compile_error"}
+        if task.checker is None:
+            cells = [[run.cell() for run in row] for row in grid]
+            out.append(TaskRuns(cells, cells, grid, compile_errors))
+            continue
+        cells, plain_cells, made, note = _judge_with_checker(pool, task, grid, lim, cache,
+                                                             spool, cfg)
+        checker_runs += made
+        out.append(TaskRuns(cells, plain_cells, grid, compile_errors, note))
+    stats = RunStats(len(jobs), after_solutions - before, checker_runs,
                      time.monotonic() - started)
-    return matrices, stats
+    return out, stats
 
 
 # --- Judging and reporting
@@ -329,6 +386,7 @@ class TaskReport:
     cells: list[list[Cell]]
     ours: TaskVerdict
     plain: TaskVerdict
+    runs: TaskRuns | None = None
 
 
 @dataclass(frozen=True)
@@ -338,49 +396,57 @@ class FolderReport:
     isolation: str
 
 
-def judge(tasks: Sequence[TaskFolder], matrices: Sequence[list[list[Cell]]],
+def judge(tasks: Sequence[TaskFolder], matrices: Sequence[TaskRuns],
           cfg: VerifyConfig) -> list[TaskReport]:
     """Both rules on every task's cells (no runs: change ``cfg`` and judge again)."""
     reports = []
-    for task, cells in zip(tasks, matrices, strict=True):
+    for task, runs in zip(tasks, matrices, strict=True):
         checker = task.checker is not None
-        ours = verify_task(cells, task.kinds, cfg, known=task.known, checker=checker,
-                           seed=task.seed)
-        plain = plain_majority(cells, cfg, kinds=task.kinds, checker=checker)
-        reports.append(TaskReport(task, cells, ours, plain))
+        ours = verify_task(runs.cells, task.kinds, cfg, known=task.known, checker=checker,
+                           seed=task.seed, sizes=task.sizes)
+        plain = plain_majority(runs.plain_cells, cfg, kinds=task.kinds, checker=checker)
+        reports.append(TaskReport(task, runs.cells, ours, plain, runs))
     return reports
 
 
 def verify_folder(path: str | Path, cfg: VerifyConfig | None = None, *,
                   jobs: int | None = None, limits: Limits | None = None,
-                  pool: SandboxPool | None = None, cache: dict | None = None) -> FolderReport:
+                  pool: SandboxPool | None = None, cache: dict | None = None,
+                  trust_answers: bool = False) -> FolderReport:
     """Load, run (a pool of ``jobs`` workers unless ``pool`` is given) and judge a folder."""
     cfg = cfg or VerifyConfig()
-    tasks = load_folder(path)
+    tasks = load_folder(path, trust_answers=trust_answers)
     limits = limits or limits_from(cfg)
     own = pool is None
     pool = pool or SandboxPool(workers=jobs or cfg.jobs or os.cpu_count() or 1, limits=limits)
     try:
-        matrices, stats = run_folder(tasks, pool, limits, cache)
-        isolation = pool.isolation
+        with OutputSpool() as spool:
+            matrices, stats = run_folder(tasks, pool, limits, cache, cfg=cfg, spool=spool)
+            isolation = pool.isolation
+            reports = judge(tasks, matrices, cfg)
     finally:
         if own:
             pool.close()
-    return FolderReport(judge(tasks, matrices, cfg), stats, isolation)
+    return FolderReport(reports, stats, isolation)
 
 
 def limits_from(cfg: VerifyConfig, time_limit_s: float | None = None,
-                memory_mb: int | None = None) -> Limits:
+                memory_mb: int | None = None, max_output_mb: float | None = None) -> Limits:
+    output = int(max_output_mb * (1 << 20)) if max_output_mb else cfg.max_output_kb << 10
     return Limits(cpu_s=time_limit_s or cfg.time_limit_s, memory_mb=memory_mb or cfg.memory_mb,
-                  output_bytes=cfg.max_output_kb << 10)
+                  output_bytes=output, file_bytes=max(64 << 20, output))
 
 
-def vote_key(text: str) -> str:
+def vote_key(text: str, digest: str | None = None, size: int | None = None) -> str:
     """How an output is named in "votes": itself, or its start and digest when long."""
-    if len(text) <= VOTE_KEY_CHARS:
+    if len(text) <= VOTE_KEY_CHARS and digest is None:
         return text
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return f"{text[:40]}... [sha256 {digest}, {len(text)} chars]"
+    digest = (digest or hashlib.sha256(text.encode()).hexdigest())[:12]
+    return f"{text[:40]}... [sha256 {digest}, {size or len(text)} chars]"
+
+
+def _class_key(cls) -> str:
+    return vote_key(cls.text, cls.digest)
 
 
 def _task_json(report: TaskReport) -> dict:
@@ -392,14 +458,19 @@ def _task_json(report: TaskReport) -> dict:
             counts = {"accepted": vote.accepted or 0, "rejected": vote.rejected or 0}
             weights = None
         else:
-            counts = {vote_key(k.text): k.count for k in vote.classes}
-            weights = {vote_key(k.text): round(k.weight, 6) for k in vote.classes}
+            counts = {_class_key(k): k.count for k in vote.classes}
+            weights = {_class_key(k): round(k.weight, 6) for k in vote.classes}
         votes[name] = {"counts": counts, **({"weights": weights} if weights is not None else {}),
                        "voters": vote.voters, "tie": vote.tie, "split": vote.split,
+                       "confident": vote.confident, "unusable": vote.unusable,
                        "source": vote.source}
+    runs = report.runs
+    labels = {} if task.checker is not None else {
+        name: (None if v.label is None else
+               vote_key(v.label, v.label_digest) if v.label_digest else v.label)
+        for name, v in zip(names, verdict.inputs, strict=True)}
     return {
-        "labels": {} if task.checker is not None else dict(zip(names, verdict.labels,
-                                                               strict=True)),
+        "labels": labels,
         "votes": votes,
         "agreement": {name: (None if v.agreement is None else round(v.agreement, 6))
                       for name, v in zip(names, verdict.inputs, strict=True)},
@@ -407,6 +478,19 @@ def _task_json(report: TaskReport) -> dict:
         "reason": verdict.reason,
         "verdicts": {solutions[c]: dict(zip(names, row, strict=True))
                      for c, row in enumerate(verdict.verdicts)},
+        "samples": {"in_statement": task.samples, "problems": list(task.sample_problems)},
+        "compile_errors": {solutions[c]: message for c, message in
+                           sorted((runs.compile_errors if runs else {}).items())},
+        "candidates": {solutions[c]: {
+            "eligible": score.eligible, "weight": round(score.weight, 6),
+            "exposures": score.exposures,
+            "selection_score": None if score.selection_score is None
+            else round(score.selection_score, 6),
+            "biggest_input_cpu_s": None if score.biggest_input_cpu_s is None
+            else round(score.biggest_input_cpu_s, 4)}
+            for c, score in enumerate(verdict.candidates)},
+        "limits": {k: v for k, v in vars(task.limits).items() if v is not None},
+        **({"checker": runs.checker_note} if runs and runs.checker_note else {}),
     }
 
 
@@ -425,13 +509,24 @@ def _golden_correct(report: TaskReport, verdict: TaskVerdict, cfg: VerifyConfig,
         if report.task.checker is not None:
             if cell.accepted is not True:
                 return False
+        elif cell.digest is not None:
+            if cell.digest != output_digest(answer, cfg):
+                return False
         elif not same_output(cell.output, answer, cfg):
             return False
     return True
 
 
+def _label_right(vote, answer: str, cfg: VerifyConfig) -> bool:
+    if vote.label is None:
+        return False
+    if vote.label_digest is not None:
+        return vote.label_digest == output_digest(answer, cfg)
+    return same_output(vote.label, answer, cfg)
+
+
 def accuracy(report: FolderReport, cfg: VerifyConfig | None = None) -> dict | None:
-    """Label accuracy and golden correctness of both rules over tasks with expected/."""
+    """Label accuracy and golden correctness of both rules over tasks with answers."""
     cfg = cfg or VerifyConfig()
     graded = [r for r in report.tasks if r.task.expected]
     if not graded:
@@ -444,10 +539,10 @@ def accuracy(report: FolderReport, cfg: VerifyConfig | None = None) -> dict | No
             verdict: TaskVerdict = getattr(r, rule)
             if r.task.checker is None:
                 for j, answer in r.task.expected.items():
-                    label = verdict.inputs[j].label
+                    vote = verdict.inputs[j]
                     labels_total += 1
-                    labelled += label is not None
-                    labels_right += label is not None and same_output(label, answer, cfg)
+                    labelled += vote.label is not None
+                    labels_right += _label_right(vote, answer, cfg)
             accepted += verdict.golden is not None
             golden_right += _golden_correct(r, verdict, cfg, verdict.golden)
             chosen_right += _golden_correct(r, verdict, cfg, verdict.chosen)
@@ -467,6 +562,12 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _first_line(message: str) -> str:
+    line = next((line for line in message.splitlines() if "error" in line.lower()),
+                message.strip().splitlines()[0] if message.strip() else "")
+    return line.strip()[:160]
+
+
 def summary_text(report: FolderReport, cfg: VerifyConfig | None = None) -> str:
     lines = []
     for r in report.tasks:
@@ -477,7 +578,13 @@ def summary_text(report: FolderReport, cfg: VerifyConfig | None = None) -> str:
         status = "accepted" if v.reason is None else f"rejected ({v.reason})"
         lines.append(f"{r.task.name}: {status}; golden {golden}; "
                      f"{'judged' if r.task.checker else 'labelled'} {labelled}/{len(v.inputs)}"
-                     f"; {sum(x.split for x in v.inputs)} split")
+                     f"; {r.task.samples} statement samples; "
+                     f"{sum(x.split for x in v.inputs)} split")
+        for problem in r.task.sample_problems:
+            lines.append(f"  statement: {problem}")
+        for c, message in sorted((r.runs.compile_errors if r.runs else {}).items()):
+            lines.append(f"  {r.task.solution_names[c]}: compile error: "
+                         f"{_first_line(message)}")
     if report.stats is not None:
         s = report.stats
         lines.append(f"runs: {s.runs} solution runs for {s.cells} cells, {s.checker_runs} "
@@ -485,7 +592,7 @@ def summary_text(report: FolderReport, cfg: VerifyConfig | None = None) -> str:
     acc = accuracy(report, cfg)
     if acc is not None:
         o, p = acc["ours"], acc["plain"]
-        lines.append(f"against expected/ ({acc['tasks']} tasks):   ours   | plain majority")
+        lines.append(f"against known answers ({acc['tasks']} tasks):   ours   | plain majority")
         lines.append(f"  label accuracy        {_pct(o['label_accuracy']):>7} | "
                      f"{_pct(p['label_accuracy']):>7}  ({o['labels_right']}/{o['labels_total']}"
                      f" vs {p['labels_right']}/{p['labels_total']})")
@@ -497,20 +604,34 @@ def summary_text(report: FolderReport, cfg: VerifyConfig | None = None) -> str:
 
 # --- Command line (engine/__main__.py adds these arguments to its verify-folder command)
 
+FOLDER_HELP = __doc__[__doc__.index("    TASK/statement.md"):__doc__.index("\nChecker tasks:")]
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     defaults = VerifyConfig()
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "folder layout:\n" + FOLDER_HELP
     p.add_argument("path", help="folder with one sub-folder per task")
     p.add_argument("--json", metavar="OUT", help="write the JSON report here ('-': stdout)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="sandboxed runs at once (default: every core)")
     p.add_argument("--time-limit", type=float, default=defaults.time_limit_s, metavar="S",
-                   help=f"CPU seconds per run (default {defaults.time_limit_s:g})")
+                   help=f"CPU seconds per run (default {defaults.time_limit_s:g}; a task's "
+                   "limits.json wins)")
     p.add_argument("--memory-mb", type=int, default=defaults.memory_mb, metavar="MB",
                    help=f"memory per run in MB (default {defaults.memory_mb})")
+    p.add_argument("--max-output-mb", type=float, default=defaults.max_output_kb / 1024,
+                   metavar="MB", help="output per run in MB; more is our limit, not the "
+                   f"solution's fault (default {defaults.max_output_kb / 1024:g})")
+    p.add_argument("--min-tests", type=int, default=defaults.min_labelled_tests, metavar="K",
+                   help="reject tasks with fewer labelled (and confident) tests "
+                   f"(default {defaults.min_labelled_tests})")
+    p.add_argument("--trust-answers", action="store_true",
+                   help="tests/NN.out answers decide like statement samples (else they only "
+                   "score the rules)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    cfg = VerifyConfig()
     problems = []
     if args.jobs is not None and args.jobs < 1:
         problems.append(f"--jobs must be >= 1 (got {args.jobs})")
@@ -518,12 +639,19 @@ def run_from_args(args: argparse.Namespace) -> int:
         problems.append(f"--time-limit must be > 0 (got {args.time_limit})")
     if not args.memory_mb > 0:
         problems.append(f"--memory-mb must be > 0 (got {args.memory_mb})")
+    if not args.max_output_mb > 0:
+        problems.append(f"--max-output-mb must be > 0 (got {args.max_output_mb})")
+    if not 2 <= args.min_tests <= 1000:
+        problems.append(f"--min-tests must be between 2 and 1000 (got {args.min_tests})")
     if problems:
         print("error: " + "; ".join(problems), file=sys.stderr)
         return EXIT_BAD_FOLDER
+    cfg = VerifyConfig(min_labelled_tests=args.min_tests)
     try:
         report = verify_folder(args.path, cfg, jobs=args.jobs,
-                               limits=limits_from(cfg, args.time_limit, args.memory_mb))
+                               limits=limits_from(cfg, args.time_limit, args.memory_mb,
+                                                  args.max_output_mb),
+                               trust_answers=args.trust_answers)
     except FolderError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_FOLDER

@@ -6,13 +6,14 @@ child per run of untrusted code.
     python -I -S -B forkserver.py --base /tmp [--pidns] [--drop-uid 65534] [--one-shot]
 
 and talks to it over its stdin/stdout with frames (see "Protocol" below). For each job it
-makes a fresh private run directory, forks a child that locks itself down (setsid, rlimits,
-oom_score_adj, scrubbed environment, stdin/stdout/stderr from files, uid/gid 65534 when
-started as root) and then either ``exec``s the compiled Python code in-process (pool mode:
-no interpreter start per run) or ``execve``s a program (one-shot mode, C++ binaries, the
-compiler). The worker enforces the CPU and wall limits, reaps the child with ``wait4`` (its
-rusage gives CPU time and peak RSS), kills everything the run left behind, and answers with
-raw facts; ``sandbox.py`` turns those into a status.
+makes a fresh private run directory (holding the job's extra files, read-only), forks a
+child that locks itself down (setsid, rlimits, oom_score_adj, scrubbed environment,
+stdin/stdout/stderr from files, uid/gid 65534 when started as root) and then either
+``exec``s the compiled Python code in-process (pool mode: no interpreter start per run) or
+``execve``s a program (one-shot mode, C++ binaries, the compiler). The worker enforces the
+CPU and wall limits, reaps the child with ``wait4`` (its rusage gives CPU time and peak
+RSS), kills everything the run left behind, and answers with raw facts; ``sandbox.py``
+turns those into a status.
 
 It imports only the standard library: the engine package is not mounted in the sandbox.
 It is not a security boundary by itself: bwrap (namespaces, read-only mounts), the uid drop
@@ -57,6 +58,12 @@ _ORIGINAL_STDIO = (sys.stdin, sys.stdout, sys.stderr)
 
 
 # --- Protocol: a 4-byte length, a JSON header {"blobs": [len, ...], ...}, then the blobs
+#
+# A run job: {"op": "run", "kind": "python" | "exec", "limits": {...}, "source_key" (Python:
+# sha256 of the source, the code cache's key), "argv" and "copy_exe" (exec), and only when
+# set: "files" (paths of the extra files), "import_files" (Python: the run dir and its
+# include/ go on sys.path), "args" (Python's sys.argv[1:])}; blobs: the source (b"" for
+# exec), stdin, then one per extra file. The reply: raw facts, blobs stdout and stderr.
 
 def read_exact(fd: int, n: int) -> bytes | None:
     chunks, got = [], 0
@@ -131,12 +138,14 @@ def _child(job: dict, fds: tuple[int, int, int, int], rundir: str, drop_uid: int
             os.setuid(drop_uid)  # root's capabilities go with it (no SECBIT_KEEP_CAPS)
         if job["kind"] == "exec":
             env = dict(WORKER_ENV, HOME=rundir, TMPDIR=rundir)
+            if job.get("import_files"):  # one-shot Python: sys.path[0] is the run dir already
+                env["PYTHONPATH"] = os.path.join(rundir, "include")
             # The programs we exec expect default dispositions (Python ignores these two).
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
             os.execve(job["argv"][0], job["argv"], env)
         os.close(3)  # nothing of the worker's stays open while untrusted Python runs
-        _run_python(code, compile_error, rundir)
+        _run_python(code, compile_error, rundir, job)
     except BaseException as exc:  # the program never started: say why, on the report fd
         with contextlib.suppress(BaseException):
             err = exc.errno if isinstance(exc, OSError) and exc.errno else 0
@@ -145,14 +154,20 @@ def _child(job: dict, fds: tuple[int, int, int, int], rundir: str, drop_uid: int
 
 
 def _run_python(code: types.CodeType | None, compile_error: BaseException | None,
-                rundir: str) -> None:
+                rundir: str, job: dict) -> None:
     """Run compiled solution code as ``python solution.py`` would, then ``os._exit``."""
     # The worker's environment is already only PATH and LANG (set by the host).
     os.environ["HOME"] = os.environ["TMPDIR"] = rundir
+    if job.get("import_files"):
+        # As in one-shot mode (`PYTHONPATH=include python -s -S solution.py`): the program's
+        # files import like modules beside solution.py.
+        include = os.path.join(rundir, "include")
+        os.environ["PYTHONPATH"] = include
+        sys.path[:0] = [rundir, include]
     # Forget the worker's state: other candidates' code and this worker's caches must not be
     # reachable from the solution (it could otherwise read them through sys.modules).
     _CODE_CACHE.clear()
-    sys.argv = ["solution.py"]
+    sys.argv = ["solution.py", *job.get("args", ())]
     # The interpreter's own stdio objects, never read or written by the worker (it speaks
     # through raw fds), now sit on the run's fds 0-2 after dup2: the same objects, encodings
     # and buffering a fresh `python solution.py` with stdin/stdout on pipes would have.
@@ -359,11 +374,51 @@ class _StdioFiles:
         return self.fds
 
 
+def _write_files(rundir: str, names: list[str], contents: list[bytes]) -> None:
+    """Put the job's extra files into the fresh run directory, read-only for the run: files
+    0444 and the directories made for them 0555 (owned by the worker: root, when the run
+    drops to 65534). The run directory itself stays writable. The host validated the names;
+    this checks again that none leaves the run directory."""
+    made: dict[str, None] = {}  # in creation order, parents first
+    for name, data in zip(names, contents, strict=True):
+        parts = name.split("/")
+        if name.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"bad file name {name!r}")
+        for i in range(1, len(parts)):
+            directory = os.path.join(rundir, *parts[:i])
+            if directory not in made:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(directory, 0o700)
+                    made[directory] = None
+        fd = os.open(os.path.join(rundir, name),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o400)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, 0o444)
+        finally:
+            os.close(fd)
+    for directory in made:  # last: without root's DAC override we could not write into them
+        os.chmod(directory, 0o555)
+
+
+_RMTREE_HANDLER = "onexc" if sys.version_info >= (3, 12) else "onerror"
+
+
 def _remove_rundir(rundir: str) -> None:
     try:
         os.rmdir(rundir)  # the common case: the run left nothing behind
     except OSError:
-        shutil.rmtree(rundir, ignore_errors=True)
+        shutil.rmtree(rundir, **{_RMTREE_HANDLER: _make_writable_and_retry})
+
+
+def _make_writable_and_retry(func, path: str, _exc) -> None:
+    # Read-only directories (the job's files, or the program's own) block removal where the
+    # worker has no DAC override (not root): open them up and try once more.
+    with contextlib.suppress(OSError):
+        os.chmod(os.path.dirname(path), 0o700)
+        func(path)
 
 
 def run_job(job: dict, blobs: list[bytes], state: dict) -> tuple[dict, list[bytes]]:
@@ -371,10 +426,12 @@ def run_job(job: dict, blobs: list[bytes], state: dict) -> tuple[dict, list[byte
     state["seq"] += 1
     rundir = os.path.join(state["base"], f"run-{state['seq']}")
     drop_uid = state["drop_uid"]
-    source, stdin = blobs
+    source, stdin, *contents = blobs
     os.mkdir(rundir, 0o700)
     if drop_uid is not None:
         os.chown(rundir, drop_uid, drop_uid)
+    if job.get("files"):
+        _write_files(rundir, job["files"], contents)
     code = compile_error = None
     cache_hit = False
     if job["kind"] == "python":
@@ -384,9 +441,14 @@ def run_job(job: dict, blobs: list[bytes], state: dict) -> tuple[dict, list[byte
             with open(path, "wb") as f:
                 f.write(source)
             os.chmod(path, 0o444)
-            job = dict(job, kind="exec", argv=[sys.executable, "-I", "-S", "solution.py"])
+            # -I (-E -P -s) keeps the run dir off sys.path; a program with files wants it
+            # there, and its include/ too (PYTHONPATH, see _child): -s instead of -I, and
+            # -B as in the pool's workers (no __pycache__ of its modules in the run dir).
+            flags = ["-s", "-B"] if job.get("import_files") else ["-I"]
+            job = dict(job, kind="exec", argv=[sys.executable, *flags, "-S", "solution.py",
+                                               *job.get("args", ())])
         else:
-            code, compile_error, cache_hit = _compiled(job["key"], source)
+            code, compile_error, cache_hit = _compiled(job["source_key"], source)
     elif job.get("copy_exe"):
         # Run a private copy: the solution can neither touch the cache nor see other binaries.
         target = os.path.join(rundir, "solution")

@@ -11,6 +11,22 @@ the sandbox forks one child per run, no interpreter start) for throughput. Both 
         verdict = check_output(grid[0][0], expected)  # status "ok" or "wrong"
 
 What each run gets, in both modes (details and degradations in ``isolation.py``):
+- A fresh run directory (cwd, HOME and TMPDIR; removed afterwards) holding the program's
+  files (``Program.files``) and this run's files (``run(..., files=...)``, e.g. a checker's
+  input.txt/output.txt/answer.txt), written before the program starts, read-only: files
+  0444, the directories made for them 0555, owned by root when the run drops to uid 65534
+  (not root: owned by the run's own uid, so the mode bits hold only against accidents). The
+  directory itself stays writable: the program may create files there, and may delete or
+  replace a top-level file (its own copy, for this run only). Nothing of one run is left
+  for the next. A Python program with files runs with the run directory and its
+  ``include/`` first on sys.path (``import helper`` works as beside ``solution.py``) and
+  PYTHONPATH=<rundir>/include; one without files gets neither (exactly as before). (In the
+  pool a file named like a pre-imported module, e.g. collections.py, does not shadow it.)
+  Python sees ``sys.argv == ["solution.py", *Program.args]``; C++ ``argv[1:] == args``.
+- C++: g++ compiles solution.cpp beside the program's files, with ``-I`` on that directory
+  and on its ``include/`` (``#include "testlib.h"`` finds include/testlib.h); the compile
+  cache key covers the files (not the per-run ones). A failed compile is a
+  ``compile_error`` result whose ``stderr`` holds g++'s message.
 - CPU limit (the worker polls the process's CPU time; RLIMIT_CPU backs it up for threads
   and extra processes) and a wall limit (default 2 x cpu + 1 s); at either, the process
   group is killed, then everything the run left in the sandbox.
@@ -29,7 +45,7 @@ What each run gets, in both modes (details and degradations in ``isolation.py``)
   size-capped tmpfs /tmp that uid 65534 cannot write to, and a fresh run directory per run
   (cwd, HOME and TMPDIR; the only writable place; removed afterwards); $HOME, ~/.ssh and the
   repository are not mounted; --die-with-parent, --new-session. Environment: PATH, LANG,
-  HOME, TMPDIR only.
+  HOME, TMPDIR only (and PYTHONPATH for a Python program with files).
 - ``RunResult.isolation`` always says which isolation the run had; ``Sandbox.describe()``
   says what holds on this machine.
 
@@ -48,9 +64,11 @@ What it does NOT cover (the honest threat model):
   concurrent runs) when no pids cgroup is available; no limits on disk I/O bandwidth, page
   cache or CPU caches (timing side channels); world-readable files under /usr are readable.
 - Without bwrap ("rlimits-only") network and filesystem are NOT isolated. Linux only.
-- Python solutions get the standard library only (``-I -S``: no site-packages).
+- Python solutions get the standard library only (``-I -S``: no site-packages), plus, for
+  a program with files, the run directory and its include/ (``-s -B -S``, PYTHONPATH).
 
-Tests: ``pytest tests/engine/verify/test_sandbox.py`` (adversarial, both modes);
+Tests: ``pytest tests/engine/verify/test_sandbox.py`` (adversarial, both modes),
+``tests/engine/verify/test_sandbox_files.py`` (files and arguments);
 throughput: ``python tests/bench/sandbox_throughput.py``.
 """
 
@@ -74,9 +92,9 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from engine.verify.cgroups import Cgroup
@@ -86,6 +104,8 @@ from engine.verify.cpp_cache import (
     SOURCE_NAME,
     CompiledProgram,
     CppCompileCache,
+    file_parts,
+    sha256_of_parts,
 )
 from engine.verify.isolation import (
     DEFAULT_TMPFS_BYTES,
@@ -98,8 +118,8 @@ from engine.verify.isolation import (
 
 __all__ = [
     "Isolation", "Language", "Limits", "Mode", "Program", "RunResult", "Sandbox",
-    "SandboxError", "SandboxPool", "SandboxUnavailable", "Status", "check_output",
-    "normalize_output", "outputs_match",
+    "SandboxError", "SandboxPool", "SandboxUnavailable", "Status", "check_files",
+    "check_output", "normalize_output", "outputs_match",
 ]
 
 Status = Literal["ok", "wrong", "runtime_error", "time_limit", "memory_limit", "output_limit",
@@ -158,23 +178,134 @@ COMPILE_LIMITS = Limits(cpu_s=30, wall_s=90, memory_mb=2048, output_bytes=1 << 2
                         file_bytes=256 << 20, max_processes=16, stderr_tail_bytes=8192)
 
 
+# Names the sandbox itself uses in the run and build directories.
+RESERVED_NAMES = frozenset({"solution.py", SOURCE_NAME, BINARY_NAME})
+MAX_FILES_BYTES = 64 << 20  # per file set: a program's files, or one run's files
+MAX_PATH_BYTES = 1024
+
+Files = tuple[tuple[str, bytes], ...]
+FilesArg = Mapping[str, bytes | str] | Iterable[tuple[str, bytes | str]]
+
+
+def check_files(files: FilesArg | None, what: str = "files", *, beside: Files = ()) -> Files:
+    """Validate and normalise extra files: ``{path: content}`` or ``(path, content)`` pairs
+    -> sorted ``(path, bytes)`` pairs (str content is encoded as UTF-8).
+
+    A path is relative POSIX (``include/testlib.h``): no absolute path, no empty, ``.`` or
+    ``..`` component, no NUL, not one of the sandbox's own names (``RESERVED_NAMES``), unique
+    (also against ``beside``, and no file where another needs a directory); at most
+    ``MAX_FILES_BYTES`` in all. Raises ValueError naming the file and the rule.
+    """
+    if not files:
+        return ()
+    items = files.items() if isinstance(files, Mapping) else files
+    beside_names = {name for name, _ in beside}
+    taken = dict.fromkeys(beside_names, "file")
+    for name in beside_names:
+        for parent in PurePosixPath(name).parents[:-1]:
+            taken[str(parent)] = "directory"
+    out: list[tuple[str, bytes]] = []
+    total = 0
+    for item in items:
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise ValueError(f"{what}: each entry must be a (path, content) pair, got "
+                             f"{item!r:.80}")
+        name, data = item
+        if not isinstance(name, str):
+            raise ValueError(f"{what}: path {name!r:.80} must be a str")
+
+        def bad(rule: str, name: str = name) -> ValueError:
+            return ValueError(f"{what}: {name!r:.200} {rule}")
+
+        if isinstance(data, str):
+            data = data.encode()
+        elif isinstance(data, bytes | bytearray | memoryview):
+            data = bytes(data)
+        else:
+            raise bad(f"content must be bytes or str, not {type(data).__name__}")
+        if "\0" in name:
+            raise bad("contains a NUL character")
+        try:
+            encoded = name.encode()
+        except UnicodeEncodeError:
+            raise bad("is not valid UTF-8") from None
+        if name.startswith("/"):
+            raise bad("is absolute: paths are relative to the run directory")
+        parts = name.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            raise bad("has an empty, '.' or '..' component: paths must be plain relative "
+                      "POSIX paths inside the run directory")
+        if len(encoded) > MAX_PATH_BYTES or any(len(p.encode()) > 255 for p in parts):
+            raise bad(f"is too long (at most {MAX_PATH_BYTES} bytes, 255 per component)")
+        if parts[0] in RESERVED_NAMES:
+            raise bad(f"clashes with the sandbox's own {parts[0]!r} "
+                      f"(reserved: {', '.join(sorted(RESERVED_NAMES))})")
+        if name in beside_names:
+            raise bad("clashes with a program file of the same path")
+        if taken.get(name) == "file":
+            raise bad("is given twice")
+        if taken.get(name) == "directory":
+            raise bad("is a file where another file needs a directory")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if taken.get(parent) == "file":
+                raise bad(f"needs {parent!r} to be a directory, but it is a file")
+            taken[parent] = "directory"
+        taken[name] = "file"
+        total += len(data)
+        if total > MAX_FILES_BYTES:
+            raise bad(f"takes the {what} over {MAX_FILES_BYTES >> 20} MiB in all")
+        out.append((name, data))
+    return tuple(sorted(out))
+
+
 @dataclass(frozen=True)
 class Program:
+    """A program to run: its source and, optionally, extra files and command-line arguments.
+
+    ``files``: ``(path, content)`` pairs (see ``check_files``; stored sorted by path) present
+    at compile time (C++: beside solution.cpp, with ``-I`` on that directory and on its
+    ``include/``) and at run time (in the run directory, read-only). ``args``: Python sees
+    ``sys.argv == ["solution.py", *args]``, a C++ binary ``argv[1:] == args``.
+    """
+
     language: Language
     source: str
+    files: Files = ()
+    args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", check_files(self.files, "Program.files"))
+        if isinstance(self.args, str):
+            raise ValueError(f"Program.args must be a sequence of str, not the str "
+                             f"{self.args!r:.80}")
+        args = tuple(self.args)
+        for arg in args:
+            if not isinstance(arg, str) or "\0" in arg:
+                raise ValueError(f"Program.args: {arg!r:.80} must be a str without NUL")
+        object.__setattr__(self, "args", args)
 
     @classmethod
-    def python(cls, source: str) -> Program:
-        return cls("python", source)
+    def python(cls, source: str, *, files: FilesArg = (), args: Sequence[str] = ()) -> Program:
+        return cls("python", source, files, args)
 
     @classmethod
-    def cpp(cls, source: str) -> Program:
-        return cls("cpp", source)
+    def cpp(cls, source: str, *, files: FilesArg = (), args: Sequence[str] = ()) -> Program:
+        return cls("cpp", source, files, args)
+
+    @functools.cached_property
+    def source_key(self) -> str:
+        """sha256 of the source alone (the worker's Python code cache is keyed by it)."""
+        return hashlib.sha256(self.source.encode()).hexdigest()
 
     @functools.cached_property
     def key(self) -> str:
-        """sha256 of the source: what results, caches and batches are keyed by."""
-        return hashlib.sha256(self.source.encode()).hexdigest()
+        """What results, caches and batches are keyed by: ``source_key`` for a plain program,
+        else a sha256 over the source, the files and the args."""
+        if not self.files and not self.args:
+            return self.source_key
+        return sha256_of_parts([self.source.encode(), *file_parts(self.files),
+                                str(len(self.args)).encode(), *(a.encode() for a in self.args)])
 
 
 @dataclass(frozen=True)
@@ -466,10 +597,15 @@ class Sandbox:
     # --- One run
 
     def run(self, program: Program, stdin: bytes | str = b"",
-            limits: Limits | None = None) -> RunResult:
-        """Run ``program`` once in a fresh sandbox and a fresh interpreter/binary."""
+            limits: Limits | None = None, files: FilesArg | None = None) -> RunResult:
+        """Run ``program`` once in a fresh sandbox and a fresh interpreter/binary.
+
+        ``files``: extra files for this run only (e.g. a checker's input.txt, output.txt,
+        answer.txt), validated like ``Program.files`` and not clashing with them; written
+        read-only into the run directory beside the program's files.
+        """
         limits = limits or self.limits
-        job = self._job(program, stdin, limits, one_shot=True)
+        job = self._job(program, stdin, limits, one_shot=True, files=files)
         if isinstance(job, RunResult):
             return job
         header, blobs, cache_hit = job
@@ -489,34 +625,54 @@ class Sandbox:
     # --- Shared by the one-shot path and the pool
 
     def _job(self, program: Program, stdin: bytes | str, limits: Limits, *, one_shot: bool,
+             files: FilesArg | None = None,
              ) -> tuple[dict, list[bytes], bool | None] | RunResult:
         """The worker job for a run, or the final result if there is nothing to run."""
         stdin = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
-        header = {"op": "run", "key": program.key, "limits": limits.wire(self.nproc_limit(limits))}
+        header = {"op": "run", "source_key": program.source_key,
+                  "limits": limits.wire(self.nproc_limit(limits))}
+        # Extra files go as blobs after the source and stdin; their paths in the header.
+        extra = (*program.files, *check_files(files, "run files", beside=program.files))
+        if extra:
+            header["files"] = [name for name, _ in extra]
+        contents = [data for _, data in extra]
         if program.language == "python":
-            return dict(header, kind="python"), [program.source.encode(), stdin], None
+            if program.files:
+                header["import_files"] = True  # the run dir and its include/ on sys.path
+            if program.args:
+                header["args"] = list(program.args)
+            return (dict(header, kind="python"), [program.source.encode(), stdin, *contents],
+                    None)
         if program.language != "cpp":
             raise ValueError(f"unknown language {program.language!r}: 'python' or 'cpp'")
-        compiled = self.compile_cpp(program.source)
+        compiled = self.compile_cpp(program.source, program.files)
         if not compiled.ok:
             return RunResult("compile_error", None, None, 0.0, compiled.compile_s, 0, b"",
                              False, compiled.message[-limits.stderr_tail_bytes:],
                              self.isolation, "one-shot" if one_shot else "pool", "cpp",
                              program.key, "g++ failed", compiled.cache_hit)
         exe = self.plan.cpp_path(compiled.binary, self.cpp.dir)
-        return (dict(header, kind="exec", copy_exe=exe, argv=[BINARY_NAME]), [b"", stdin],
-                compiled.cache_hit)
+        return (dict(header, kind="exec", copy_exe=exe, argv=[BINARY_NAME, *program.args]),
+                [b"", stdin, *contents], compiled.cache_hit)
 
-    def compile_cpp(self, source: str) -> CompiledProgram:
-        """Compile (or find in the cache) a C++ source; g++ runs inside the sandbox."""
-        return self.cpp.get(source, self._compile_in_sandbox)
+    def compile_cpp(self, source: str, files: FilesArg = ()) -> CompiledProgram:
+        """Compile (or find in the cache) a C++ source; g++ runs inside the sandbox.
 
-    def _compile_in_sandbox(self, build_dir: Path) -> tuple[bool, str, bool]:
+        ``files`` (a program's files) are written beside solution.cpp, and g++ gets ``-I``
+        on that directory and on its ``include/``; they are part of the cache key.
+        """
+        files = check_files(files, "Program.files")
+        compile_fn = functools.partial(self._compile_in_sandbox, with_files=bool(files))
+        return self.cpp.get(source, compile_fn, files)
+
+    def _compile_in_sandbox(self, build_dir: Path, *, with_files: bool = False,
+                            ) -> tuple[bool, str, bool]:
         inside = self.plan.build_path(build_dir)
-        argv = [self.cpp.gxx, *self.cpp.flags, "-o", f"{inside}/{BINARY_NAME}",
+        includes = ["-I", inside, "-I", f"{inside}/include"] if with_files else []
+        argv = [self.cpp.gxx, *self.cpp.flags, *includes, "-o", f"{inside}/{BINARY_NAME}",
                 f"{inside}/{SOURCE_NAME}"]
         limits = COMPILE_LIMITS
-        header = {"op": "run", "key": "", "kind": "exec", "argv": argv,
+        header = {"op": "run", "kind": "exec", "argv": argv,
                   "limits": limits.wire(self.nproc_limit(limits))}
         worker = _Worker(self.plan, one_shot=True, cpp_cache_dir=None, build_dir=build_dir,
                          use_cgroups=self.use_cgroups)
@@ -624,11 +780,12 @@ class SandboxPool:
     # --- Runs
 
     def run(self, program: Program, stdin: bytes | str = b"",
-            limits: Limits | None = None) -> RunResult:
+            limits: Limits | None = None, files: FilesArg | None = None) -> RunResult:
+        """Run ``program`` on one worker; ``files`` as in ``Sandbox.run`` (this run only)."""
         if self._closed:
             raise SandboxError("the pool is closed")
         limits = limits or self.limits
-        job = self.sandbox._job(program, stdin, limits, one_shot=False)
+        job = self.sandbox._job(program, stdin, limits, one_shot=False, files=files)
         if isinstance(job, RunResult):
             return job
         header, blobs, cache_hit = job
@@ -664,15 +821,18 @@ class SandboxPool:
             self._idle.put(worker)  # None: the next run starts a fresh worker
         raise AssertionError("unreachable")
 
-    def run_many(self, jobs: Iterable[tuple[Program, bytes | str]],
+    def run_many(self, jobs: Iterable[tuple[Program, bytes | str]
+                                      | tuple[Program, bytes | str, FilesArg | None]],
                  limits: Limits | None = None) -> list[RunResult]:
-        """Run (program, stdin) pairs on all workers; results in the order of ``jobs``."""
+        """Run (program, stdin) pairs or (program, stdin, run files) triples on all workers;
+        results in the order of ``jobs``."""
         jobs = list(jobs)
         results: list[RunResult | None] = [None] * len(jobs)
         next_index = iter(range(len(jobs)))  # shared; next() on a range iterator is atomic
         def drain() -> None:
             for i in next_index:
-                results[i] = self.run(jobs[i][0], jobs[i][1], limits)
+                program, stdin, *files = jobs[i]  # files: [] or [run files]
+                results[i] = self.run(program, stdin, limits, *files)
         # One long task per worker rather than one task per job: less thread hand-off.
         futures = [self._dispatch.submit(drain) for _ in range(min(self.size, len(jobs)))]
         for future in futures:
@@ -688,7 +848,7 @@ class SandboxPool:
         """
         for program in programs:  # compile C++ up front, in parallel
             if program.language == "cpp":
-                self._dispatch.submit(self.sandbox.compile_cpp, program.source)
+                self._dispatch.submit(self.sandbox.compile_cpp, program.source, program.files)
         flat = self.run_many([(p, i) for p in programs for i in inputs], limits)
         n = len(inputs)
         return [flat[k * n:(k + 1) * n] for k in range(len(programs))]

@@ -8,7 +8,7 @@ Two sources of inputs, plus the statement's own samples:
   sandbox runs it ``seeds_per_generator`` times with stdin ``"<SEED> <KIND>\\n"``, and each
   clean run's stdout is one input;
 - samples: "Sample Input" / "Sample Output" blocks of the statement become kind "sample" tests
-  with their known output (``engine.verify.folder.statement_samples``).
+  with their known output (``engine.verify.samples.statement_samples``).
 
 An optional validator program (exit 0 = valid) drops inputs it rejects; samples are never
 dropped. Inputs are de-duplicated by their tokens (``input_key``: spacing does not make a new
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.prompts import render_prompt
-from engine.verify.folder import statement_samples
+from engine.verify.samples import statement_samples
 from engine.verify.sandbox import Limits, Program, SandboxPool
 
 __all__ = [

@@ -22,7 +22,15 @@ The "Tasks" tab's left side is the task table (one keyset page at a time,
 feature category and full-text search. Selecting a row loads that task (``Store.get_task`` + ``Store.lineage_of``) into the tabs on the right: the statement
 (markdown) with the integration strategy and selected features, the feature lineage tree, the
 candidate solutions with highlighted code (the golden one marked ★), the tests (big ones
-previewed) and the verdict matrix (solution × test, coloured by status).
+previewed) and the verdict matrix (solution × test, coloured by status, with a legend and each
+solution's "n/m ok" in its row header).
+
+What verification recorded (``TaskDetail.verify_meta``, free-form JSON) shows where it is
+looked for: a line under the title (statement samples: how many, how many used and added as
+tests; compile errors; eligible candidates; unusable tests; the whole JSON in its tooltip), a
+red "Compile error" box with the compiler's message (monospace) above a solution's code, the
+candidate's weight / eligibility / exposures / time on the biggest input in the solution's
+info, and the same per solution in a "Candidates" table under the verdict matrix.
 
 How: widgets never do I/O (ARCHITECTURE.md §7). Opening, every page and every task detail run
 through ``run_in_worker``; a source is used from one thread at a time, so each open source
@@ -49,6 +57,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import html
 import json
 import threading
 from collections.abc import Callable
@@ -63,7 +72,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -121,11 +130,115 @@ ERROR_COLOUR = "#c4c4c4"
 MISSING_COLOUR = "#ffffff"
 
 
+# The verdict matrix's legend: (a status with that colour, what it means); None: no verdict.
+LEGEND = (("ok", "ok"), ("wrong", "wrong answer"), ("time_limit", "time limit"),
+          ("runtime_error", "error (runtime, compile, memory, \u2026)"), (None, "no verdict (blank)"))
+COMPILE_ERROR_CHARS = 8000  # a compiler message longer than this shows its start
+
+
 def verdict_colour(status: str | None) -> QColor:
     """The background of a verdict cell: None means no verdict for that pair."""
     if status is None:
         return QColor(MISSING_COLOUR)
     return QColor(VERDICT_COLOURS.get(status, ERROR_COLOUR))
+
+
+def legend_html() -> str:
+    """The verdict matrix's legend: each colour as a swatch with its meaning (wraps between
+    entries, never inside one)."""
+    entries = [f'<span style="background-color: {verdict_colour(status).name()};'
+               f' color: #000000;">&nbsp;{html.escape(words).replace(" ", "&nbsp;")}&nbsp;</span>'
+               for status, words in LEGEND]
+    return "Legend: " + " &nbsp; ".join(entries)
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification details (TaskDetail.verify_meta): free-form JSON from the verify stage. The keys
+# below are shown in words; anything else shows as "key: value".
+
+SAMPLE_WORDS = {"in_statement": "in the statement", "as_tests": "used as tests",
+                "added": "added as tests by verify"}
+CANDIDATE_WORDS = {"eligible": "eligible", "samples_passed": "samples passed",
+                   "weight": "weight", "exposures": "exposures",
+                   "biggest_input_cpu_s": "biggest input (CPU)"}
+SUMMARY_KEYS = ("samples", "compile_errors", "candidates", "unusable_tests")
+
+
+def _meta_dict(meta: Any, key: str) -> dict[str, Any]:
+    value = meta.get(key) if isinstance(meta, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def meta_value(key: str, value: Any) -> str:
+    """One verification value in words: yes/no, seconds, a number, compact JSON."""
+    if value is None:
+        return "\u2014"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return f"{value:.3f} s" if key.endswith("_s") else f"{value:g}"
+    if isinstance(value, str):
+        return value
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 80 else text[:79] + "\u2026"
+
+
+def samples_text(samples: dict[str, Any]) -> str:
+    """``{"in_statement": 2, "as_tests": 2, "added": 1}`` -> "2 in the statement, 2 used as
+    tests, 1 added as tests by verify"."""
+    return ", ".join(f"{meta_value(k, v)} {SAMPLE_WORDS[k]}" if k in SAMPLE_WORDS
+                     else f"{k}: {meta_value(k, v)}" for k, v in samples.items())
+
+
+def verify_summary(meta: dict[str, Any]) -> str:
+    """The detail header's verification line ("" when nothing was recorded)."""
+    if not meta:
+        return ""
+    parts = []
+    samples = _meta_dict(meta, "samples")
+    if samples:
+        parts.append(f"statement samples: {samples_text(samples)}")
+    if "compile_errors" in meta:
+        n = len(_meta_dict(meta, "compile_errors"))
+        parts.append(f"{n} compile error{'' if n == 1 else 's'}")
+    candidates = _meta_dict(meta, "candidates")
+    if candidates:
+        eligible = sum(1 for c in candidates.values() if isinstance(c, dict) and c.get("eligible"))
+        parts.append(f"{eligible} of {len(candidates)} candidates eligible")
+    if "unusable_tests" in meta:
+        parts.append(f"unusable tests: {meta_value('unusable_tests', meta['unusable_tests'])}")
+    parts += [f"{k}: {meta_value(k, v)}" for k, v in meta.items() if k not in SUMMARY_KEYS]
+    return "Verification \u2014 " + " \u00b7 ".join(parts)
+
+
+def candidate_text(candidate: dict[str, Any]) -> str:
+    """A candidate's verification record in one line, for the solution's info."""
+    parts = []
+    for key, value in candidate.items():
+        if key == "eligible" and isinstance(value, bool):
+            parts.append("eligible (passes every sample)" if value
+                         else "not eligible (fails a sample)")
+        elif key == "biggest_input_cpu_s":
+            parts.append(f"biggest input {meta_value(key, value)} CPU")
+        else:
+            parts.append(f"{CANDIDATE_WORDS.get(key, key)} {meta_value(key, value)}")
+    return "candidate: " + " \u00b7 ".join(parts)
+
+
+def error_line(message: str) -> str:
+    """A compiler message's telling line: the first that says "error", else the first."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return next((line for line in lines if "error" in line.lower()), lines[0] if lines else "")
+
+
+def pass_counts(detail: TaskDetail) -> dict[int, int]:
+    """Solution id -> how many of the task's tests it passed (verdict ``ok``)."""
+    test_ids = {t.id for t in detail.tests}
+    out = {s.id: 0 for s in detail.solutions}
+    for v in detail.verdicts:
+        if v.status == "ok" and v.test_id in test_ids and v.solution_id in out:
+            out[v.solution_id] += 1
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,6 +493,7 @@ class DataPanel(QWidget):
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
         rv.addWidget(self.title_label)
+        rv.addWidget(self.verify_label)
         rv.addWidget(self.tabs, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -483,6 +597,11 @@ class DataPanel(QWidget):
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.15)
         self.title_label.setFont(font)
+        self.verify_label = QLabel()  # verification's summary; its tooltip has all of it
+        self.verify_label.setObjectName("verify_label")
+        self.verify_label.setWordWrap(True)
+        self.verify_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verify_label.hide()
 
         self.statement_view = QTextBrowser()
         self.statement_view.setOpenExternalLinks(False)
@@ -497,12 +616,32 @@ class DataPanel(QWidget):
         self.solution_info.setWordWrap(True)
         self.code_view = QTextBrowser()
         self.code_view.setLineWrapMode(QTextBrowser.LineWrapMode.NoWrap)
+        # The compiler's message for a solution that did not compile, above its code.
+        self.compile_error_title = QLabel("Compile error")
+        self.compile_error_title.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.compile_error_title.setWordWrap(True)
+        self.compile_error_view = QPlainTextEdit()
+        self.compile_error_view.setObjectName("compile_error_view")
+        self.compile_error_view.setReadOnly(True)
+        self.compile_error_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.compile_error_view.setFont(
+            QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.compile_error_view.setStyleSheet(
+            "QPlainTextEdit { background: #fdecea; color: #5f0000;"
+            " border: 1px solid #b00020; }")
+        self.compile_error_box = QWidget()
+        ev = QVBoxLayout(self.compile_error_box)
+        ev.setContentsMargins(0, 0, 0, 4)
+        ev.addWidget(self.compile_error_title)
+        ev.addWidget(self.compile_error_view)
+        self.compile_error_box.hide()
         solutions = QSplitter(Qt.Orientation.Vertical)
         solutions.addWidget(self.solution_list)
         code_box = QWidget()
         cv = QVBoxLayout(code_box)
         cv.setContentsMargins(0, 0, 0, 0)
         cv.addWidget(self.solution_info)
+        cv.addWidget(self.compile_error_box)
         cv.addWidget(self.code_view, 1)
         solutions.addWidget(code_box)
         solutions.setStretchFactor(1, 3)
@@ -531,13 +670,42 @@ class DataPanel(QWidget):
         self.verdict_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.verdict_table.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents)
+        # One wrapping label (a row of widgets would set a minimum width for the window).
+        self.verdict_legend = QLabel(legend_html())
+        self.verdict_legend.setObjectName("verdict_legend")
+        self.verdict_legend.setWordWrap(True)
+        # Per solution: tests passed, and what verification recorded about it as a candidate.
+        self.candidate_table = QTableWidget()
+        self.candidate_table.setObjectName("candidate_table")
+        self.candidate_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.candidate_table.verticalHeader().setVisible(False)
+        self.candidate_table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
+        self.candidate_table.horizontalHeader().setStretchLastSection(True)
+        self.candidate_label = QLabel("Candidates: tests passed and what verification recorded")
+        self.candidate_label.setWordWrap(True)
+        candidates = QWidget()
+        cb = QVBoxLayout(candidates)
+        cb.setContentsMargins(0, 4, 0, 0)
+        cb.addWidget(self.candidate_label)
+        cb.addWidget(self.candidate_table, 1)
+        grid = QSplitter(Qt.Orientation.Vertical)
+        grid.addWidget(self.verdict_table)
+        grid.addWidget(candidates)
+        grid.setStretchFactor(0, 3)
+        grid.setStretchFactor(1, 1)
+        verdicts = QWidget()
+        vv = QVBoxLayout(verdicts)
+        vv.setContentsMargins(0, 0, 0, 0)
+        vv.addWidget(self.verdict_legend)
+        vv.addWidget(grid, 1)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.statement_view, "Statement")
         self.tabs.addTab(self.lineage_tree, "Lineage")
         self.tabs.addTab(solutions, "Solutions")
         self.tabs.addTab(tests, "Tests")
-        self.tabs.addTab(self.verdict_table, "Verdicts")
+        self.tabs.addTab(verdicts, "Verdicts")
 
     # -- jobs and messages -------------------------------------------------------------------
 
@@ -738,11 +906,16 @@ class DataPanel(QWidget):
     def _clear_detail(self) -> None:
         self.detail, self.lineage = None, []
         self.title_label.setText("")
+        self.verify_label.setText("")
+        self.verify_label.setToolTip("")
+        self.verify_label.hide()
         self.statement_view.clear()
         self.lineage_tree.clear()
         self.solution_list.clear()
         self.solution_info.setText("")
         self.code_view.clear()
+        self.compile_error_view.clear()
+        self.compile_error_box.hide()
         self.test_list.clear()
         for w in (self.test_input, self.test_expected):
             w.clear()
@@ -751,6 +924,9 @@ class DataPanel(QWidget):
         self.verdict_table.clear()
         self.verdict_table.setRowCount(0)
         self.verdict_table.setColumnCount(0)
+        self.candidate_table.clear()
+        self.candidate_table.setRowCount(0)
+        self.candidate_table.setColumnCount(0)
 
     @_guarded
     def _detail_ready(self, seq: int, task_id: int,
@@ -768,6 +944,12 @@ class DataPanel(QWidget):
         self.title_label.setText(
             f"#{detail.id} {detail.title} \u00b7 {detail.style} \u00b7 {detail.status}{reason}"
             f" \u00b7 agreement {agreement}")
+        summary = verify_summary(detail.verify_meta)
+        if summary:
+            self.verify_label.setText(summary)
+            self.verify_label.setToolTip(
+                preview(json.dumps(detail.verify_meta, indent=1, ensure_ascii=False))[0])
+            self.verify_label.show()
         self.statement_view.setMarkdown(task_markdown(detail))
         self._fill_lineage(detail, edges)
         self._fill_solutions(detail)
@@ -788,10 +970,17 @@ class DataPanel(QWidget):
 
     def _fill_solutions(self, detail: TaskDetail) -> None:
         current = 0
+        errors = _meta_dict(detail.verify_meta, "compile_errors")
         for i, sol in enumerate(detail.solutions):
-            item = QListWidgetItem(_solution_label(sol, detail.golden_solution_id))
+            label = _solution_label(sol, detail.golden_solution_id)
+            error = errors.get(str(sol.id))
+            if error is not None:
+                label += " \u00b7 compile error"
+            item = QListWidgetItem(label)
             item.setData(Qt.ItemDataRole.UserRole, sol.id)
-            if sol.status == "rejected":
+            if error is not None:
+                item.setToolTip(preview(str(error))[0])
+            if sol.status == "rejected" or error is not None:
                 item.setForeground(QBrush(QColor("#8a1c1c")))
             if sol.id == detail.golden_solution_id:
                 current = i
@@ -803,14 +992,34 @@ class DataPanel(QWidget):
     def _solution_changed(self, row: int) -> None:
         if self.detail is None or not 0 <= row < len(self.detail.solutions):
             return
-        sol = self.detail.solutions[row]
-        info = [_solution_label(sol, self.detail.golden_solution_id)]
-        if sol.id == self.detail.golden_solution_id:
+        detail = self.detail
+        sol = detail.solutions[row]
+        info = [_solution_label(sol, detail.golden_solution_id)]
+        if sol.id == detail.golden_solution_id:
             info.append(f"{GOLDEN} golden solution (labels the tests)")
+        if detail.tests:
+            info.append(f"tests passed: {pass_counts(detail)[sol.id]}/{len(detail.tests)} ok")
+        candidate = _meta_dict(detail.verify_meta, "candidates").get(str(sol.id))
+        if isinstance(candidate, dict) and candidate:
+            info.append(candidate_text(candidate))
         if sol.reasoning:
             info.append(f"reasoning: {len(sol.reasoning)} chars (tooltip)")
         self.solution_info.setText("\n".join(info))
         self.solution_info.setToolTip(preview(sol.reasoning or "")[0])
+        error = _meta_dict(detail.verify_meta, "compile_errors").get(str(sol.id))
+        if error is None:
+            self.compile_error_view.clear()
+            self.compile_error_box.hide()
+        else:
+            shown, note = preview(str(error), COMPILE_ERROR_CHARS)
+            self.compile_error_title.setText(f"Compile error \u2014 {note}" if len(shown) <
+                                             len(str(error)) else "Compile error")
+            self.compile_error_view.setPlainText(shown)
+            # as tall as the message, up to 10 lines (then it scrolls), plus a scroll bar's room
+            n_lines = min(max(shown.count("\n") + 1, 2), 10)
+            spacing = self.compile_error_view.fontMetrics().lineSpacing()
+            self.compile_error_view.setFixedHeight(n_lines * spacing + 30)
+            self.compile_error_box.show()
         if sol.code is None:
             self.code_view.setPlainText("(no code extracted)")
         else:
@@ -843,11 +1052,13 @@ class DataPanel(QWidget):
     def _fill_verdicts(self, detail: TaskDetail) -> None:
         table = self.verdict_table
         sols, tests = detail.solutions, detail.tests
+        passed = pass_counts(detail)
         table.setRowCount(len(sols))
         table.setColumnCount(len(tests))
         table.setVerticalHeaderLabels(
             [(f"{GOLDEN} " if s.id == detail.golden_solution_id else "") + f"#{s.idx}"
-             + (" \u2717" if s.status == "rejected" else "") for s in sols])
+             + (" \u2717" if s.status == "rejected" else "")
+             + (f"  {passed[s.id]}/{len(tests)} ok" if tests else "") for s in sols])
         table.setHorizontalHeaderLabels([f"#{t.idx} {t.kind}" for t in tests])
         by_pair = {(v.solution_id, v.test_id): v for v in detail.verdicts}
         for r, sol in enumerate(sols):
@@ -863,4 +1074,36 @@ class DataPanel(QWidget):
                         f"solution #{sol.idx} × test #{test.idx}: {v.status}\n"
                         f"time: {_fmt(v.time_s, 's', '.3f')}\n"
                         f"memory: {_fmt(v.memory_kb, 'KB')}")
+                table.setItem(r, c, item)
+        self._fill_candidates(detail, passed)
+
+    def _fill_candidates(self, detail: TaskDetail, passed: dict[int, int]) -> None:
+        """One row per solution: tests passed, then what verification recorded about it."""
+        candidates = _meta_dict(detail.verify_meta, "candidates")
+        errors = _meta_dict(detail.verify_meta, "compile_errors")
+        keys = [k for k in CANDIDATE_WORDS if any(
+            isinstance(c, dict) and k in c for c in candidates.values())]
+        keys += sorted({k for c in candidates.values() if isinstance(c, dict) for k in c}
+                       - set(keys))
+        columns = (["solution", "tests ok"] + [CANDIDATE_WORDS.get(k, k) for k in keys]
+                   + (["compile error"] if errors else []))
+        table = self.candidate_table
+        table.setColumnCount(len(columns))
+        table.setHorizontalHeaderLabels(columns)
+        table.setRowCount(len(detail.solutions))
+        n_tests = len(detail.tests)
+        for r, sol in enumerate(detail.solutions):
+            candidate = candidates.get(str(sol.id))
+            candidate = candidate if isinstance(candidate, dict) else {}
+            error = errors.get(str(sol.id))
+            first_line = error_line(str(error)) if error else ""
+            cells = ([(f"{GOLDEN} " if sol.id == detail.golden_solution_id else "")
+                      + f"#{sol.idx}", f"{passed[sol.id]}/{n_tests}"]
+                     + [meta_value(k, candidate[k]) if k in candidate else "" for k in keys]
+                     + ([first_line] if errors else []))
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if errors and c == len(cells) - 1 and error:
+                    item.setToolTip(preview(str(error))[0])
+                    item.setForeground(QBrush(QColor("#8a1c1c")))
                 table.setItem(r, c, item)

@@ -301,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             write_task(root / "library", seed["id"], seed, libraries[seed["id"]])
         library_tasks = load_folder(root / "library")
         library_cells, library_stats = run_folder(library_tasks, pool, limits, cache)
-        for task, cells in zip(library_tasks, library_cells, strict=True):
-            classify(task, libraries[task.name], cells, cfg)
+        for task, runs in zip(library_tasks, library_cells, strict=True):
+            classify(task, libraries[task.name], runs.cells, cfg)
         size_of: dict[str, int] = {}
         wrong_share = []
         for seed in seeds:

@@ -44,7 +44,7 @@ def test_a_new_store_creates_every_table_and_the_schema_version(tmp_path):
         assert table in names, table
 
 
-def test_a_v1_store_is_migrated_to_v2_keeping_its_rows_and_refused_read_only(tmp_path):
+def test_a_v1_store_is_migrated_to_the_current_version_keeping_its_rows(tmp_path):
     from engine.store import _create_v1
 
     path = tmp_path / "v1.sqlite"
@@ -57,13 +57,69 @@ def test_a_v1_store_is_migrated_to_v2_keeping_its_rows_and_refused_read_only(tmp
     with pytest.raises(StoreError, match="open it once writable to migrate it"):
         Store(path, readonly=True)
     with Store(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
         assert store.get_task(1).title == "T"
         store.record_item("features", "seed:1", "rejected", reason="extract_invalid: x",
                           raw="{")
         assert store.item_reasons() == [("features", "extract_invalid", 1)]
     with Store(path, readonly=True) as store:
         assert store.done_items("features") == {"seed:1"}
+
+
+def test_a_v2_store_is_migrated_to_v3_with_empty_verify_meta_for_its_tasks(tmp_path):
+    from engine.store import _create_v1, _migrate_v1_to_v2
+
+    path = tmp_path / "v2.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    _create_v1(conn)  # exactly what the v2 engine made: v1 plus its one migration
+    _migrate_v1_to_v2(conn)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO tasks(style, created_at, status, agreement)"
+                 " VALUES ('atcoder', 0, 'accepted', 0.5)")
+    conn.execute("INSERT INTO task_texts(task_id, title, statement) VALUES (1, 'T', 'S')")
+    conn.close()
+    with pytest.raises(StoreError, match="open it once writable to migrate it"):
+        Store(path, readonly=True)
+    with Store(path) as store:
+        assert store.schema_version == 3
+        old = store.get_task(1)
+        assert (old.title, old.status, old.agreement, old.verify_meta) == ("T", "accepted",
+                                                                           0.5, {})
+        store.set_task_result(1, "rejected", "compile_error", meta={"unusable_tests": 2})
+    with Store(path, readonly=True) as store:
+        assert store.get_task(1).verify_meta == {"unusable_tests": 2}
+        row = store._conn.execute("SELECT title, verify_meta FROM tasks_full").fetchone()
+        assert row == ("T", '{"unusable_tests": 2}')  # the view shows it too
+
+
+VERIFY_META = {
+    "samples": {"in_statement": 2, "as_tests": 2, "added": 1},
+    "compile_errors": {"7": "solution.cpp:3:5: error: expected ';' — «x»"},
+    "candidates": {"7": {"eligible": False, "weight": 0.0, "exposures": 0,
+                         "biggest_input_cpu_s": None},
+                   "8": {"eligible": True, "weight": 1.0, "exposures": 3,
+                         "biggest_input_cpu_s": 0.12}},
+    "unusable_tests": 0,
+}
+
+
+def test_set_task_result_keeps_verify_meta_and_none_leaves_it_as_it_is(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        tid = store.add_task(style="atcoder", title="T", statement="S")
+        other = store.add_task(style="atcoder", title="U", statement="S")
+        assert store.get_task(tid).verify_meta == {}  # before verification
+        store.set_task_result(tid, "accepted", agreement=1.0, meta=VERIFY_META)
+        assert store.get_task(tid).verify_meta == VERIFY_META
+        assert store.get_task(other).verify_meta == {}
+        # a later stage that changes only the status (curate) keeps verify's details
+        store.set_task_result(tid, "rejected", "near_duplicates", 1.0)
+        detail = store.get_task(tid)
+        assert (detail.status, detail.verify_meta) == ("rejected", VERIFY_META)
+        store.set_task_result(tid, "pending", meta={})  # {} clears
+        assert store.get_task(tid).verify_meta == {}
+        with pytest.raises(TypeError):  # not JSON: refused, nothing written
+            store.set_task_result(tid, "accepted", meta={"x": object()})
+        assert store.get_task(tid).status == "pending"
 
 
 def test_a_v1_shard_file_is_upgraded_when_reopened_and_still_merges(tmp_path):

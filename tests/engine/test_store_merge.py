@@ -99,6 +99,53 @@ def test_merge_refuses_a_file_that_is_not_a_shard(tmp_path):
         store.merge_from(bogus)
 
 
+META = {"samples": {"in_statement": 2, "as_tests": 2, "added": 1},
+        "compile_errors": {"5": "a.cpp:1:1: error: x"},
+        "candidates": {"5": {"eligible": True, "weight": 1.0, "exposures": 0,
+                             "biggest_input_cpu_s": 0.12}},
+        "unusable_tests": 0}
+
+
+def test_merge_carries_the_verification_meta_and_a_result_without_one_keeps_it(tmp_path):
+    store, [(tid, sols, tests), (other, _, _)] = main_store(tmp_path)
+    path = shard_file(tmp_path, "verify", 0, 2)
+    with ShardOutbox(path) as out:
+        out.set_task_result(tid, "accepted", agreement=1.0, golden_solution_id=sols[0],
+                            meta=META)
+        out.set_task_result(other, "rejected", reason="no_valid_candidates")  # no meta
+    store.set_task_result(other, "pending", meta={"unusable_tests": 3})  # an earlier run's
+    assert store.merge_from(path)["task_results"] == 2
+    assert store.get_task(tid).verify_meta == META
+    assert store.get_task(tid).golden_solution_id == sols[0]
+    kept = store.get_task(other)
+    assert (kept.status, kept.verify_meta) == ("rejected", {"unusable_tests": 3})
+
+
+def test_a_shard_file_from_before_the_meta_column_still_merges_and_is_upgraded(tmp_path):
+    from engine.store import _OUTBOX_SCHEMA, _OUTBOX_SCHEMA_V2
+
+    store, [(tid, sols, _), _] = main_store(tmp_path)
+    store.set_task_result(tid, "pending", meta={"unusable_tests": 1})
+    path = shard_file(tmp_path, "verify", 1, 2)
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path, isolation_level=None)  # what the v2 engine wrote
+    conn.executescript("BEGIN;" + _OUTBOX_SCHEMA + _OUTBOX_SCHEMA_V2
+                       + "PRAGMA user_version = 2; COMMIT;")
+    conn.execute("INSERT INTO task_results VALUES (?, 'accepted', NULL, 0.9, ?)",
+                 (tid, sols[1]))
+    conn.close()
+    assert store.merge_from(path)["task_results"] == 1
+    task = store.get_task(tid)
+    assert (task.status, task.agreement, task.golden_solution_id) == ("accepted", 0.9, sols[1])
+    assert task.verify_meta == {"unusable_tests": 1}  # no meta in the file: left as it was
+    with ShardOutbox(path) as out:  # a newer engine resumes the shard: column added in place
+        assert out._conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert out.decided_tasks() == {tid}
+        out.set_task_result(tid, "rejected", reason="compile_error", meta=META)
+    store.merge_from(path)
+    assert store.get_task(tid).verify_meta == META
+
+
 def test_readonly_store_still_opens_after_a_merge(tmp_path):
     store, [(tid, sols, tests), _] = main_store(tmp_path)
     path = shard_file(tmp_path, "verify", 0, 2)

@@ -100,6 +100,35 @@ def test_cut_tests_keep_their_full_sizes_in_meta(run):
     assert big.meta == {"gen": "random", CUT_KEY: {"input": 6000, "expected_output": 3}}
 
 
+META = {"samples": {"in_statement": 2, "as_tests": 2, "added": 1},
+        "compile_errors": {"3": "solution.cpp:3:5: error: ‘x’ was not declared"},
+        "candidates": {"1": {"eligible": True, "weight": 1.0, "exposures": 0,
+                             "biggest_input_cpu_s": 0.12}},
+        "unusable_tests": 0}
+
+
+def test_verify_meta_travels_through_json_and_the_command(run):
+    tid = run.ids["task"]
+    with Store(run.store_path) as s:
+        s.set_task_result(tid, "accepted", agreement=1.0, golden_solution_id=run.ids["golden"],
+                          meta=META)
+    with StoreReader(run.store_path) as reader:
+        assert ask(reader, "get_task", task_id=tid).verify_meta == META
+        assert ask(reader, "get_task", task_id=tid, max_test_chars=10).verify_meta == META
+    proc = query_cli(run.store_path, request("get_task", task_id=tid))
+    assert proc.returncode == 0 and proc.stdout.isascii(), proc.stderr  # \u escapes
+    assert decode_answer("get_task", json.loads(proc.stdout)).verify_meta == META
+
+
+def test_a_task_answer_from_an_engine_before_verify_meta_still_decodes(run):
+    tid = run.ids["task"]
+    with Store(run.store_path, readonly=True) as s, StoreReader(run.store_path) as reader:
+        ans = json.loads(json.dumps(answer(reader, request("get_task", task_id=tid))))
+        del ans["result"]["verify_meta"]  # what an older engine sends
+        detail = decode_answer("get_task", ans)
+        assert detail.verify_meta == {} and detail == s.get_task(tid)
+
+
 def test_rollout_requests_answer_from_the_runs_rollout_files(run):
     with StoreReader(run.store_path) as reader:
         assert ask(reader, "rollout_steps") == [1, 2]

@@ -128,7 +128,10 @@ def test_correct_majority_is_accepted_with_a_correct_golden_and_the_seed_outputs
             assert golden.code == seed["solution"]  # one of the three correct copies
             labels = [t.expected_output for t in task.tests]
             assert labels == [t["output"].strip() for t in seed["tests"]]
-            assert all(t.meta["verify"]["label_source"] == "vote" for t in task.tests)
+            # The statement's samples decide as known outputs; the rest is voted.
+            sources = {t.meta["verify"]["label_source"] for t in task.tests}
+            assert sources <= {"vote", "known"} and "vote" in sources
+            assert task.verify_meta["samples"]["in_statement"] >= 1
             assert all(t.meta["verify"]["votes"] == [3, 1] for t in task.tests)
             per_test = [t.meta["verify"]["agreement"] for t in task.tests]
             assert task.agreement == pytest.approx(sum(per_test) / len(per_test), abs=1e-5)
@@ -155,8 +158,12 @@ def test_task_whose_candidates_all_disagree_is_rejected_with_a_reason_and_no_lab
     assert bad.status == "rejected"
     assert bad.reject_reason.startswith("too_few_labelled_tests")
     assert bad.golden_solution_id is None
-    assert all(t.expected_output is None for t in bad.tests)  # unlabelled tests keep NULL
-    assert all(t.meta["verify"]["tie"] for t in bad.tests)
+    # Unlabelled tests keep NULL; a test the statement shows as a sample has its output.
+    assert all(t.expected_output is None for t in bad.tests
+               if t.meta["verify"]["label_source"] != "known")
+    assert any(t.meta["verify"]["label_source"] is None for t in bad.tests)
+    assert all(t.meta["verify"]["tie"] for t in bad.tests
+               if t.meta["verify"]["label_source"] != "known")
     summary = run.read_state().stage("verify").summary
     assert summary["reasons"] == {"too_few_labelled_tests": 1}
 
@@ -462,3 +469,75 @@ def test_cli_refuses_a_bad_shard_before_writing_anything(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert out.returncode == 2 and "--shard" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples as tests, compile errors, big outputs (issue 13)
+
+ISQRT_STATEMENT = """\
+For each of t numbers n print the largest x with x * x <= n.
+
+Sample Input 1
+```
+3
+10
+16
+999999999999999999
+```
+
+Sample Output 1
+```
+3
+4
+999999999
+```
+"""
+
+
+def test_a_statement_sample_no_stored_test_equals_still_decides_and_is_counted(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.create()
+    float_sqrt = ("import math\nfor _ in range(int(input())):\n"
+                  "    print(int(math.sqrt(int(input()))))\n")
+    exact = "import math\nfor _ in range(int(input())):\n    print(math.isqrt(int(input())))\n"
+    with Store(run.store_path) as store:
+        tid = store.add_task(style="codeforces", title="isqrt", statement=ISQRT_STATEMENT)
+        for k, code in enumerate([float_sqrt] * 3 + [exact, exact + "# copy\n",
+                                                     "int main( {"]):
+            store.add_solution(tid, k, code=code, language="cpp" if k == 5 else "python")
+        for j, n in enumerate((1, 2, 99, 12345, 10**6)):
+            store.add_test(tid, j, input=f"1\n{n}\n", kind="random", source="direct")
+    assert run_verify(run) == EXIT_OK
+    with Store(run.store_path) as store:
+        task = store.get_task(tid)
+    assert task.status == "accepted", task.reject_reason
+    golden = next(s for s in task.solutions if s.id == task.golden_solution_id)
+    assert "isqrt" in golden.code
+    assert len(task.tests) == 5  # the sample ran, but is not written as a test
+    meta = task.verify_meta
+    assert meta["samples"] == {"in_statement": 1, "as_tests": 1, "added": 1}
+    by_id = {s.idx: str(s.id) for s in task.solutions}
+    assert [meta["candidates"][by_id[k]]["eligible"] for k in range(3)] == [False] * 3
+    assert "error" in meta["compile_errors"][by_id[5]]
+    (summary,) = samples(run)
+    assert (summary["samples"], summary["samples_added"], summary["compile_errors"]) == (1, 1, 1)
+
+
+def test_outputs_of_megabytes_are_voted_by_digest_and_stored_whole(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.create()
+    big = "n = int(input())\nprint('\\n'.join(str(i * 7) for i in range(n)))\n"
+    with Store(run.store_path) as store:
+        tid = store.add_task(style="codeforces", title="sevens", statement="Print 7i.")
+        for k in range(3):
+            store.add_solution(tid, k, code=big + f"# copy {k}\n")
+        for j, n in enumerate((3, 5, 300_000, 2)):
+            store.add_test(tid, j, input=f"{n}\n", kind="stress" if n > 10 else "random",
+                           source="direct")
+    assert run_verify(run) == EXIT_OK
+    with Store(run.store_path) as store:
+        task = store.get_task(tid)
+    assert task.status == "accepted", task.reject_reason
+    label = task.tests[2].expected_output
+    assert len(label) > (1 << 20)  # over the in-memory size: voted by digest, stored whole
+    assert label.splitlines()[-1] == str(7 * 299_999)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QThreadPool
+from PySide6.QtGui import QFontDatabase, QTextDocumentFragment
 
 from engine.store import SeedRecord, Store, TaskQuery, Verdict
 from gui.panels import data as data_module
@@ -300,8 +301,9 @@ def test_the_verdict_matrix_is_coloured_by_status_with_details_in_tooltips(qtbot
     open_task_1(qtbot, panel, small_store)
     table = panel.verdict_table
     assert (table.rowCount(), table.columnCount()) == (3, 3)
-    assert table.verticalHeaderItem(0).text() == f"{GOLDEN} #0"
-    assert table.verticalHeaderItem(2).text() == "#2 \u2717"
+    assert table.verticalHeaderItem(0).text() == f"{GOLDEN} #0  3/3 ok"
+    assert table.verticalHeaderItem(1).text() == "#1  0/3 ok"
+    assert table.verticalHeaderItem(2).text() == "#2 \u2717  0/3 ok"
     assert table.horizontalHeaderItem(1).text() == "#1 stress"
 
     def colour(r, c):
@@ -317,6 +319,160 @@ def test_the_verdict_matrix_is_coloured_by_status_with_details_in_tooltips(qtbot
     assert "ok" in tip and "0.012 s" in tip and "9000 KB" in tip
     assert "\u2014" in table.item(1, 1).toolTip()  # no memory recorded
     assert "no verdict" in table.item(2, 1).toolTip()
+
+
+CPP_ERROR = ("solution.cpp: In function 'int main()':\n"
+             "solution.cpp:3:5: error: 'cout' was not declared in this scope\n"
+             "    3 |     cout << n * 2;\n"
+             "      |     ^~~~")
+
+
+@pytest.fixture
+def verified_store(tmp_path: Path) -> tuple[Path, dict[str, int]]:
+    """One C++ task as the verify stage leaves it: two statement samples (both used as tests,
+    one added by verify), a generated test, three candidates (golden, wrong, not compiling)
+    and verify_meta with the samples, the compiler's message and each candidate's record."""
+    path = tmp_path / "verified" / "data" / "store.sqlite"
+    with Store(path) as s:
+        tid = s.add_task(style="codeforces", title="Double it",
+                         statement="Print twice n.\n\nSample: 1 -> 2, 5 -> 10.")
+        code = "#include <iostream>\nint main() {{ int n; std::cin >> n; std::cout << {}; }}\n"
+        golden = s.add_solution(tid, 0, code=code.format("n * 2"), language="cpp")
+        wrong = s.add_solution(tid, 1, code=code.format("n + 2"), language="cpp")
+        broken = s.add_solution(tid, 2, code="int main() {\n  int n;\n    cout << n * 2;\n}\n",
+                                language="cpp")
+        tests = [s.add_test(tid, 0, input="1\n", kind="sample", source="direct",
+                            expected_output="2\n"),
+                 s.add_test(tid, 1, input="5\n", kind="sample", source="direct",
+                            expected_output="10\n", meta={"added_by": "verify"}),
+                 s.add_test(tid, 2, input="1000000\n", kind="random", source="generator",
+                            expected_output="2000000\n")]
+        s.add_verdicts([Verdict(golden, t, "ok", 0.01, 3000) for t in tests]
+                       + [Verdict(wrong, tests[0], "wrong", 0.01, 3000),
+                          Verdict(wrong, tests[1], "wrong", 0.01, 3000),
+                          Verdict(wrong, tests[2], "ok", 0.01, 3000)]
+                       + [Verdict(broken, t, "compile_error") for t in tests])
+        meta = {
+            "samples": {"in_statement": 2, "as_tests": 2, "added": 1},
+            "compile_errors": {str(broken): CPP_ERROR},
+            "candidates": {
+                str(golden): {"eligible": True, "weight": 1.0, "exposures": 0,
+                              "biggest_input_cpu_s": 0.12},
+                str(wrong): {"eligible": False, "weight": 0.5, "exposures": 2,
+                             "biggest_input_cpu_s": 0.013},
+            },
+            "unusable_tests": 0,
+        }
+        s.set_task_result(tid, "accepted", agreement=0.67, golden_solution_id=golden,
+                          meta=meta)
+    return path, {"golden": golden, "wrong": wrong, "broken": broken}
+
+
+def open_verified(qtbot, panel: DataPanel, path: Path) -> None:
+    open_and_wait(qtbot, panel, path)
+    panel.table.selectRow(0)
+    qtbot.waitUntil(lambda: panel.detail is not None, timeout=5000)
+    settle(qtbot, panel)
+
+
+def test_verification_details_show_samples_compile_errors_candidates_and_a_legend(
+        qtbot, panel, verified_store):
+    path, ids = verified_store
+    open_verified(qtbot, panel, path)
+    # the header: samples and how many were added as tests, the rest in a tooltip
+    summary = panel.verify_label.text()
+    assert not panel.verify_label.isHidden()
+    assert ("statement samples: 2 in the statement, 2 used as tests, 1 added as tests by "
+            "verify" in summary)
+    assert "1 compile error" in summary and "1 of 2 candidates eligible" in summary
+    assert "unusable tests: 0" in summary
+    assert "biggest_input_cpu_s" in panel.verify_label.toolTip()  # the whole JSON
+
+    # the solution that did not compile: its list entry, and the message above its code
+    labels = [panel.solution_list.item(i).text() for i in range(panel.solution_list.count())]
+    assert [("compile error" in label) for label in labels] == [False, False, True]
+    assert "was not declared" in panel.solution_list.item(2).toolTip()
+    assert panel.compile_error_box.isHidden()  # the golden one (shown first) compiled
+    assert "eligible (passes every sample)" in panel.solution_info.text()
+    assert "weight 1" in panel.solution_info.text()
+    assert "biggest input 0.120 s CPU" in panel.solution_info.text()
+    assert "tests passed: 3/3 ok" in panel.solution_info.text()
+    panel.solution_list.setCurrentRow(1)
+    assert "not eligible (fails a sample)" in panel.solution_info.text()
+    assert "tests passed: 1/3 ok" in panel.solution_info.text()
+    panel.solution_list.setCurrentRow(2)
+    assert not panel.compile_error_box.isHidden()
+    assert panel.compile_error_title.text() == "Compile error"
+    assert panel.compile_error_view.toPlainText() == CPP_ERROR
+    fixed = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    assert panel.compile_error_view.font().family() == fixed.family()  # monospace
+    assert "cout << n * 2" in panel.code_view.toPlainText()  # the code is still there below
+    panel.solution_list.setCurrentRow(0)
+    assert panel.compile_error_box.isHidden()
+
+    # the verdict matrix: legend, pass counts, the candidates table
+    legend = QTextDocumentFragment.fromHtml(panel.verdict_legend.text()).toPlainText()
+    legend = legend.replace("\u00a0", " ")
+    for words in ("Legend:", "ok", "wrong answer", "time limit", "error (runtime, compile",
+                  "no verdict"):
+        assert words in legend, words
+    for status in ("ok", "wrong", "time_limit", "runtime_error", None):
+        assert verdict_colour(status).name() in panel.verdict_legend.text()
+    grid = panel.verdict_table
+    assert [grid.verticalHeaderItem(r).text() for r in range(3)] == [
+        f"{GOLDEN} #0  3/3 ok", "#1  1/3 ok", "#2  0/3 ok"]
+    cands = panel.candidate_table
+    head = [cands.horizontalHeaderItem(c).text() for c in range(cands.columnCount())]
+    assert head == ["solution", "tests ok", "eligible", "weight", "exposures",
+                    "biggest input (CPU)", "compile error"]
+    rows = [[cands.item(r, c).text() for c in range(cands.columnCount())] for r in range(3)]
+    assert rows[0] == [f"{GOLDEN} #0", "3/3", "yes", "1", "0", "0.120 s", ""]
+    assert rows[1] == ["#1", "1/3", "no", "0.5", "2", "0.013 s", ""]
+    assert rows[2] == ["#2", "0/3", "", "", "", "",
+                       "solution.cpp:3:5: error: 'cout' was not declared in this scope"]
+    assert "was not declared" in cands.item(2, 6).toolTip()
+
+
+def test_a_task_without_verification_details_shows_no_summary(qtbot, panel, small_store):
+    open_task_1(qtbot, panel, small_store)
+    assert panel.detail.verify_meta == {} and panel.verify_label.isHidden()
+    assert panel.compile_error_box.isHidden()
+    cands = panel.candidate_table
+    assert [cands.horizontalHeaderItem(c).text() for c in range(cands.columnCount())] == [
+        "solution", "tests ok"]
+    assert [cands.item(r, 1).text() for r in range(3)] == ["3/3", "0/3", "0/3"]
+
+
+def test_odd_verification_details_still_show(qtbot, panel, tmp_path):
+    path = tmp_path / "odd.sqlite"
+    with Store(path) as s:
+        tid = s.add_task(style="atcoder", title="Odd", statement="x")
+        sol = s.add_solution(tid, 0, code="print(1)")
+        s.set_task_result(tid, "rejected", "no_valid_candidates", meta={
+            "samples": {"in_statement": 0, "parsed_from": "html"}, "compile_errors": [],
+            "candidates": {str(sol): {"eligible": "maybe", "notes": ["a", "b"]}, "99": 3},
+            "stage_version": 2})
+    open_verified(qtbot, panel, path)
+    summary = panel.verify_label.text()
+    assert "0 in the statement, parsed_from: html" in summary
+    assert "0 compile errors" in summary and "stage_version: 2" in summary
+    assert "eligible maybe" in panel.solution_info.text()
+    cands = panel.candidate_table
+    assert [cands.horizontalHeaderItem(c).text() for c in range(cands.columnCount())] == [
+        "solution", "tests ok", "eligible", "notes"]
+    assert cands.item(0, 3).text() == '["a","b"]'
+
+
+def test_screenshot_of_the_verification_details(qtbot, panel, verified_store,
+                                                 screenshot_dir):
+    panel.resize(1400, 820)
+    panel.show()
+    open_verified(qtbot, panel, verified_store[0])
+    panel.tabs.setCurrentIndex(2)  # Solutions
+    panel.solution_list.setCurrentRow(2)
+    assert panel.grab().save(str(screenshot_dir / "data-verify-solution.png"))
+    panel.tabs.setCurrentIndex(4)  # Verdicts
+    assert panel.grab().save(str(screenshot_dir / "data-verify-verdicts.png"))
 
 
 def test_a_missing_store_shows_the_error_and_no_rows(qtbot, panel, tmp_path):

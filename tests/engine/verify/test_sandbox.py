@@ -75,13 +75,6 @@ def pool(sandbox):
             yield started
 
 
-@pytest.fixture(params=["one-shot", "pool"])
-def runner(request, sandbox):
-    if request.param == "pool":
-        return request.getfixturevalue("pool").run
-    return sandbox.run
-
-
 @pytest.fixture
 def needs_bwrap(sandbox):
     if sandbox.isolation != "bwrap":

@@ -86,8 +86,9 @@ def test_an_exact_tie_is_flagged_and_left_unlabelled():
     assert (plain.tie, plain.label) == (True, "1")
 
 
-def test_a_split_input_breaks_ties_between_golden_candidates_but_does_not_score():
-    # Input 0: four votes for 2, three for 1 (ratio 0.75 >= split_ratio 0.7).
+def test_a_split_input_neither_picks_nor_breaks_ties_and_takes_the_golden_output():
+    # Input 0: four votes for 2, three for 1 (ratio 0.75 >= split_ratio 0.7). Every other
+    # input agrees, so nothing but the doubtful input tells the two programs apart.
     cfg = loose(split_ratio=0.7)
     cells = rows(*(["1 5 6 7"] * 3 + ["2 5 6 7"] * 4))
     verdict = verify_task(cells, ["edge", "random", "random", "random"], cfg)
@@ -95,8 +96,11 @@ def test_a_split_input_breaks_ties_between_golden_candidates_but_does_not_score(
     assert verdict.inputs[0].confident is False
     assert 0 not in verdict.selection + verdict.holdout
     assert {c.selection_score for c in verdict.candidates} == {1.0}
-    assert verdict.golden == 3 and verdict.reason is None  # agrees with the split label
-    assert (verdict.labels[0], verdict.inputs[0].source) == ("2", "vote")
+    assert verdict.golden is None and verdict.reason.startswith("ambiguous_golden: 4 ")
+    picked = verify_task(cells, ["edge", "random", "random", "random"],
+                         loose(split_ratio=0.7, reject_ambiguous_golden=False))
+    assert picked.golden == 0  # the doubtful majority (2) did not pick it
+    assert (picked.labels[0], picked.inputs[0].source) == ("1", "golden")
 
 
 def test_an_input_tied_by_weight_takes_the_golden_solutions_output():
@@ -216,7 +220,24 @@ def test_the_golden_tie_goes_to_fewer_failed_runs_then_markedly_less_cpu_then_in
     sluggish = [ok("1", 0.5), ok("2", 0.5), ok("3", 1.5)]
     assert verify_task([slow, fast, fast], kinds, LOOSE).golden == 1
     assert verify_task([sluggish, fast], kinds, LOOSE).golden == 1
-    assert verify_task([fast, [ok("1"), ok("2"), ok("3")]], kinds, LOOSE).golden == 0
+    within_noise = [ok("1", 0.01), ok("2", 0.01), ok("3", 0.405)]
+    assert verify_task([within_noise, fast], kinds, LOOSE).golden == 0
+
+
+def test_the_golden_tie_goes_to_headroom_on_the_largest_inputs_not_the_tiny_ones():
+    # A brute force listed first is faster on the two tiny inputs (no set-up cost) but far
+    # slower on the big one; total CPU would pick it, headroom on the big input does not.
+    kinds = ["random", "random", "stress"]
+    sizes = [10, 12, 200_000]
+    brute = [ok("1", 0.01), ok("2", 0.01), ok("3", 0.9)]
+    efficient = [ok("1", 0.4), ok("2", 0.4), ok("3", 0.3)]
+    verdict = verify_task([brute, efficient], kinds, LOOSE, sizes=sizes)
+    assert verdict.golden == 1
+    assert [c.biggest_input_cpu_s for c in verdict.candidates] == [0.9, 0.3]
+    # The reference rule (total CPU, coarse) keeps the brute force.
+    assert plain_majority([brute, efficient], LOOSE, kinds=kinds).golden == 0
+    with pytest.raises(ValueError, match="2 input sizes given for 3 inputs"):
+        verify_task([brute, efficient], kinds, LOOSE, sizes=[1, 2])
 
 
 def test_a_golden_solution_that_fails_held_out_tests_rejects_the_task_with_the_rate():
@@ -274,16 +295,15 @@ def test_the_holdout_split_is_seeded_and_stratified_by_kind():
 
 
 def test_kind_weights_decide_the_golden_solution():
-    # Known answers fix every label; A is right on the random tests only, B on the stress
-    # tests only. Whichever kind weighs more decides.
+    # The checker accepts A on the random tests only and B on the stress tests only.
+    # Whichever kind weighs more decides.
     kinds = ["random"] * 4 + ["stress"] * 4
-    known = {j: str(j) for j in range(8)}
-    a = [ok(str(j) if j < 4 else "x") for j in range(8)]
-    b = [ok(str(j) if j >= 4 else "x") for j in range(8)]
+    a = [Cell("ok", "a", accepted=j < 4) for j in range(8)]
+    b = [Cell("ok", "b", accepted=j >= 4) for j in range(8)]
     for stress_weight, golden in ((5.0, 1), (0.2, 0)):
         weights = {"sample": 1.0, "edge": 1.0, "random": 1.0, "stress": stress_weight}
         verdict = verify_task([a, b], kinds, loose(holdout_min_pass=0.0, kind_weights=weights),
-                              known=known)
+                              checker=True)
         assert verdict.golden == golden, stress_weight
 
 
@@ -315,3 +335,117 @@ def test_a_ragged_matrix_or_unknown_kind_is_refused():
         verify_task([[ok("1")]], ["huge"], LOOSE)
     with pytest.raises(ValueError, match=r"known outputs for inputs \[3\]"):
         verify_task([[ok("1")]], ["sample"], LOOSE, known={3: "1"})
+
+
+# --- Rules against wrong goldens (issue 13): samples, limits of ours, doubtful labels
+
+def test_clones_outvoting_the_right_answer_lose_to_a_statement_sample():
+    # Three identical float-sqrt clones print 1000000000 where the answer is 999999999; the
+    # statement's sample (input 0, known output) shows it. The other inputs are small.
+    clones = [ok(x) for x in (["3", "4", "1000000000", "7", "8", "9"])]
+    right = [ok(x) for x in (["3", "4", "999999999", "7", "8", "9"])]
+    kinds = ["sample", "random", "stress", "random", "random", "edge"]
+    sample = {0: "3"}  # every candidate passes this one
+    cells = [clones, clones, clones, right, right]
+    plain = plain_majority(cells, LOOSE, kinds=kinds)
+    assert plain.labels[2] == "1000000000" and plain.golden == 0
+    # Without the sample that exposes them the clones cannot be told apart: no golden.
+    assert verify_task(cells, kinds, LOOSE, known=sample).golden is None
+    exposing = {0: "3", 2: "999999999"}  # the sample shows the big case
+    verdict = verify_task(cells, kinds, LOOSE, known=exposing)
+    assert verdict.golden == 3 and verdict.reason is None
+    assert verdict.labels[2] == "999999999"
+    assert [c.eligible for c in verdict.candidates] == [False, False, False, True, True]
+
+
+def test_a_candidate_failing_a_sample_is_never_golden_even_when_best_elsewhere():
+    # Candidate 0 passes every voted input but fails the sample; candidate 1 passes the
+    # sample but is outvoted once. Weights alone would still pick 0 on score.
+    kinds = ["sample", "random", "random", "random", "random"]
+    cells = [[ok("x"), ok("1"), ok("2"), ok("3"), ok("4")],
+             [ok("s"), ok("1"), ok("2"), ok("3"), ok("9")],
+             [ok("q"), ok("1"), ok("2"), ok("3"), ok("4")],
+             [ok("q"), ok("1"), ok("2"), ok("3"), ok("4")]]
+    verdict = verify_task(cells, kinds, loose(holdout_min_pass=0.0), known={0: "s"})
+    assert verdict.golden == 1
+    everyone_fails = verify_task(cells, kinds, LOOSE, known={0: "zzz"})
+    assert everyone_fails.golden is None
+    assert everyone_fails.reason.startswith("no_candidate_passes_samples: all 4 candidates")
+
+
+def test_identical_wrong_clones_at_a_doubtful_share_cannot_crown_a_golden():
+    # Three int-overflow clones against two correct programs: 0.6 / 0.4 on the two stress
+    # inputs, agreement everywhere else. Plain voting takes the clones' answer.
+    kinds = ["random"] * 6 + ["stress"] * 2
+    clone = [ok(str(j)) for j in range(6)] + [ok("-727379968"), ok("-1")]
+    right = [ok(str(j)) for j in range(6)] + [ok("3567587328"), ok("4294967295")]
+    cells = [clone, clone, clone, right, right]
+    assert plain_majority(cells, LOOSE, kinds=kinds).golden == 0
+    verdict = verify_task(cells, kinds, LOOSE)
+    assert verdict.golden is None
+    assert verdict.reason.startswith("ambiguous_golden: ")
+    assert not any(verdict.inputs[j].confident for j in (6, 7))
+    assert all(j not in verdict.selection + verdict.holdout for j in (6, 7))
+    # Too few confident inputs left: rejected as such, not decided by the doubtful ones.
+    few = verify_task(cells, kinds, loose(min_labelled_tests=7))
+    assert few.reason == ("too_few_confident_tests: 6 < 7 (2 labels below the confidence "
+                          "share 0.66)")
+
+
+def test_output_over_our_cap_is_not_a_crash_and_an_input_most_runs_exceed_is_unusable():
+    # Four correct candidates print more than our cap on input 2; one reads only the first
+    # MiB of stdin and prints less (wrong, but "ok"). It must not become golden.
+    kinds = ["random", "random", "stress", "random", "random"]
+    right = [ok("1"), ok("2"), failed("output_limit"), ok("4"), ok("5")]
+    short = [ok("1"), ok("2"), ok("3 (first MiB only)"), ok("4"), ok("5")]
+    cells = [right, right, right, right, short]
+    verdict = verify_task(cells, kinds, LOOSE)
+    assert verdict.golden is None
+    assert verdict.reason.startswith("unusable_tests: 1 inputs where most runs hit a limit of "
+                                     "ours ({'output_limit': 4}; output over our cap: raise "
+                                     "verify.max_output_kb")
+    assert verdict.inputs[2].unusable and verdict.labels[2] is None
+    assert plain_majority(cells, LOOSE, kinds=kinds).golden == 4  # the reference rule
+    # A minority over the cap: the input stays usable and nobody is exposed by it.
+    cells = [right, short, short, [ok("1"), ok("2"), ok("3 (first MiB only)"), ok("4"),
+                                   ok("5")]]
+    verdict = verify_task(cells, kinds, LOOSE)
+    assert not verdict.inputs[2].unusable
+    assert verdict.candidates[0].exposures == 0
+
+
+def test_big_outputs_vote_by_digest_and_match_known_outputs_by_digest():
+    from engine.verify.voting import output_digest
+    big_a, big_b = "1 " * 100_000, "1 " * 99_999 + "2 "
+    head = big_a[:64]
+    assert big_b[:64] == head  # the same start: only the digest tells them apart
+
+    def by_digest(text: str) -> Cell:
+        return Cell("ok", text[:64], digest=output_digest(text, LOOSE))
+
+    cells = [[by_digest(big_a), ok("5")], [by_digest(big_a), ok("5")],
+             [by_digest(big_b), ok("5")]]
+    verdict = verify_task(cells, ["stress", "random"], LOOSE)
+    vote = verdict.inputs[0]
+    assert [k.members for k in vote.classes] == [(0, 1), (2,)]
+    assert vote.label_class.digest == output_digest(big_a, LOOSE)
+    assert vote.label_members == (0, 1)
+    known = verify_task(cells, ["sample", "random"], LOOSE, known={0: big_b})
+    assert known.inputs[0].label_members == (2,)
+    assert [c.eligible for c in known.candidates] == [False, False, True]
+
+
+def test_a_checker_that_fails_rejects_the_task_and_known_inputs_bar_the_golden():
+    kinds = ["sample", "random", "random"]
+    good = [Cell("ok", "a", accepted=True)] * 3
+    bad_sample = [Cell("ok", "b", accepted=False)] + [Cell("ok", "b", accepted=True)] * 2
+    verdict = verify_task([bad_sample, good], kinds, LOOSE, checker=True, known={0: "a"})
+    assert verdict.golden == 1
+    assert [c.eligible for c in verdict.candidates] == [False, True]
+    broken = [Cell("ok", "a", accepted=True), Cell("ok", "a", checker_error="exit code 3: "
+                                                   "jury answer is worse"),
+              Cell("ok", "a", accepted=True)]
+    verdict = verify_task([broken, good], kinds, LOOSE, checker=True)
+    assert verdict.golden is None
+    assert verdict.reason == ("checker_failed: 1 of 6 checks gave no verdict (first: exit code "
+                              "3: jury answer is worse)")
