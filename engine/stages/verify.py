@@ -198,9 +198,6 @@ class _TaskRuns:
     compile_errors: dict[int, str] = field(default_factory=dict)  # candidate -> message
 
 
-CHUNK_PER_WORKER = 16  # runs handed to the pool at once: only their outputs are in memory
-
-
 def run_candidates(pool: SandboxPool, sources: Sequence[tuple[str, str]],
                    inputs: Sequence[str], limits: Limits, spool: OutputSpool | None = None,
                    cfg: VerifyConfig | None = None) -> _TaskRuns:
@@ -213,13 +210,11 @@ def run_candidates(pool: SandboxPool, sources: Sequence[tuple[str, str]],
         if src[0] in LANGUAGES:
             distinct.setdefault(src, len(distinct))
     programs = [Program(lang, code) for lang, code in distinct]
-    grid: list[list[tuple]] = []
-    per_chunk = max(1, pool.size * CHUNK_PER_WORKER // max(1, len(inputs)))
-    for start in range(0, len(programs) if inputs else 0, per_chunk):
-        for row in pool.run_matrix(programs[start:start + per_chunk], inputs, limits):
-            grid.append([(r.status, spool.keep(r.stdout, cfg) if r.status == "ok" else None,
-                          r.cpu_s, r.peak_memory_kb, r.stderr if r.status == "compile_error"
-                          else "") for r in row])
+    def keep(r):  # as each run ends: only the runs in flight hold a whole output
+        return (r.status, spool.keep(r.stdout, cfg) if r.status == "ok" else None, r.cpu_s,
+                r.peak_memory_kb, r.stderr if r.status == "compile_error" else "")
+
+    grid = pool.run_matrix(programs, inputs, limits, keep) if programs and inputs else []
     cells, memory, kept, compile_errors = [], [], [], {}
     for k, src in enumerate(sources):
         if src not in distinct:  # a language the sandbox cannot run never votes

@@ -197,7 +197,10 @@ class RewardJudge:
                     run.text, spec.compare) != comparison_form(rollout.outputs[j], spec.compare)):
                 status = "wrong"
             statuses.append(status)
-        total, passed = len(statuses), sum(s == "ok" for s in statuses)
+        # A run the sandbox itself failed (internal_error) says nothing about the rollout:
+        # it counts neither for nor against it.
+        total = sum(s != "internal_error" for s in statuses)
+        passed = sum(s == "ok" for s in statuses)
         if spec.mode == "all_pass":
             reward = spec.scale if total and passed == total else 0.0
         else:

@@ -99,7 +99,6 @@ __all__ = [
 EXIT_BAD_FOLDER = 2
 EXIT_NO_SANDBOX = 1
 VOTE_KEY_CHARS = 80  # longer outputs are named by a digest in "votes"
-CHUNK_PER_WORKER = 16  # runs handed to the pool at once, per worker: bounds memory
 CHECKER_FILES = ("input.txt", "output.txt", "answer.txt")
 REFERENCE_TRIES = 3  # provisional goldens tried as the checker's answer
 
@@ -155,17 +154,15 @@ def _run_all(pool: SandboxPool, jobs: list[tuple], limits: Sequence[Limits], cac
     for key, job, lim in zip(keys, jobs, limits, strict=True):
         if key not in cache:
             todo.setdefault(key, (job, lim))
-    # Chunks of runs per limits: only a chunk's full outputs are in memory at once.
     by_limits: dict[Limits, list[tuple]] = {}
     for key, (job, lim) in todo.items():
         by_limits.setdefault(lim, []).append((key, job))
-    chunk = max(1, pool.size * CHUNK_PER_WORKER)
     for lim, items in by_limits.items():
-        for start in range(0, len(items), chunk):
-            part = items[start:start + chunk]
-            results = pool.run_many([job for _, job in part], lim)
-            for (key, _), result in zip(part, results, strict=True):
-                cache[key] = _keep(result, spool, cfg)
+        # Each output is kept (or spooled) as its run ends: only the runs in flight hold a
+        # whole output in memory.
+        kept = pool.run_many([job for _, job in items], lim,
+                             keep=lambda result: _keep(result, spool, cfg))
+        cache.update(zip((key for key, _ in items), kept, strict=True))
     return [cache[key] for key in keys]
 
 

@@ -13,19 +13,34 @@ dirs); children then run as real uid 65534 with no capabilities. bwrap as a norm
 ``--unshare-all`` (a user namespace too); children cannot change uid, so they run as the
 mapped invoking user, which still sees only the sandbox's mounts. Without bwrap
 ("rlimits-only", only with ``allow_unsandboxed=True``): no namespaces at all; see
-``RLIMITS_ONLY_GAPS``. Leaves out: seccomp, Landlock, AppArmor/SELinux profiles.
+``RLIMITS_ONLY_GAPS``.
+
+Seccomp (both kinds): when libseccomp is here (``seccomp_filter.py``) the plan holds the
+filter program; ``worker_command`` writes it once per process to a private file (0600 in
+a 0700 directory, removed at exit) and starts the worker with ``--seccomp-filter PATH``
+(bwrap: the file read-only at ``SECCOMP_IN_SANDBOX``; rlimits-only: the host path); the
+worker installs it in every child before untrusted code runs. ``use_seccomp``: None = use
+it if available, True = require it (``SandboxUnavailable`` if not), False = never.
+Leaves out: Landlock, AppArmor/SELinux profiles.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import hashlib
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from engine.verify import seccomp_filter
 
 Isolation = Literal["bwrap", "rlimits-only"]
 
@@ -34,6 +49,7 @@ FORKSERVER = Path(__file__).with_name("forkserver.py")
 # Where things appear inside a bwrap sandbox.
 FORKSERVER_IN_SANDBOX = "/opt/synthsmith/forkserver.py"
 CPP_CACHE_IN_SANDBOX = "/opt/synthsmith/cpp"
+SECCOMP_IN_SANDBOX = "/opt/synthsmith/seccomp.bpf"
 BUILD_IN_SANDBOX = "/build"
 SANDBOX_TMP = "/tmp"
 
@@ -72,6 +88,9 @@ class IsolationPlan:
     bwrap: str | None = None
     tmpfs_bytes: int = DEFAULT_TMPFS_BYTES
     notes: tuple[str, ...] = field(default=())
+    # The BPF program the worker installs in every child, or None (then why, in words).
+    seccomp_filter: bytes | None = field(default=None, repr=False)
+    seccomp: str = "off"
 
     @property
     def drop_uid(self) -> int | None:
@@ -100,12 +119,19 @@ class IsolationPlan:
         flags = ["--one-shot"] if one_shot else []
         if self.drop_uid is not None:
             flags += ["--drop-uid", str(self.drop_uid)]
+        filter_file = None if self.seccomp_filter is None else \
+            _seccomp_file(self.seccomp_filter)
         if self.kind == "rlimits-only":
             assert host_base is not None, "rlimits-only workers need a host base directory"
+            if filter_file is not None:
+                flags += ["--seccomp-filter", filter_file]
             return [self.python, "-I", "-S", "-B", str(FORKSERVER), "--base", str(host_base),
                     *flags]
         argv = [self.bwrap, *self._namespace_args(), *_filesystem_args(self.python),
                 "--ro-bind", str(FORKSERVER), FORKSERVER_IN_SANDBOX]
+        if filter_file is not None:
+            argv += ["--ro-bind", filter_file, SECCOMP_IN_SANDBOX]
+            flags += ["--seccomp-filter", SECCOMP_IN_SANDBOX]
         if cpp_cache_dir is not None:
             argv += ["--ro-bind", str(cpp_cache_dir), CPP_CACHE_IN_SANDBOX]
         if build_dir is not None:
@@ -130,6 +156,7 @@ class IsolationPlan:
                            "the run directory" if bwrap else "whole filesystem, by permissions"),
             "processes": ("own pid namespace; everything left is killed after each run"
                           if bwrap else "subreaper sweep after each run"),
+            "seccomp": self.seccomp,
             "python": self.python,
             "notes": list(self.notes) + ([] if bwrap else list(RLIMITS_ONLY_GAPS)),
         }
@@ -175,6 +202,62 @@ def _python_prefix(python: str) -> str:
     return str(Path(os.path.realpath(python)).parent.parent)
 
 
+# --- The seccomp filter: one private file per process and program
+
+_seccomp_files: dict[str, str] = {}  # sha256 of the program -> host path
+_seccomp_lock = threading.Lock()
+
+
+def _seccomp_file(program: bytes) -> str:
+    """The host path of a private file holding ``program``, written once per process.
+
+    0600 in a 0700 directory (the worker reads it as root, or as the invoking user when not
+    root, before any child drops its uid); rewritten if something removed it; deleted at
+    exit by the process that wrote it (not by a fork of it).
+    """
+    key = hashlib.sha256(program).hexdigest()
+    with _seccomp_lock:
+        path = _seccomp_files.get(key)
+        if path is not None and os.path.isfile(path):
+            return path
+        directory = tempfile.mkdtemp(prefix="synthsmith-seccomp-")  # 0700
+        path = os.path.join(directory, "seccomp.bpf")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(program)
+        _seccomp_files[key] = path
+        atexit.register(_remove_seccomp_file, path, os.getpid())
+        return path
+
+
+def _remove_seccomp_file(path: str, owner_pid: int) -> None:
+    if os.getpid() != owner_pid:
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(path))
+
+
+def _plan_seccomp(use_seccomp: bool | None) -> tuple[bytes | None, str]:
+    """(program or None, what describe() says). Raises SandboxUnavailable if required."""
+    if use_seccomp is False:
+        return None, "off (use_seccomp=False)"
+    try:
+        program = seccomp_filter.build_filter()
+        info = seccomp_filter.describe()
+        reason = None
+    except seccomp_filter.SeccompUnavailable as exc:
+        program, info, reason = None, None, str(exc)
+    if reason is None:
+        return program, (f"{len(info['denied'])} syscalls denied "
+                         f"(libseccomp {info['libseccomp']})")
+    if use_seccomp:
+        raise SandboxUnavailable(f"seccomp required but unavailable: {reason}. Pass "
+                                 "use_seccomp=None to run without the filter (and say so).")
+    return None, f"NOT applied: {reason}"
+
+
 # --- Choosing a plan
 
 def default_python() -> str:
@@ -210,10 +293,17 @@ def _world_traversable(path: str) -> str | None:
 
 def plan_isolation(*, python: str | None = None, use_bwrap: bool | None = None,
                    allow_unsandboxed: bool = False,
-                   tmpfs_bytes: int = DEFAULT_TMPFS_BYTES) -> IsolationPlan:
-    """Pick the isolation. Raises SandboxUnavailable rather than degrade silently."""
+                   tmpfs_bytes: int = DEFAULT_TMPFS_BYTES,
+                   use_seccomp: bool | None = None) -> IsolationPlan:
+    """Pick the isolation. Raises SandboxUnavailable rather than degrade silently.
+
+    ``use_seccomp``: None = the syscall filter if libseccomp is here, True = require it,
+    False = never.
+    """
     python = os.path.realpath(python or default_python())
     privileged = os.geteuid() == 0
+    seccomp_program, seccomp_text = _plan_seccomp(use_seccomp)
+    seccomp = {"seccomp_filter": seccomp_program, "seccomp": seccomp_text}
     reason = None
     if use_bwrap is not False:
         bwrap = shutil.which("bwrap")
@@ -225,7 +315,8 @@ def plan_isolation(*, python: str | None = None, use_bwrap: bool | None = None,
                 notes = () if privileged else (
                     "not root: code runs as the invoking user inside a user namespace "
                     "(no uid drop); RLIMIT_NPROC counts per sandbox",)
-                return IsolationPlan("bwrap", python, privileged, bwrap, tmpfs_bytes, notes)
+                return IsolationPlan("bwrap", python, privileged, bwrap, tmpfs_bytes, notes,
+                                     **seccomp)
         if use_bwrap:
             raise SandboxUnavailable(f"{reason}. Install it (apt-get install bubblewrap) or "
                                      "pass use_bwrap=None/False with allow_unsandboxed=True.")
@@ -247,4 +338,5 @@ def plan_isolation(*, python: str | None = None, use_bwrap: bool | None = None,
     notes = (f"no bwrap: {reason}",) + (() if privileged else (
         "not root: code runs as the invoking user and can read that user's files "
         "(e.g. ~/.ssh)",))
-    return IsolationPlan("rlimits-only", python, privileged, None, tmpfs_bytes, notes)
+    return IsolationPlan("rlimits-only", python, privileged, None, tmpfs_bytes, notes,
+                         **seccomp)

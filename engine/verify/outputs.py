@@ -20,8 +20,10 @@ its own temporary directory, removed on close).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,17 +54,20 @@ class OutputSpool:
         self.inline_bytes = inline_bytes
         self._parent = directory
         self._dir: Path | None = None
+        self._lock = threading.Lock()
 
     def keep(self, data: bytes, cfg: VerifyConfig) -> KeptOutput:
+        """Thread-safe: the sandbox pool's threads call it as their runs end."""
         if len(data) <= self.inline_bytes:
             return KeptOutput(data.decode("utf-8", errors="replace"), len(data))
         text = data.decode("utf-8", errors="replace")
         raw = hashlib.sha256(data).hexdigest()
         path = self._path(raw)
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)  # equal contents: whichever thread wins, the file is right
         return KeptOutput(text[:HEAD_CHARS], len(data), output_digest(text, cfg), raw)
 
     def read(self, out: KeptOutput) -> bytes:
@@ -75,10 +80,11 @@ class OutputSpool:
             self.read(out).decode("utf-8", errors="replace")
 
     def _path(self, raw_sha256: str) -> Path:
-        if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="synthsmith-outputs-",
-                                              dir=self._parent))
-        return self._dir / raw_sha256
+        with self._lock:
+            if self._dir is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="synthsmith-outputs-",
+                                                  dir=self._parent))
+            return self._dir / raw_sha256
 
     def close(self) -> None:
         if self._dir is not None:

@@ -33,6 +33,15 @@ What each run gets, in both modes (details and degradations in ``isolation.py``)
 - Memory: RLIMIT_AS per process (MemoryError in Python, std::bad_alloc in C++), plus, where
   cgroups are writable, a memory limit on the worker's whole tree (OOM kill ->
   ``memory_limit``). Peak memory is ru_maxrss from wait4.
+- Statuses come from what the kernel reports, never from the program's stderr: exit code,
+  signal, CPU time, output size, the cgroup's OOM counter, and a failed run whose peak
+  resident memory reached half the limit is ``memory_limit`` (a program printing
+  "MemoryError" and exiting 1 is a ``runtime_error``). When the sandbox itself fails around
+  a run (a worker that breaks during setup or cleanup, or dies twice), the run is
+  ``internal_error``: a verdict of its own (never a vote), the worker is replaced, and
+  ``run_many`` carries on; nothing one run does raises at the caller.
+- ``run_many(..., keep=f)`` keeps ``f(result)`` of each run as it ends (a digest, a file):
+  host memory then holds only the runs in flight, whatever the batch's size.
 - Output: stdout/stderr are RAM files (memfd) capped by RLIMIT_FSIZE, so nothing reaches
   the disk; past ``output_bytes`` the status is ``output_limit``. stdout comes back up to
   the cap, stderr as its last ``stderr_tail_bytes``. stdin is a file holding the input.
@@ -46,20 +55,39 @@ What each run gets, in both modes (details and degradations in ``isolation.py``)
   (cwd, HOME and TMPDIR; the only writable place; removed afterwards); $HOME, ~/.ssh and the
   repository are not mounted; --die-with-parent, --new-session. Environment: PATH, LANG,
   HOME, TMPDIR only (and PYTHONPATH for a Python program with files).
+- Seccomp (where libseccomp loads; ``Sandbox.describe()["seccomp"]`` says so, or why not):
+  every run's process runs under a syscall filter (``seccomp_filter.py``), installed by the
+  worker after the uid drop and before the program starts (compiler included): EPERM for
+  the kernel keyring, ptrace and process_vm_*, mount and the new mount API, unshare/setns
+  and clone with namespace flags (no new user namespaces), sockets other than AF_UNIX (no
+  AF_VSOCK, AF_NETLINK, AF_PACKET, AF_INET), bpf, perf_event_open, userfaultfd, io_uring,
+  module/kexec/reboot/swap/quota calls, open_by_handle_at; clone3 gets ENOSYS (glibc falls
+  back to clone); a syscall of another ABI (i386, x32) kills the process.
 - ``RunResult.isolation`` always says which isolation the run had; ``Sandbox.describe()``
   says what holds on this machine.
 
 What it does NOT cover (the honest threat model):
-- No seccomp filter: the kernel's whole syscall surface is reachable from the sandbox; a
-  kernel exploit escapes. No Landlock/AppArmor either.
+- The seccomp filter is a deny-list (default allow): the rest of the kernel's syscall
+  surface (file systems, pipes, futex, memory management, ioctl on the few devices in
+  /dev, syscalls newer than libseccomp's table) stays reachable, so a kernel exploit through
+  it escapes. The worker itself is not filtered. Without libseccomp, or with
+  ``use_seccomp=False``, there is no filter at all (``describe()`` says so). No
+  Landlock/AppArmor either.
 - In the pool, the worker (root inside the sandbox, with a few capabilities, no rlimits)
-  compiles each Python source itself to cache the code object: CPython's parser and
+  compiles each Python source itself and caches the marshalled code: CPython's parser and
   compiler see untrusted input outside the locked-down child.
-- The child is a fork of the worker: it can read the worker's memory (pre-imported modules,
-  the current job; not other candidates' code, which the child drops first) and shares the
-  worker's str hash seed (set iteration order repeats across runs of one worker).
+- Each run's child is a fork of the worker's zygote, which never holds job bytes
+  (``forkserver.py``): no earlier run's source, input or output is in its memory, freed or
+  not. It shares the zygote's str hash seed (set iteration order repeats across runs of one
+  worker) and sees the pre-imported modules.
+- SysV IPC objects a run leaves are removed before the next run (as root in bwrap the worker
+  cannot give each run its own IPC namespace; where it can, it does); /tmp and /dev/shm are
+  not writable by the runs. Runs on different workers never overlap in one namespace.
+- Threads: the main thread's stack grows up to the memory limit (RLIMIT_STACK unlimited),
+  so deep recursion works; threads of exec'd programs (C++, one-shot Python) then get
+  glibc's default 2 MiB stack unless they ask for more, pool Python threads 8 MiB.
 - Not root (a developer laptop): no uid drop; the code runs as you inside a user namespace
-  and can kill its own worker (the run then ends ``runtime_error``).
+  and can kill its own worker (the run then ends ``internal_error``).
 - CPU of extra processes is limited per process, RLIMIT_NPROC is per uid (shared by all
   concurrent runs) when no pids cgroup is available; no limits on disk I/O bandwidth, page
   cache or CPU caches (timing side channels); world-readable files under /usr are readable.
@@ -68,7 +96,10 @@ What it does NOT cover (the honest threat model):
   a program with files, the run directory and its include/ (``-s -B -S``, PYTHONPATH).
 
 Tests: ``pytest tests/engine/verify/test_sandbox.py`` (adversarial, both modes),
-``tests/engine/verify/test_sandbox_files.py`` (files and arguments);
+``tests/engine/verify/test_sandbox_files.py`` (files and arguments),
+``tests/engine/verify/test_sandbox_batches.py`` (internal errors, statuses, bounded memory),
+``test_sandbox_clean_runs.py`` (nothing carries over between runs; correct idioms in both
+modes), ``test_seccomp.py`` (the syscall filter);
 throughput: ``python tests/bench/sandbox_throughput.py``.
 """
 
@@ -92,10 +123,10 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Literal, TypeVar
 
 from engine.verify.cgroups import Cgroup
 from engine.verify.cpp_cache import (
@@ -123,9 +154,10 @@ __all__ = [
 ]
 
 Status = Literal["ok", "wrong", "runtime_error", "time_limit", "memory_limit", "output_limit",
-                 "compile_error"]
+                 "compile_error", "internal_error"]
 Language = Literal["python", "cpp"]
 Mode = Literal["one-shot", "pool"]
+T = TypeVar("T")
 
 
 class SandboxError(RuntimeError):
@@ -357,10 +389,15 @@ def check_output(result: RunResult, expected: bytes | str) -> RunResult:
 
 # --- Classification: raw facts from the worker -> a status
 
-_MEMORY_MARKERS = ("std::bad_alloc", "virtual memory exhausted", "Cannot allocate memory")
+# A run that failed after its resident memory reached this share of the limit ran out of
+# memory (RLIMIT_AS refused it more): the kernel's facts, never the program's own words.
+MEMORY_NEAR_LIMIT = 0.5
 
 
 def _classify(raw: dict, stderr: str, limits: Limits, oom_kills: int) -> tuple[Status, str]:
+    """A run's status from what the kernel reported (exit status, signal, rusage, the
+    cgroup's OOM counter, the worker's limit kills), never from the program's stderr: a
+    program printing "MemoryError" and exiting 1 is a runtime error like any other."""
     sig, code, cpu = raw["signal"], raw["exit_code"], raw["cpu_s"]
     try:
         signame = signal.Signals(sig).name if sig else None
@@ -381,9 +418,11 @@ def _classify(raw: dict, stderr: str, limits: Limits, oom_kills: int) -> tuple[S
     if oom_kills:
         return "memory_limit", "killed by the OOM killer at the cgroup memory limit"
     if code != 0 or sig:
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-        if last.startswith("MemoryError") or any(m in stderr for m in _MEMORY_MARKERS):
-            return "memory_limit", f"out of memory at {limits.memory_mb} MB ({last[:120]})"
+        peak_mb = raw["maxrss_kb"] / 1024
+        if peak_mb >= MEMORY_NEAR_LIMIT * limits.memory_mb:
+            return "memory_limit", (f"failed ({signame or f'exit code {code}'}) at "
+                                    f"{peak_mb:.0f} MB resident of the {limits.memory_mb} MB "
+                                    "limit")
         return "runtime_error", f"killed by {signame}" if signame else f"exit code {code}"
     return "ok", ""
 
@@ -392,6 +431,10 @@ def _classify(raw: dict, stderr: str, limits: Limits, oom_kills: int) -> tuple[S
 
 class _WorkerDied(Exception):
     pass
+
+
+class _WorkerFailed(_WorkerDied):
+    """The worker answered that it failed around a run (not the program's doing)."""
 
 
 def _shell_join_cgroups(procs_files: Sequence[Path]) -> str:
@@ -485,8 +528,9 @@ class _Worker:
         # that hangs or dies without closing its pipe.
         reply, blobs = self._receive(time.monotonic() + limits.wall_limit_s + 30)
         if "worker_error" in reply:
-            raise SandboxError(f"sandbox worker failed: {reply['worker_error']}\n"
-                               f"{reply.get('traceback', '')}")
+            # The worker failed around the run (setup, cleanup): the run's own verdict, and
+            # this worker is not trusted again.
+            raise _WorkerFailed(f"{reply['worker_error']}\n{reply.get('traceback', '')}")
         # The OOM killer sends SIGKILL; only then is the cgroup's counter worth a read.
         killed = reply["signal"] == signal.SIGKILL and not reply["killed"]
         reply["oom_kills"] = self.new_oom_kills() if killed else 0
@@ -559,10 +603,10 @@ class Sandbox:
                  gxx: str = "g++", cxx_flags: Sequence[str] = DEFAULT_FLAGS,
                  use_bwrap: bool | None = None, allow_unsandboxed: bool = False,
                  use_cgroups: bool = True, tmpfs_bytes: int = DEFAULT_TMPFS_BYTES,
-                 limits: Limits | None = None):
+                 limits: Limits | None = None, use_seccomp: bool | None = None):
         self.plan = plan_isolation(python=python, use_bwrap=use_bwrap,
                                    allow_unsandboxed=allow_unsandboxed,
-                                   tmpfs_bytes=tmpfs_bytes)
+                                   tmpfs_bytes=tmpfs_bytes, use_seccomp=use_seccomp)
         self.cpp = CppCompileCache(cpp_cache_dir, gxx=gxx, flags=cxx_flags)
         self.use_cgroups = use_cgroups
         self.limits = limits or Limits()
@@ -617,7 +661,9 @@ class Sandbox:
         except _WorkerDied as exc:
             if worker.new_oom_kills():
                 return self._oom_result(program, limits, "one-shot", cache_hit)
-            raise SandboxError(f"one-shot sandbox failed: {exc}\n{worker.log_tail()}") from exc
+            return self._lost_result(program, limits, cache_hit,
+                                     f"the one-shot sandbox failed: {exc}; "
+                                     f"{worker.log_tail()[-300:]}", "one-shot")
         finally:
             worker.close()
         return self._result(raw, out, err, program, limits, "one-shot", cache_hit)
@@ -707,9 +753,11 @@ class Sandbox:
                          "the cgroup OOM killer stopped the sandbox worker", cache_hit)
 
     def _lost_result(self, program: Program, limits: Limits, cache_hit: bool | None,
-                     detail: str) -> RunResult:
-        return RunResult("runtime_error", None, None, 0.0, 0.0, 0, b"", False, "",
-                         self.isolation, "pool", program.language, program.key, detail,
+                     detail: str, mode: Mode = "pool") -> RunResult:
+        """A run the sandbox itself failed: ``internal_error``, the run's own verdict (never
+        a vote, never an exception at the caller, so one run cannot sink a batch)."""
+        return RunResult("internal_error", None, None, 0.0, 0.0, 0, b"", False, "",
+                         self.isolation, mode, program.language, program.key, detail[:2000],
                          cache_hit)
 
 
@@ -809,10 +857,13 @@ class SandboxPool:
                     worker = None
                     if oom:
                         return self.sandbox._oom_result(program, limits, "pool", cache_hit)
+                    if isinstance(exc, _WorkerFailed):  # not retried: the run happened
+                        return self.sandbox._lost_result(
+                            program, limits, cache_hit,
+                            f"the sandbox worker failed around this run: {exc}")
                     if attempt == 2:
-                        # Twice on the same job: most likely the job's doing (in a user
-                        # namespace the code may signal its worker), so a verdict, not a
-                        # crash of the caller.
+                        # Twice on the same job: a verdict of its own, not a crash of the
+                        # caller (in a user namespace the code may signal its worker).
                         return self.sandbox._lost_result(
                             program, limits, cache_hit,
                             f"the sandbox worker died twice during this run: {exc}; "
@@ -823,16 +874,24 @@ class SandboxPool:
 
     def run_many(self, jobs: Iterable[tuple[Program, bytes | str]
                                       | tuple[Program, bytes | str, FilesArg | None]],
-                 limits: Limits | None = None) -> list[RunResult]:
+                 limits: Limits | None = None,
+                 keep: Callable[[RunResult], T] | None = None) -> list[RunResult] | list[T]:
         """Run (program, stdin) pairs or (program, stdin, run files) triples on all workers;
-        results in the order of ``jobs``."""
+        results in the order of ``jobs``.
+
+        ``keep`` turns each result into what the caller keeps (a digest, a verdict, the
+        output written to a file) as soon as the run ends, on the worker's thread: only the
+        runs in flight then hold their whole output, so memory stays bounded however many
+        runs and however big their outputs. Without it every result is kept whole.
+        """
         jobs = list(jobs)
-        results: list[RunResult | None] = [None] * len(jobs)
+        results: list = [None] * len(jobs)
         next_index = iter(range(len(jobs)))  # shared; next() on a range iterator is atomic
         def drain() -> None:
             for i in next_index:
                 program, stdin, *files = jobs[i]  # files: [] or [run files]
-                results[i] = self.run(program, stdin, limits, *files)
+                result = self.run(program, stdin, limits, *files)
+                results[i] = result if keep is None else keep(result)
         # One long task per worker rather than one task per job: less thread hand-off.
         futures = [self._dispatch.submit(drain) for _ in range(min(self.size, len(jobs)))]
         for future in futures:
@@ -840,8 +899,11 @@ class SandboxPool:
         return results
 
     def run_matrix(self, programs: Sequence[Program], inputs: Sequence[bytes | str],
-                   limits: Limits | None = None) -> list[list[RunResult]]:
-        """Every program on every input: ``result[i][j]`` is programs[i] on inputs[j].
+                   limits: Limits | None = None,
+                   keep: Callable[[RunResult], T] | None = None
+                   ) -> list[list[RunResult]] | list[list[T]]:
+        """Every program on every input: ``result[i][j]`` is programs[i] on inputs[j]
+        (``keep`` as in ``run_many``).
 
         Each source is passed once; C++ sources compile once (cached), Python sources
         compile once per worker (code objects cached by source hash).
@@ -849,7 +911,7 @@ class SandboxPool:
         for program in programs:  # compile C++ up front, in parallel
             if program.language == "cpp":
                 self._dispatch.submit(self.sandbox.compile_cpp, program.source, program.files)
-        flat = self.run_many([(p, i) for p in programs for i in inputs], limits)
+        flat = self.run_many([(p, i) for p in programs for i in inputs], limits, keep)
         n = len(inputs)
         return [flat[k * n:(k + 1) * n] for k in range(len(programs))]
 

@@ -19,7 +19,7 @@ from engine.train.reward import (
     parse_ground_truth,
     sample_tests,
 )
-from engine.verify.sandbox import SandboxPool, SandboxUnavailable
+from engine.verify.sandbox import Sandbox, SandboxPool, SandboxUnavailable
 
 INPUTS = ["1 2\n", "3 4\n", "10 -5\n", "0 0\n"]
 OUTPUTS = ["3\n", "7\n", "5", "0  \n"]  # trailing spaces / no newline: compared after strip
@@ -100,3 +100,23 @@ def test_parse_ground_truth():
     assert parse_ground_truth(json.dumps({"inputs": ["1"], "outputs": ["2"]})) == (["1"], ["2"])
     with pytest.raises(ValueError):
         parse_ground_truth('{"inputs": ["1"], "outputs": []}')
+
+
+def test_a_run_the_sandbox_failed_counts_neither_for_nor_against_the_rollout(pool,
+                                                                              monkeypatch):
+    # The job for the third input reaches the worker malformed (no limits), so the real
+    # worker fails around that run: internal_error, on that test only.
+    real = Sandbox._job
+
+    def job(self, program, stdin, *args, **kwargs):
+        made = real(self, program, stdin, *args, **kwargs)
+        if stdin == INPUTS[2] and isinstance(made, tuple):
+            header, blobs, hit = made
+            return {k: v for k, v in header.items() if k != "limits"}, blobs, hit
+        return made
+
+    monkeypatch.setattr(Sandbox, "_job", job)
+    spec = RewardSpec(mode="fraction", tests_per_call=4, scale=5.0)
+    (right,) = RewardJudge(spec, pool).score([rollout(RIGHT)])
+    assert right.statuses == ("ok", "ok", "internal_error", "ok")
+    assert (right.reward, right.passed, right.total) == (5.0, 3, 3)

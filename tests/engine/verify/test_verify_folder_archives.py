@@ -418,3 +418,15 @@ def test_a_candidate_that_beats_the_provisional_answer_becomes_the_reference(tmp
     assert result["golden"] in ("b_dp.py", "c_dp.py")
     assert "after a_greedy.py was beaten" in result["checker"]
     assert result["verdicts"]["a_greedy.py"]["random_5"] == "wrong"  # 10 = 4+4+1+1, not 4+3+3
+
+
+def test_a_candidate_leaving_a_1500_deep_directory_chain_does_not_sink_the_report(tmp_path):
+    task = _plain_task(tmp_path / "tasks")
+    write(task / "solutions" / "c_deep.py",
+          "import os\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\n"
+          "os.chdir('/')\nprint(input())\n")
+    code, report = verify(tmp_path / "tasks", tmp_path)
+    assert code == 0
+    result = report["tasks"]["t"]
+    assert set(result["verdicts"]["c_deep.py"].values()) == {"ok"}
+    assert result["reason"] is None
