@@ -47,11 +47,6 @@ def world_python() -> str | None:
 # --- Fixtures: one sandbox and one pool per module; every test in both modes
 
 @pytest.fixture(scope="module")
-def cpp_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cpp-cache")
-
-
-@pytest.fixture(scope="module")
 def sandbox(cpp_cache):
     # The secret is in our environment while sandboxes and workers start: none may see it.
     with pytest.MonkeyPatch.context() as mp:

@@ -20,24 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.verify.sandbox import Limits, Program, Sandbox, SandboxPool, SandboxUnavailable
+from engine.verify.sandbox import Limits, Program, Sandbox
 
 REPO = Path(__file__).resolve().parents[3]
 QUICK = Limits(cpu_s=2.0, wall_s=10.0, memory_mb=256)
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    try:
-        return Sandbox(cpp_cache_dir=tmp_path_factory.mktemp("cpp-cache"))
-    except SandboxUnavailable as exc:
-        pytest.skip(f"no sandbox can run here: {exc}")
-
-
-@pytest.fixture(scope="module")
-def pool(sandbox):
-    with SandboxPool(2, sandbox=sandbox) as started:
-        yield started
 
 
 def _broken_jobs(monkeypatch, sandbox: Sandbox, marker: str) -> None:

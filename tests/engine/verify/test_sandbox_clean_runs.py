@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.verify import Limits, Program, Sandbox, SandboxPool, SandboxUnavailable, forkserver
+from engine.verify import Limits, Program, SandboxPool, forkserver
 
 QUICK = Limits(cpu_s=5.0, wall_s=20.0, memory_mb=256)
 BIG = Limits(cpu_s=10.0, wall_s=30.0, memory_mb=512)
@@ -38,23 +38,6 @@ BIG = Limits(cpu_s=10.0, wall_s=30.0, memory_mb=512)
 
 def world_python() -> str | None:
     return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
-
-
-@pytest.fixture(scope="module")
-def cpp_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cpp-cache")
-
-
-@pytest.fixture(scope="module")
-def sandbox(cpp_cache):
-    try:
-        return Sandbox(cpp_cache_dir=cpp_cache)
-    except SandboxUnavailable:
-        try:
-            return Sandbox(cpp_cache_dir=cpp_cache, allow_unsandboxed=True,
-                           python=world_python())
-        except SandboxUnavailable as exc:
-            pytest.skip(f"no sandbox can run here: {exc}")
 
 
 @pytest.fixture(scope="module")

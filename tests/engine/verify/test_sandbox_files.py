@@ -19,31 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.verify import Limits, Program, Sandbox, SandboxPool, SandboxUnavailable
+from engine.verify import Limits, Program, Sandbox, SandboxPool
 from engine.verify.sandbox import MAX_FILES_BYTES
 
 QUICK = Limits(cpu_s=2.0, wall_s=10.0, memory_mb=256)
-
-
-# --- Fixtures (as in test_sandbox.py): one sandbox and one pool per module, both modes
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cpp-cache")
-    try:
-        return Sandbox(cpp_cache_dir=cache)
-    except SandboxUnavailable:
-        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
-        try:
-            return Sandbox(cpp_cache_dir=cache, allow_unsandboxed=True, python=python)
-        except SandboxUnavailable as exc:
-            pytest.skip(f"no sandbox can run here: {exc}")
-
-
-@pytest.fixture(scope="module")
-def pool(sandbox):
-    with SandboxPool(2, sandbox=sandbox) as started:
-        yield started
 
 
 # --- C++: headers from the program's files, the compile cache key, compiler messages
