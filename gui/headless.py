@@ -14,7 +14,13 @@ The same code the app uses (remote/): nothing here imports Qt. ``--ssh-config`` 
 ``--known-hosts`` (before the subcommand) point at other files than ~/.ssh's. An unknown host
 key is shown with its fingerprint and accepted only when the user types ``yes`` (or passes
 ``--accept-fingerprint SHA256:...`` that matches it); never silently. Exit codes: 0 ok, 1 the
-operation failed (the message says why and what to do), 2 bad usage.
+operation failed (the message says why and what to do), 2 bad usage (e.g. a run id that is
+not a plain name).
+
+Everything that came from a cluster (log lines, file names, reasons, job ids, event payloads,
+error text) goes through ``remote.display_text`` before it is printed: terminal escapes, C1
+controls and bidi overrides show as ``\\x1b``, ``\\x9b``, ``\\u202e``. ``status --json`` and
+``tail``'s event lines stay exact JSON (unsafe characters as ``\\uXXXX`` escapes).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +36,14 @@ from pathlib import Path
 from typing import Any
 
 EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _v(text: Any) -> str:
+    """Text from a cluster (or a record or profile that holds some), safe to print."""
+    from remote.display_text import visible
+
+    return visible(text if isinstance(text, str) else str(text))
 
 
 def add_commands(sub: Any) -> None:
@@ -97,15 +112,27 @@ COMMANDS = ("cluster", "launch", "runs", "status", "tail", "cancel", "resume", "
 
 def run(args: argparse.Namespace) -> int:
     from engine.schema import ConfigError
+    from remote.display_text import visible
     from remote.errors import RemoteError
     from remote.launch import LaunchError
     from remote.profiles import ProfileError
 
     handler: Callable[[argparse.Namespace], int] = globals()[f"cmd_{args.command}"]
     try:
+        _check_run_ids(args)
+    except ProfileError as e:
+        print(f"synthsmith {args.command}: {visible(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         return handler(args)
     except (RemoteError, LaunchError, ProfileError, ConfigError, FileNotFoundError) as e:
-        print(f"synthsmith {args.command}: {e}", file=sys.stderr)
+        # Error text may quote what a cluster said: shown, never obeyed by the terminal.
+        print(f"synthsmith {args.command}: {visible(str(e), keep_newlines=True)}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as e:  # a value refused deeper down: a message, never a traceback
+        print(f"synthsmith {args.command}: {visible(str(e), keep_newlines=True)}",
+              file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
@@ -113,6 +140,26 @@ def run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # Plumbing
+
+
+# Profile fields and the `cluster add` options that set them, for error messages.
+_PROFILE_OPTIONS = {"host": "--host", "port": "--port", "user": "--user",
+                    "identity_file": "--identity-file", "jump": "--jump", "workdir": "--workdir",
+                    "python": "--python", "activate": "--activate", "gpu_type": "--gpu-type",
+                    "env": "--env", "slurm.partition": "--partition",
+                    "slurm.account": "--account", "slurm.qos": "--qos",
+                    "slurm.default_time": "--default-time", "slurm.extra": "--sbatch"}
+
+
+def _check_run_ids(args: argparse.Namespace) -> None:
+    """Run ids name folders here and on clusters: a plain name, checked before anything runs
+    (``RUN`` of status/tail/cancel/resume/fetch, ``launch --run-id``)."""
+    from remote.profiles import check_run_id
+
+    if args.command in ("status", "tail", "cancel", "resume", "fetch"):
+        check_run_id(args.run, field="RUN")
+    if args.command == "launch" and args.run_id is not None:
+        check_run_id(args.run_id, field="--run-id")
 
 
 def _ssh_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -153,8 +200,8 @@ def _connect(runner: Any, args: argparse.Namespace,
             runner.connect()
             return
         except HostKeyUnknown as e:
-            print(f"The host key of {e.host}:{e.port} is not known.\n"
-                  f"  {e.key_type} {e.fingerprint}\n"
+            print(f"The host key of {_v(e.host)}:{_v(e.port)} is not known.\n"
+                  f"  {_v(e.key_type)} {_v(e.fingerprint)}\n"
                   "Compare it with the fingerprint the cluster's admins publish.",
                   file=sys.stderr)
             wanted = getattr(args, "accept_fingerprint", None)
@@ -164,7 +211,7 @@ def _connect(runner: Any, args: argparse.Namespace,
             elif ask("Accept it and connect? Type yes to accept: ").strip().lower() != "yes":
                 raise
             accept_host_key(runner.known_hosts_file, e.host, e.port, e.key)
-            print(f"accepted; saved in {runner.known_hosts_file}", file=sys.stderr)
+            print(f"accepted; saved in {_v(runner.known_hosts_file)}", file=sys.stderr)
     runner.connect()
 
 
@@ -179,11 +226,11 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     action = args.cluster_command
     if action == "list":
         for p in store.list():
-            print(p.describe())
+            print(_v(p.describe()))
         return 0
     if action == "remove":
         store.remove(args.name)
-        print(f"removed {args.name}")
+        print(f"removed {_v(args.name)}")
         return 0
     if action == "add":
         env = {}
@@ -191,6 +238,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             key, sep, value = item.partition("=")
             if not sep:
                 raise ProfileError(f"--env {item!r}: write KEY=VALUE")
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ProfileError(f"--env {key!r}: a variable name is letters, digits and _, "
+                                   "not starting with a digit (e.g. SLURM_CONF=/etc/slurm.conf)")
             env[key] = value
         from pydantic import ValidationError
 
@@ -204,10 +254,14 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                        "default_time": args.default_time, "extra": args.sbatch})
         except ValidationError as e:
             err = e.errors()[0]
-            where = ".".join(str(x) for x in err["loc"])
-            raise ProfileError(f"profile {args.name!r}: {where}: {err['msg']}") from None
+            loc = [str(x) for x in err["loc"]]
+            where = ".".join(loc[:2] if loc[0] == "slurm" else loc[:1])
+            option = _PROFILE_OPTIONS.get(where)
+            where = f"{where} ({option})" if option else where
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise ProfileError(f"profile {args.name!r}: {where}: {msg}") from None
         store.add(profile, replace=args.replace)
-        print(f"saved {profile.describe()} in {store.path}")
+        print(f"saved {_v(profile.describe())} in {_v(store.path)}")
         return 0
     return _cluster_test(args, store)
 
@@ -223,13 +277,13 @@ def _cluster_test(args: argparse.Namespace, store: Any) -> int:
     try:
         started = time.monotonic()
         _connect(runner, args)
-        print(f"connected to {profile.describe()} in {time.monotonic() - started:.2f} s")
+        print(f"connected to {_v(profile.describe())} in {time.monotonic() - started:.2f} s")
         report = sync_bundle(runner, profile.workdir)
-        print(f"engine bundle {report.digest[:12]}: {report.uploaded} files uploaded "
-              f"({report.bytes} bytes), {report.reused} reused")
+        print(f"engine bundle {_v(report.digest[:12])}: {_v(report.uploaded)} files uploaded "
+              f"({_v(report.bytes)} bytes), {_v(report.reused)} reused")
         facts = remote_doctor(runner, profile, report.bundle_dir)
         for line in summary_lines(facts):
-            print("  " + line)
+            print("  " + _v(line))
         if args.config:
             config = load_config(args.config)
             stages = [s for s in STAGE_ORDER
@@ -241,7 +295,7 @@ def _cluster_test(args: argparse.Namespace, store: Any) -> int:
             for s, v in facts.get("stages", {}).items() if v["missing"]}
         for lines in problems.values():
             for line in lines:
-                print(f"  ! {line}")
+                print(f"  ! {_v(line)}")
         print("ready" if not problems else "ready, with the problems above for those stages")
         return 0
     finally:
@@ -256,19 +310,22 @@ def cmd_launch(args: argparse.Namespace) -> int:
     stages = args.stages.split(",") if args.stages else None
     with _launcher(args) as launcher:
         if args.preview:
-            print(launcher.preview(args.config, stages=stages, cluster=args.cluster,
-                                   overrides=args.overrides), end="")
+            from remote.display_text import visible
+
+            print(visible(launcher.preview(args.config, stages=stages, cluster=args.cluster,
+                                           overrides=args.overrides), keep_newlines=True),
+                  end="")
             return 0
         for seg in launcher.plan(args.config, stages=stages, cluster=args.cluster,
                                  overrides=args.overrides):
             _connect(launcher.runner(seg.cluster), args)
         record = launcher.launch(args.config, stages=stages, cluster=args.cluster,
                                  overrides=args.overrides, run_id=args.run_id)
-    print(f"launched {record.run_id}")
+    print(f"launched {_v(record.run_id)}")
     for seg in record.segments:
-        jobs = ", ".join(j["job_id"] for j in seg.jobs) or "-"
-        print(f"  {seg.cluster}: {', '.join(seg.stages)} [{seg.status}] jobs {jobs}")
-    print(f"follow it with: synthsmith tail {record.run_id} --follow")
+        jobs = ", ".join(str(j.get("job_id")) for j in seg.jobs) or "-"  # from sbatch's answer
+        print(_v(f"  {seg.cluster}: {', '.join(seg.stages)} [{seg.status}] jobs {jobs}"))
+    print(f"follow it with: synthsmith tail {_v(record.run_id)} --follow")
     return 0
 
 
@@ -278,7 +335,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in RunRegistry().list():
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
         where = " -> ".join(dict.fromkeys(s.cluster for s in r.segments))
-        print(f"{r.run_id}  {when}  {r.status:<9}  {where}")
+        print(_v(f"{r.run_id}  {when}  {r.status:<9}  {where}"))
     return 0
 
 
@@ -289,27 +346,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"run": json.loads(record.to_json()), "state": state}, indent=2))
         return 0
-    print(f"{record.run_id}: {record.status}")
+    print(_v(f"{record.run_id}: {record.status}"))
     for seg in record.segments:
         why = f" ({seg.reason})" if seg.reason else ""
-        print(f"  {seg.cluster}: {', '.join(seg.stages)} [{seg.status}]{why}")
-    for stage, st in state.get("stages", {}).items():
-        print(f"    {stage}: {st.get('status')}"
-              + (f" - {st['reason']}" if st.get("reason") else ""))
+        print(_v(f"  {seg.cluster}: {', '.join(seg.stages)} [{seg.status}]{why}"))
+    if isinstance(state, dict) and state.get("error"):  # unreadable, oversized, not JSON
+        print(_v(f"  state.json: {state['error']}"))
+    stages = state.get("stages") if isinstance(state, dict) else None
+    for stage, st in (stages.items() if isinstance(stages, dict) else ()):
+        st = st if isinstance(st, dict) else {"status": st}  # state.json is the cluster's
+        print(f"    {_v(stage)}: {_v(st.get('status'))}"
+              + (f" - {_v(st['reason'])}" if st.get("reason") else ""))
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     with _launcher(args) as launcher:
         record = launcher.cancel(args.run)
-    print(f"{record.run_id}: {record.status}")
+    print(_v(f"{record.run_id}: {record.status}"))
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     with _launcher(args) as launcher:
         record = launcher.resume(args.run)
-    print(f"{record.run_id}: {record.status}")
+    print(_v(f"{record.run_id}: {record.status}"))
     return 0
 
 
@@ -317,11 +378,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     with _launcher(args) as launcher:
         got = launcher.fetch(args.run, args.what, Path(args.to))
     for path in got:
-        print(path)
+        print(_v(path))
     return 0
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    from remote.display_text import visible
     from remote.stream import EventTail, LogTail
 
     with _launcher(args) as launcher:
@@ -335,8 +397,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
         def show(items: Any) -> None:
             if args.logs:  # {file: new text}
                 for name, text in items.items():
-                    for line in text.splitlines():
-                        print(f"{name}: {line}")
+                    for line in text.splitlines():  # log text keeps its tabs
+                        print(f"{_v(name)}: {visible(line, keep_newlines=True)}")
             else:
                 for ev in items:
                     print(_event_line(ev))
@@ -353,13 +415,17 @@ def cmd_tail(args: argparse.Namespace) -> int:
             if record.status in ("completed", "failed", "cancelled"):
                 for t in tails:  # what arrived after the last poll
                     show(t.poll())
-                print(f"# {record.run_id} {record.status}", file=sys.stderr)
+                print(_v(f"# {record.run_id} {record.status}"), file=sys.stderr)
                 return 0 if record.status == "completed" else EXIT_FAILED
             time.sleep(1.0)
 
 
 
 def _event_line(ev: Any) -> str:
+    """One event as one JSON line: exact (``json.loads`` gives the event back), with control
+    and bidi characters inside its strings written as ``\\uXXXX`` escapes."""
+    from remote.display_text import visible_json
+
     data = ev.data.model_dump() if hasattr(ev.data, "model_dump") else ev.data
-    return json.dumps({"t": round(ev.t, 3), "stage": ev.stage, "rank": ev.rank,
-                       "kind": ev.kind, "seq": ev.seq, "data": data}, ensure_ascii=False)
+    return visible_json({"t": round(ev.t, 3), "stage": ev.stage, "rank": ev.rank,
+                         "kind": ev.kind, "seq": ev.seq, "data": data})

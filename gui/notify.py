@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.worker import WorkerError
+from remote.display_text import visible
 
 LEVELS = ("info", "warning", "error")
 _COLOURS = {"info": "#3a6ea5", "warning": "#b26a00", "error": "#b00020"}
@@ -101,9 +102,9 @@ class NotificationArea(QWidget):
         self._notices.append(notice)
         when = time.strftime("%H:%M:%S", time.localtime(notice.t))
         where = f"[{notice.source}] " if notice.source else ""
-        item = QListWidgetItem(f"{when}  {where}{notice.text}")
+        item = QListWidgetItem(visible(f"{when}  {where}{notice.text}"))
         item.setForeground(QColor(_COLOURS[notice.level]))
-        item.setToolTip(notice.text)
+        item.setToolTip(visible(notice.text))
         self.list.insertItem(0, item)
         if len(self._notices) > MAX_NOTICES:  # oldest go: the area is a log, not an archive
             del self._notices[0]
@@ -123,4 +124,5 @@ class NotificationArea(QWidget):
             self.details.clear()
             return
         n = self._notices[len(self._notices) - 1 - row]
-        self.details.setPlainText(n.text + ("\n\n" + n.details if n.details else ""))
+        self.details.setPlainText(visible(n.text + ("\n\n" + n.details if n.details else ""),
+                                           keep_newlines=True))

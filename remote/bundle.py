@@ -49,6 +49,7 @@ import hashlib
 import io
 import json
 import posixpath
+import secrets
 import tarfile
 import uuid
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ from pathlib import Path
 
 from remote.errors import RemoteSetupError, TransientError
 from remote.quoting import quote
-from remote.runner import CommandRunner
+from remote.runner import CommandRunner, unframe
 
 MANIFEST_NAME = ".manifest.json"
 OBJECTS_DIR = ".objects"
@@ -165,11 +166,19 @@ def _parse_hashes(stdout: str) -> dict[str, str]:
 
 def _run_script(runner: CommandRunner, script: str, what: str, timeout: float) -> str:
     # The script travels on stdin, so its length is not bound by the 128 KiB argument limit.
+    # Framed: the script first prints a mark with a fresh token; a login banner on stdout
+    # before it (a line "#end", say) is not part of the answer.
+    begin = f"@@synthsmith-begin-{secrets.token_hex(8)}"
+    script = f"printf '\\n%s\\n' {begin}\n{script}"
     result = runner.run(["sh", "-s"], input=script, timeout=timeout)
     if not result.ok:
         raise RemoteSetupError(f"{runner.name}: {what} failed (exit {result.returncode}): "
                                f"{(result.stderr or result.stdout).strip()[-800:]}")
-    return result.stdout
+    body = unframe(result.stdout, begin, begin + "-end")  # no end mark: all after begin
+    if body is None:
+        raise RemoteSetupError(f"{runner.name}: {what} gave no answer of ours (the remote "
+                               f"shell may not be a POSIX sh): {result.stdout.strip()[-300:]!r}")
+    return body
 
 
 def _probe(runner: CommandRunner, manifest: Manifest, objects: str, bundle: str,
@@ -256,7 +265,7 @@ def _sync_once(runner: CommandRunner, workdir: str, root: Path, manifest: Manife
     needed = set(manifest.files.values())
     missing = {h for h in needed if have_objects.get(h) != h}
 
-    script = [_HASH_TOOL, "set -e", f"mkdir -p {quote(objects)} {quote(bundle)}"]
+    script = [_HASH_TOOL, "set -e", f"mkdir -p -- {quote(objects)} {quote(bundle)}"]
     upload = None
     sent = 0
     if missing:
@@ -265,7 +274,7 @@ def _sync_once(runner: CommandRunner, workdir: str, root: Path, manifest: Manife
         upload = posixpath.join(base, f".upload-{tag}.tar.gz")
         unpack = posixpath.join(base, f".unpack-{tag}")
         runner.put_bytes(archive, upload)
-        script += [f"mkdir -p {quote(unpack)}",
+        script += [f"mkdir -p -- {quote(unpack)}",
                    f"tar -xzf {quote(upload)} -C {quote(unpack)}"]
         # rename, not copy: an object under its hash name is always whole
         script += [f"mv -f {quote(unpack + '/' + h)} {quote(objects + '/' + h)}"
@@ -275,7 +284,7 @@ def _sync_once(runner: CommandRunner, workdir: str, root: Path, manifest: Manife
     stale = [rel for rel, h in manifest.files.items() if have_files.get(rel) != h]
     dirs = sorted({posixpath.dirname(posixpath.join(bundle, rel)) for rel in stale})
     if dirs:
-        script.append("mkdir -p " + " ".join(quote(d) for d in dirs))
+        script.append("mkdir -p -- " + " ".join(quote(d) for d in dirs))
     for rel in stale:
         dst = posixpath.join(bundle, rel)
         tmp = posixpath.join(posixpath.dirname(dst), f".{posixpath.basename(dst)}.sync-tmp")

@@ -22,9 +22,10 @@ from engine.doctor import ENDPOINT_NEEDS
 from remote.errors import RemoteSetupError
 from remote.profiles import ClusterProfile
 from remote.quoting import command_line
-from remote.runner import CommandRunner
+from remote.runner import CommandRunner, run_framed
 
 MIN_FREE_GB = 2.0
+DOCTOR_MAX_BYTES = 4 * 1024 * 1024  # the facts are a few KB; a cap against a chatty host
 
 
 def remote_doctor(runner: CommandRunner, profile: ClusterProfile, bundle_dir: str,
@@ -33,7 +34,9 @@ def remote_doctor(runner: CommandRunner, profile: ClusterProfile, bundle_dir: st
     work = profile.workdir
     command = command_line([profile.python, "-m", "engine", "doctor", "--work-dir", work],
                            cwd=bundle_dir, prefix=profile.activate)
-    result = runner.run_shell(command, timeout=timeout)
+    # Framed: a login banner or motd on stdout is not part of the facts.
+    result = run_framed(runner, command, timeout=timeout, max_bytes=DOCTOR_MAX_BYTES,
+                        what="`python -m engine doctor`")
     where = profile.name
     if result.returncode == 127 or "command not found" in result.stderr \
             or "No such file or directory" in result.stderr and profile.python in result.stderr:
@@ -50,11 +53,43 @@ def remote_doctor(runner: CommandRunner, profile: ClusterProfile, bundle_dir: st
                     "needs pydantic and PyYAML at least)")
         raise RemoteSetupError(f"{where}: `python -m engine doctor` failed (exit "
                                f"{result.returncode}): {tail}{hint}")
-    try:
-        return json.loads(result.stdout)
-    except ValueError:
-        raise RemoteSetupError(f"{where}: engine doctor printed no JSON: "
-                               f"{result.stdout.strip()[:300]}") from None
+    facts = _parse_facts(result.stdout)
+    if facts is None:
+        raise RemoteSetupError(f"{where}: engine doctor printed no JSON facts: "
+                               f"{result.stdout.strip()[:300]!r}")
+    return facts
+
+
+def _parse_facts(text: str) -> dict[str, Any] | None:
+    """The doctor's JSON object (``indent=2``, many lines): the last object that starts a
+    line, parses to the end of the text and has the facts' shape. Anything printed before
+    it (the activate line's own output) is skipped."""
+    decoder = json.JSONDecoder()
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    for pos in reversed(starts):
+        if not text.startswith("{", pos):
+            continue
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except ValueError:
+            continue
+        if text[end:].strip() or not _facts_shape(value):
+            continue
+        return value
+    return None
+
+
+def _facts_shape(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    py, work = value.get("python"), value.get("work_dir")
+    stages = value.get("stages", {})
+    return (isinstance(py, dict) and {"version", "executable"} <= py.keys()
+            and isinstance(work, dict) and {"free_gb", "path"} <= work.keys()
+            and isinstance(stages, dict)
+            and all(isinstance(v, dict) and isinstance(v.get("missing"), list)
+                    for v in stages.values())
+            and isinstance(value.get("packages", {}), dict))
 
 
 def stage_problems(facts: dict[str, Any], config: Any, stages: Sequence[str],

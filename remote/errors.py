@@ -59,6 +59,21 @@ class HostKeyChanged(RemoteError):
             f"(ssh-keygen -R '{where}') and connect again")
 
 
+class HostKeyRevoked(RemoteError):
+    """The host offered a key that a known_hosts file lists under ``@revoked``: refused even
+    when another line accepts it. ``known_file`` and ``line`` name the ``@revoked`` line."""
+
+    def __init__(self, host: str, port: int, key_type: str, fingerprint: str,
+                 known_file: str, line: int) -> None:
+        self.host, self.port, self.key_type, self.fingerprint = host, port, key_type, fingerprint
+        self.known_file, self.line = known_file, line
+        where = host if port == 22 else f"[{host}]:{port}"
+        super().__init__(
+            f"THE HOST KEY OF {where} ({key_type} {fingerprint}) IS REVOKED: {known_file} "
+            f"line {line} marks it @revoked, so it is refused. Nothing was sent. Ask the "
+            "cluster's admins for the host's new key")
+
+
 class CommandFailed(RemoteError):
     def __init__(self, result: Any) -> None:
         self.result = result

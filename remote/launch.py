@@ -48,13 +48,34 @@ from pathlib import Path
 from typing import Any
 
 from engine.schema import STAGE_ORDER, PipelineConfig, dump_config, load_config
-from remote.profiles import ClusterProfile, ProfileError, ProfileStore, runner_for
-from remote.runner import CommandRunner
+from remote.errors import RemoteError
+from remote.profiles import (
+    ClusterProfile,
+    ProfileError,
+    ProfileStore,
+    check_run_id,
+    runner_for,
+)
+from remote.runner import CommandRunner, run_framed
+from remote.safe_paths import (
+    OutputTooLarge,
+    UnsafeRemotePath,
+    private_dir,
+    private_open,
+    run_capped,
+    safe_join,
+)
 
 DATA_ENV = "SYNTHSMITH_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RELAY_CHUNK = 8 << 20
 ARTIFACTS = ("state.json", "data/store.sqlite", "exports", "checkpoints")
+LIST_MAX_BYTES = 16 << 20  # a `find` listing of a run's artifacts, at most
+LIST_TIMEOUT_S = 120.0
+HASH_TIMEOUT_S = 1800.0  # sha256sum of one (large) artifact
+FETCH_TIMEOUT_S = 6 * 3600.0  # one `fetch`, all files together
+STATE_MAX_BYTES = 8 << 20  # state.json read by `status`, at most
+STATE_TIMEOUT_S = 60.0
 
 
 class LaunchError(RuntimeError):
@@ -121,7 +142,14 @@ class RunRegistry:
         self.dir = Path(directory) if directory is not None else data_dir() / "runs"
 
     def folder(self, run_id: str) -> Path:
-        return self.dir / run_id
+        """The run's local folder; a run id that is not a plain name (``..``, ``/``) is
+        refused here too, whoever passes it (CLI, GUI, a stored record)."""
+        return self.dir / check_run_id(run_id)
+
+    def private_folder(self, run_id: str) -> Path:
+        """The run's folder, created (with the registry's) mode 0700: private to the user."""
+        private_dir(self.dir)
+        return private_dir(self.folder(run_id))
 
     def tail_cache(self, run_id: str, cluster: str) -> Path:
         """Where the event and log tails of one cluster of a run keep what they received
@@ -130,10 +158,10 @@ class RunRegistry:
         return self.folder(run_id) / f"cache-{safe}"
 
     def save(self, record: RunRecord) -> None:
-        folder = self.folder(record.run_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.private_folder(record.run_id)
         tmp = folder / f".record.{os.getpid()}.tmp"
-        tmp.write_text(record.to_json(), encoding="utf-8")
+        with private_open(tmp, "wb") as fh:
+            fh.write(record.to_json().encode("utf-8"))
         os.replace(tmp, folder / "record.json")
 
     def load(self, run_id: str) -> RunRecord:
@@ -162,7 +190,8 @@ class RunRegistry:
 
 def run_id_for(config: PipelineConfig, now: _dt.datetime | None = None) -> str:
     stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.run.name).strip("-._") or "run"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.run.name)
+    slug = re.sub(r"\.{2,}", ".", slug).strip("-._") or "run"  # never a '..' in an id
     return f"{slug[:40]}-{stamp}"
 
 
@@ -268,6 +297,11 @@ class Launcher:
     def launch(self, config_path: str | os.PathLike[str], *,
                stages: Sequence[str] | None = None, cluster: str | None = None,
                overrides: Sequence[str] = (), run_id: str | None = None) -> RunRecord:
+        if run_id is not None:
+            try:
+                check_run_id(run_id, field="--run-id")
+            except ProfileError as exc:
+                raise LaunchError(str(exc)) from None
         config = self._load(config_path, overrides)
         segments = plan_segments(config, selected_stages(config, stages), cluster, self.profiles)
         record = RunRecord(run_id=run_id or run_id_for(config), config_path=str(config_path),
@@ -313,9 +347,13 @@ class Launcher:
         def slurm_for(res: Any) -> Any:
             # The profile's default time applies to stages that left theirs at the default.
             time_limit = profile.slurm.default_time if res.time_limit == default_limit else None
-            return SlurmOptions(partition=profile.slurm.partition, account=profile.slurm.account,
-                                qos=profile.slurm.qos, time_limit=time_limit,
-                                extra=tuple(profile.slurm.extra))
+            try:
+                return SlurmOptions(partition=profile.slurm.partition,
+                                    account=profile.slurm.account, qos=profile.slurm.qos,
+                                    time_limit=time_limit, extra=tuple(profile.slurm.extra))
+            except ValueError as exc:  # a hand-edited profile the form never saw
+                raise LaunchError(f"cluster {profile.name!r}: {exc}; fix it with `synthsmith cluster "
+                                  "add` (or in Clusters)") from None
 
         common = {"run_dir": paths["run_dir"], "config_path": paths["config"],
                   "engine_dir": paths["bundle"], "python": profile.python,
@@ -402,16 +440,21 @@ class Launcher:
         src_profile, dst_profile = self.profiles.get(src_name), self.profiles.get(dst_name)
         src_dir = record.clusters[src_name]["run_dir"]
         dst_dir = record.clusters[dst_name]["run_dir"]
-        relay = self.registry.folder(record.run_id) / "relay"
+        relay = private_dir(self.registry.private_folder(record.run_id) / "relay")
         moved = []
-        for rel in _artifact_files(src, src_dir):
+        listing = _artifact_files(src, src_dir)
+        for rel in listing.files:
+            local = safe_join(relay, rel)  # checked again: symlinks under relay/ count
             a, b = f"{src_dir}/{rel}", f"{dst_dir}/{rel}"
             how = "direct" if direct_copy(src, src_profile, a, dst, dst_profile, b) else "relay"
             if how == "relay":
-                relay_file(src, a, dst, b, relay / rel)
+                relay_file(src, a, dst, b, local)
             moved.append({"file": rel, "from": src_name, "to": dst_name, "how": how})
         record.handovers += moved
         self.registry.save(record)
+        if listing.refused:
+            raise LaunchError(f"{src_name} listed artifact paths that were refused, so the "
+                              f"hand-over to {dst_name} is incomplete: {listing.describe()}")
 
     def cancel(self, run_id: str) -> RunRecord:
         from remote.schedulers import JobHandle
@@ -445,17 +488,43 @@ class Launcher:
         return record
 
     def remote_state(self, run_id: str) -> dict[str, Any]:
-        """state.json of the cluster running (or last running) the run."""
+        """state.json of the cluster running (or last running) the run; {} when there is
+        none yet. The file is the cluster's, so untrusted: at most ``STATE_MAX_BYTES`` are
+        read, within ``STATE_TIMEOUT_S``; one that is larger, unreadable, not JSON or not a
+        JSON object gives ``{"error": "<what and where, in words>"}`` instead (never an
+        exception), so the rest of ``status`` still works."""
         record = self.registry.load(run_id)
         seg = record.current() or record.segments[-1]
         path = record.clusters[seg.cluster]["run_dir"] + "/state.json"
+        where = f"state.json of run {run_id} on {seg.cluster}"
         try:
-            return json.loads(self.runner(seg.cluster).read_bytes(path))
-        except FileNotFoundError:
+            data = _read_capped(self.runner(seg.cluster), path, STATE_MAX_BYTES,
+                                STATE_TIMEOUT_S)
+        except RemoteError as exc:
+            return {"error": f"{where} could not be read: {exc}"}
+        if data is None:
             return {}
+        if len(data) > STATE_MAX_BYTES:
+            return {"error": f"{where} is larger than {STATE_MAX_BYTES >> 20} MiB, so it was not "
+                             "read (a run's state is a few KB: the file is damaged or not ours)"}
+        try:
+            state = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            return {"error": f"{where} is not valid JSON ({str(exc)[:120]}); the run may be "
+                             "writing it right now: try again, or look at the file there"}
+        if not isinstance(state, dict):
+            return {"error": f"{where} holds a JSON {type(state).__name__}, not an object"}
+        return state
 
-    def fetch(self, run_id: str, what: str, dest: str | os.PathLike[str]) -> list[Path]:
-        """Copy ``exports``, ``checkpoints`` or ``store`` of a run to ``dest``."""
+    def fetch(self, run_id: str, what: str, dest: str | os.PathLike[str], *,
+              timeout_s: float = FETCH_TIMEOUT_S) -> list[Path]:
+        """Copy ``exports``, ``checkpoints`` or ``store`` of a run to ``dest``.
+
+        The cluster's listing is untrusted: a path that is absolute, has ``..``, control
+        characters, or is outside what was asked for is refused (``LaunchError`` naming it,
+        after the good files are fetched); nothing is written outside ``dest``. Folders it
+        creates are 0700, files 0600. The listing has a byte and a time cap, the whole fetch
+        ``timeout_s``."""
         targets = {"exports": "exports", "checkpoints": "checkpoints",
                    "store": "data/store.sqlite"}
         if what not in targets:
@@ -465,11 +534,22 @@ class Launcher:
                    record.segments[0])
         runner = self.runner(seg.cluster)
         run_dir = record.clusters[seg.cluster]["run_dir"]
+        deadline = _now() + timeout_s
+        listing = _artifact_files(runner, run_dir, (targets[what],))
+        dest = Path(dest)
         got = []
-        for rel in _artifact_files(runner, run_dir, (targets[what],)):
-            local = Path(dest) / rel
-            relay_download(runner, f"{run_dir}/{rel}", local)
+        for rel in listing.files:
+            try:
+                local = safe_join(dest, rel)  # symlinks already under dest count too
+            except UnsafeRemotePath as exc:
+                listing.refused.append((rel, exc.why))
+                continue
+            relay_download(runner, f"{run_dir}/{rel}", local, deadline=deadline)
             got.append(local)
+        if listing.refused:
+            raise LaunchError(f"{seg.cluster} listed paths that were refused and not fetched "
+                              f"(fetched {len(got)} other file(s) into {dest}): "
+                              f"{listing.describe()}")
         if not got:
             raise LaunchError(f"run {run_id} has no {what} yet on {seg.cluster}")
         return got
@@ -518,15 +598,65 @@ def _now() -> float:
 # Relay of files through the desktop
 
 
+@dataclass
+class Listing:
+    """The artifact files a cluster listed: ``files`` (relative, checked) and ``refused``
+    ((path, why) for each entry that was not a plain path under what we asked for)."""
+
+    files: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    def describe(self, limit: int = 10) -> str:
+        shown = "; ".join(f"{p!r} ({why})" for p, why in self.refused[:limit])
+        more = len(self.refused) - limit
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+
+_LIST_MARK = "@@synthsmith-list"
+
+
 def _artifact_files(runner: CommandRunner, run_dir: str,
-                    which: Sequence[str] = ARTIFACTS) -> list[str]:
+                    which: Sequence[str] = ARTIFACTS) -> Listing:
     """Relative paths of the artifact files under a run dir (folders walked), in one remote
-    ``find``; missing ones are skipped."""
+    ``find`` (NUL-separated; capped in bytes and time); missing ones are skipped. What the
+    cluster answers is untrusted: each entry must be a plain relative path (``check_relative``)
+    equal to or under one of ``which``; others are refused and listed."""
+    from remote.safe_paths import check_relative
+
     paths = [f"{run_dir}/{rel}" for rel in which]
-    result = runner.run(["find", *paths, "-type", "f"])  # exits 1 for missing paths: fine
+    # Framed: whatever a login banner prints before the mark is not part of the answer.
+    script = f'printf "%s\\0" {_LIST_MARK}; exec find "$@" -type f -print0'
+    try:  # exits 1 for missing paths: fine
+        result = run_capped(runner, ["sh", "-c", script, "sh", *paths],
+                            max_bytes=LIST_MAX_BYTES, timeout=LIST_TIMEOUT_S,
+                            what=f"listing the artifacts of {run_dir}")
+    except OutputTooLarge as exc:
+        raise LaunchError(f"{exc}. Nothing was fetched") from None
     prefix = run_dir.rstrip("/") + "/"
-    return sorted(line[len(prefix):] for line in result.stdout.splitlines()
-                  if line.startswith(prefix) and not line.endswith((".tmp", ".part")))
+    listing = Listing()
+    head, mark, body = result.stdout.partition(_LIST_MARK + "\0")
+    if not mark:
+        raise LaunchError(f"{runner.name}: listing the artifacts of {run_dir} gave no "
+                          f"answer (exit {result.returncode}: "
+                          f"{(result.stderr or head).strip()[-300:]!r})")
+    for entry in body.split("\0"):
+        if not entry or entry.endswith((".tmp", ".part")):
+            continue
+        if not entry.startswith(prefix):
+            listing.refused.append((entry, f"not under {prefix}"))
+            continue
+        rel = entry[len(prefix):]
+        try:
+            check_relative(rel)
+        except UnsafeRemotePath as exc:
+            listing.refused.append((rel, exc.why))
+            continue
+        if not any(rel == w or rel.startswith(w.rstrip("/") + "/") for w in which):
+            listing.refused.append((rel, f"not one of {', '.join(which)}"))
+            continue
+        listing.files.append(rel)
+    listing.files = sorted(set(listing.files))
+    return listing
 
 
 COPY_SSH_CONFIG_ENV = "SYNTHSMITH_SSH_CONFIG"  # in a profile's env: its ssh_config for copies
@@ -564,20 +694,28 @@ def direct_copy(src: CommandRunner, src_profile: ClusterProfile, src_path: str,
     return dst.run(["mv", "-f", "--", part, dst_path]).ok
 
 
-def relay_download(src: CommandRunner, path: str, local: Path) -> None:
+def relay_download(src: CommandRunner, path: str, local: Path, *,
+                   deadline: float | None = None) -> None:
     """Download in chunks to ``local`` (resumable: a ``.part`` file grows), then check the
-    size and the source's sha256."""
+    size and the source's sha256. Folders it creates are 0700, the file 0600; past
+    ``deadline`` (a ``time.time()``) it stops with a ``LaunchError``."""
     size = src.size(path)
     if size is None:
         raise FileNotFoundError(f"{src.name}: {path}")
-    local.parent.mkdir(parents=True, exist_ok=True)
+    if not local.parent.exists():
+        private_dir(local.parent, fix_existing=False)  # the folders it creates: 0700
     part = local.with_name(local.name + ".part")
+    if part.is_symlink():
+        part.unlink()
     have = part.stat().st_size if part.exists() else 0
     if have > size:  # the source changed under us: start over
         part.unlink()
         have = 0
-    with open(part, "ab") as f:
+    with private_open(part, "ab") as f:
         while have < size:
+            if deadline is not None and _now() > deadline:
+                raise LaunchError(f"{path} from {src.name}: the fetch ran past its time limit "
+                                  f"({have} of {size} bytes; run it again to resume)")
             chunk = src.read_bytes(path, have, min(RELAY_CHUNK, size - have))
             if not chunk:
                 break
@@ -585,6 +723,9 @@ def relay_download(src: CommandRunner, path: str, local: Path) -> None:
             have += len(chunk)
         f.flush()
         os.fsync(f.fileno())
+    if have != size:
+        raise LaunchError(f"{path} from {src.name} ended early ({have} of {size} bytes); "
+                          "run the command again to resume")
     want = _remote_sha256(src, path)
     got = _local_sha256(part)
     if want is not None and got != want:
@@ -603,9 +744,37 @@ def relay_file(src: CommandRunner, src_path: str, dst: CommandRunner, dst_path: 
     dst.put_file(local, dst_path)
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _read_capped(runner: CommandRunner, path: str, limit: int, timeout: float) -> bytes | None:
+    """At most ``limit + 1`` bytes of a remote file (None when it does not exist), through
+    ``head -c`` in a framed command: capped in bytes and time, whatever the cluster does."""
+    from remote.quoting import quote_path
+
+    q = quote_path(path)
+    script = (f"if [ ! -e {q} ]; then echo missing; exit 0; fi; echo present; "
+              f"head -c {limit + 1} -- {q}")
+    result = run_framed(runner, script, timeout=timeout, max_bytes=limit + (1 << 20),
+                        what=f"reading {path}")
+    status, _, body = result.stdout.partition("\n")
+    if status == "missing":
+        return None
+    if status != "present" or not result.ok:
+        raise RemoteError(f"exit {result.returncode}: {result.stderr.strip()[-300:]!r}")
+    return body.encode("utf-8", "surrogateescape")
+
+
 def _remote_sha256(runner: CommandRunner, path: str) -> str | None:
-    result = runner.run(["sha256sum", "--", path])
-    return result.stdout.split()[0] if result.ok and result.stdout else None
+    result = runner.run(["sha256sum", "--", path], timeout=HASH_TIMEOUT_S)
+    if not result.ok:
+        return None
+    # The digest is the line that names the file; anything else (a login banner) is noise.
+    for line in result.stdout.splitlines():
+        word = line.split(" ", 1)[0].lstrip("\\")
+        if _SHA256.fullmatch(word):
+            return word
+    return None
 
 
 def _local_sha256(path: Path) -> str:
@@ -616,6 +785,6 @@ def _local_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["ARTIFACTS", "LaunchError", "Launcher", "ProfileError", "RunRecord", "RunRegistry",
+__all__ = ["ARTIFACTS", "LaunchError", "Launcher", "Listing", "ProfileError", "RunRecord", "RunRegistry",
            "Segment", "data_dir", "plan_segments", "relay_download", "relay_file",
            "selected_stages"]

@@ -18,6 +18,7 @@ Left out: interactive commands (no pty, no stdin streaming beyond ``input``).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -106,12 +107,17 @@ class LocalRunner:
 
     def run(self, argv: Sequence[Arg], *, cwd: Arg | None = None,
             env: Mapping[str, Arg] | None = None, timeout: float | None = None,
-            input: str | None = None) -> RunResult:
-        return self.run_shell(command_line(argv, cwd=cwd, env=env), timeout=timeout, input=input)
+            input: str | None = None, max_bytes: int | None = None) -> RunResult:
+        return self.run_shell(command_line(argv, cwd=cwd, env=env), timeout=timeout, input=input,
+                              max_bytes=max_bytes)
 
     def run_shell(self, command: str, *, timeout: float | None = None,
-                  input: str | None = None) -> RunResult:
+                  input: str | None = None, max_bytes: int | None = None) -> RunResult:
+        """``max_bytes``: kill the command and raise ``OutputTooLarge`` once its stdout or
+        stderr passes it (memory stays bounded)."""
         start = time.monotonic()
+        if max_bytes is not None:
+            return self._run_capped(command, start, timeout, input, max_bytes)
         try:
             proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
                                   timeout=timeout, input=input, errors="replace")
@@ -120,6 +126,66 @@ class LocalRunner:
                                  f"{timeout:g} s") from None
         return RunResult(command, proc.returncode, proc.stdout, proc.stderr,
                          time.monotonic() - start, self.name)
+
+    def _run_capped(self, command: str, start: float, timeout: float | None,
+                    input: str | None, max_bytes: int) -> RunResult:
+        import threading
+
+        from remote.safe_paths import OutputTooLarge
+
+        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        bufs = {"out": bytearray(), "err": bytearray()}
+        over = threading.Event()
+
+        def pump(stream, buf: bytearray) -> None:
+            for block in iter(lambda: stream.read1(1 << 16), b""):
+                buf += block
+                if len(buf) > max_bytes:
+                    over.set()
+                    return
+
+        def feed() -> None:
+            try:
+                if input:
+                    proc.stdin.write(input.encode("utf-8"))
+                proc.stdin.close()
+            except OSError:
+                pass
+
+        threads = [threading.Thread(target=pump, args=(proc.stdout, bufs["out"]), daemon=True),
+                   threading.Thread(target=pump, args=(proc.stderr, bufs["err"]), daemon=True),
+                   threading.Thread(target=feed, daemon=True)]
+        for t in threads:
+            t.start()
+        deadline = None if timeout is None else start + timeout
+        try:
+            while proc.poll() is None or any(t.is_alive() for t in threads[:2]):
+                if over.is_set():
+                    raise OutputTooLarge(f"{self.name}: `{command[:200]}` wrote more than "
+                                         f"{max_bytes} bytes; stopped")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TransientError(f"{self.name}: `{command}` did not finish within "
+                                         f"{timeout:g} s")
+                over.wait(0.02)
+            if over.is_set():
+                raise OutputTooLarge(f"{self.name}: `{command[:200]}` wrote more than "
+                                     f"{max_bytes} bytes; stopped")
+        finally:
+            if proc.poll() is None:
+                import signal
+
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    proc.kill()
+                proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                stream.close()
+        return RunResult(command, proc.returncode, bufs["out"].decode("utf-8", "replace"),
+                         bufs["err"].decode("utf-8", "replace"), time.monotonic() - start,
+                         self.name)
 
     def put_bytes(self, data: bytes, path: str, *, mode: int = 0o644) -> None:
         target = self._path(path)
@@ -166,3 +232,68 @@ class LocalRunner:
 
     def close(self) -> None:
         pass
+
+
+# --- framed output: only what our own command printed ------------------------------------------
+
+FRAME_MAX_BYTES = 64 * 1024 * 1024  # default cap on a framed command's stdout / stderr
+
+
+class FrameMissing(Exception):
+    """A framed command's output held no begin mark (the shell never ran our command)."""
+
+
+def run_framed(runner: CommandRunner, command: str, *, timeout: float | None = None,
+               input: str | None = None, max_bytes: int | None = FRAME_MAX_BYTES,
+               what: str | None = None) -> RunResult:
+    """Run ``command`` (a shell string) with its stdout between a begin and an end mark that
+    hold a fresh random token, and return the result with ``stdout`` = only what lies between
+    them. A login banner or motd printed before the command (lines starting with ``@``,
+    ``{``, ``s|``, anything) is never part of the answer.
+
+    Works with dash, bash and busybox sh: ``printf`` only. The command runs in a subshell, so
+    an ``exit`` in it still reaches the end mark; the exit status is the command's. When the
+    end mark is missing (the command was killed, the link dropped), ``stdout`` holds what came
+    after the begin mark. Raises ``remote.errors.RemoteError`` (clear text) when the begin mark
+    is missing. ``max_bytes`` caps what is read (``OutputTooLarge`` past it)."""
+    from remote.errors import RemoteError
+
+    token = secrets.token_hex(8)
+    begin, end = f"@@synthsmith-begin-{token}", f"@@synthsmith-end-{token}"
+    script = (f"printf '\\n%s\\n' {begin}\n( {command}\n)\nrc=$?\n"
+              f"printf '\\n%s\\n' {end}\nexit $rc")
+    kwargs: dict = {"timeout": timeout, "input": input}
+    if max_bytes is not None and _takes_max_bytes(runner):
+        kwargs["max_bytes"] = max_bytes
+    result = runner.run_shell(script, **kwargs)
+    body = unframe(result.stdout, begin, end)
+    if body is None:
+        shown = (result.stderr or result.stdout).strip()[-300:]
+        raise RemoteError(f"{runner.name}: {what or 'a command'} gave no answer of ours (exit "
+                          f"{result.returncode}; the remote shell may not be a POSIX sh): "
+                          f"{shown!r}")
+    return RunResult(command, result.returncode, body, result.stderr, result.duration_s,
+                     result.where)
+
+
+def _takes_max_bytes(runner: CommandRunner) -> bool:
+    import inspect
+
+    try:
+        return "max_bytes" in inspect.signature(runner.run_shell).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def unframe(stdout: str, begin: str, end: str) -> str | None:
+    """What lies between the ``begin`` line and the last ``end`` line (to the end of the text
+    when there is no end line); None when there is no begin line."""
+    head = begin + "\n"
+    i = stdout.find(head)
+    if i < 0:
+        return None
+    body = stdout[i + len(head):]
+    j = body.rfind("\n" + end + "\n")
+    if j < 0 and body.endswith("\n" + end):
+        j = len(body) - len(end) - 1
+    return body[:j] if j >= 0 else body

@@ -55,12 +55,16 @@ from typing import Any
 from engine.schema import Resources
 from remote.errors import CommandFailed, RemoteError
 from remote.quoting import command_line, quote, quote_path, script_line
-from remote.runner import CommandRunner
+from remote.runner import CommandRunner, run_framed
 
 STATES = ("pending", "running", "completed", "failed", "cancelled", "unknown")
 TRAINING_STAGES = frozenset({"sft", "rl"})
 EXIT_INTERRUPTED = 143  # engine.runner.EXIT_INTERRUPTED: saved after SIGTERM
 
+PROBE_MAX_BYTES = 1024 * 1024  # a probe's answer is a few lines per task
+_PID = re.compile(r"^[1-9][0-9]{0,9}$")
+_EXIT = re.compile(r"^-?[0-9]{1,3}$")
+_SLURM_ID = re.compile(r"^[0-9]+(?:_[0-9]+|_\[[0-9,\-%]+\])?(?:\+[0-9]+)?$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:@%+=/-]+$")
 _JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -172,6 +176,25 @@ class JobState:
         return self.state in ("completed", "failed", "cancelled")
 
 
+def _parse_probe_line(line: str) -> tuple[str, bool, str]:
+    """``s|PID|ALIVE|EXIT`` -> (pid, alive, exit text); a line that does not parse ->
+    ``("?", False, "?<why>")`` (the caller turns it into an unknown state)."""
+    parts = line.split("|")
+    if len(parts) != 4:
+        return "?", False, (f"?the status probe answered {line[:80]!r} ({len(parts)} fields, "
+                            "not 4); check the job's files under jobs/ on the cluster")
+    _, pid, alive, code = (p.strip() for p in parts)
+    if pid and not _PID.match(pid):
+        return "?", False, (f"?the status probe gave a pid that is not a number ({pid[:40]!r});"
+                            " the job's .pid file is damaged")
+    if alive not in ("0", "1"):
+        return "?", False, f"?the status probe gave a bad liveness field ({alive[:40]!r})"
+    if code and not _EXIT.match(code):
+        return "?", False, (f"?the status probe gave an exit code that is not a number "
+                            f"({code[:40]!r}); the job's .exit file is damaged")
+    return pid, alive == "1", code
+
+
 def _join(run_dir: str, *parts: str) -> str:
     return run_dir.rstrip("/") + "/" + "/".join(parts)
 
@@ -220,7 +243,7 @@ class DirectScheduler:
         tries = max(1, int(self.start_timeout_s * 10))
         wait = (f"n=0; for p in {' '.join(pids)}; do while [ ! -s \"$p\" ] && [ $n -lt {tries} ]"
                 "; do sleep 0.1; n=$((n+1)); done; echo \"pid $(cat \"$p\" 2>/dev/null)\"; done")
-        return "\n".join([f"mkdir -p {' '.join(quote_path(d) for d in dirs)}",
+        return "\n".join([f"mkdir -p -- {' '.join(quote_path(d) for d in dirs)}",
                           *self._commands(job, job_id), wait])
 
     def preview(self, job: StageJob) -> str:
@@ -232,10 +255,13 @@ class DirectScheduler:
         token = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         job_id = f"{job.stage}.{token}"
         submitted = time.time()
-        result = self.runner.run_shell(self._script(job, job_id),
-                                       timeout=self.start_timeout_s + 30).check()
+        # Framed: a login banner line "pid 1" before our answer is not a pid.
+        result = run_framed(self.runner, self._script(job, job_id),
+                            timeout=self.start_timeout_s + 30, max_bytes=PROBE_MAX_BYTES,
+                            what=f"starting the {job.stage} job").check()
         pids = [line.split()[1] for line in result.stdout.splitlines()
-                if line.startswith("pid ") and len(line.split()) == 2]
+                if line.startswith("pid ") and len(line.split()) == 2
+                and _PID.match(line.split()[1])]
         if len(pids) != job.shards:
             log = _join(job.run_dir, "logs", f"{job.stage}.launch.log")
             raise RemoteError(f"{self.runner.name}: the {job.stage} job did not start within "
@@ -243,7 +269,10 @@ class DirectScheduler:
         return JobHandle(self.name, job_id, job.stage, job.run_dir, submitted, job.shards)
 
     def _probe(self, handle: JobHandle) -> list[tuple[str, bool, str]]:
-        """(pid, alive, exit code text) per shard; and whether a cancel was asked."""
+        """(pid, alive, exit code text) per shard, in shard order. The answer is framed (a
+        banner line ``s|...`` is not a shard) and untrusted: a line whose fields do not parse
+        (pid not a number, alive not 0/1, exit code not a number) comes back as
+        ``("?", False, "?<why>")``, which ``status`` reports as unknown for that shard."""
         lines = []
         for i in range(handle.shards):
             base = self._base(handle.run_dir, handle.job_id, i, handle.shards)
@@ -251,12 +280,11 @@ class DirectScheduler:
                 f"p=$(cat {quote_path(base + '.pid')} 2>/dev/null); "
                 f"e=$(cat {quote_path(base + '.exit')} 2>/dev/null); a=0; "
                 f"[ -n \"$p\" ] && kill -0 -\"$p\" 2>/dev/null && a=1; echo \"s|$p|$a|$e\"")
-        result = self.runner.run_shell("\n".join(lines), timeout=60).check()
-        out = []
-        for line in result.stdout.splitlines():
-            if line.startswith("s|"):
-                _, pid, alive, code = (line.split("|") + ["", "", ""])[:4]
-                out.append((pid, alive == "1", code.strip()))
+        result = run_framed(self.runner, "\n".join(lines), timeout=60,
+                            max_bytes=PROBE_MAX_BYTES,
+                            what=f"the status probe of {handle.job_id}").check()
+        out = [_parse_probe_line(line) for line in result.stdout.splitlines()
+               if line.startswith("s|")]
         return out
 
     def _cancelled(self, handle: JobHandle) -> bool:
@@ -268,7 +296,9 @@ class DirectScheduler:
         cancelled = self._cancelled(handle)
         tasks = []
         for pid, alive, code in probes:
-            if code.lstrip("-").isdigit():
+            if code.startswith("?"):
+                tasks.append(JobState("unknown", None, code[1:], {"pid": None}))
+            elif _EXIT.match(code):
                 rc = int(code)
                 if rc == 0:
                     tasks.append(JobState("completed", 0))
@@ -276,7 +306,7 @@ class DirectScheduler:
                     tasks.append(JobState("cancelled", rc, "cancelled"))
                 else:
                     tasks.append(JobState("failed", rc, _exit_reason(rc)))
-            elif alive:
+            elif alive and _PID.match(pid):
                 tasks.append(JobState("running", None, None, {"pid": int(pid)}))
             elif not pid:
                 tasks.append(JobState("pending", None, "starting"))
@@ -286,8 +316,12 @@ class DirectScheduler:
                 tasks.append(JobState("failed", None, "the process ended without recording an "
                                       "exit code (killed, or the host restarted); rerun the stage "
                                       "to resume"))
-        return _aggregate(tasks, {"pids": [p for p, _, _ in probes], "cancel_requested":
-                                  cancelled})
+        if len(probes) != handle.shards:  # lines missing (or extra): say so, never guess
+            tasks = tasks[:handle.shards] + [
+                JobState("unknown", None, "the status probe gave no answer for this task")
+                for _ in range(handle.shards - len(tasks))]
+        return _aggregate(tasks, {"pids": [p for p, _, _ in probes][:handle.shards],
+                                  "cancel_requested": cancelled})
 
     def cancel(self, handle: JobHandle) -> None:
         marker = _join(handle.run_dir, "jobs", handle.job_id + ".cancel")
@@ -397,15 +431,27 @@ def map_slurm_state(raw: str, exit_field: str | None = None,
 
 
 def parse_squeue(text: str) -> list[dict[str, str]]:
-    """Lines of ``squeue -h -r -o '%i|%T|%r|%N'`` -> [{id, state, reason, nodes}]."""
+    """Lines of ``squeue -h -r -o '%i|%T|%r|%N'`` -> [{id, state, reason, nodes}]. The answer
+    is untrusted: a line with the wrong number of fields, a job id that is not one, or a
+    state that is not a Slurm word comes back as ``{"id": "?", ..., "error": why}`` (the
+    caller reports it as unknown); the other lines still parse."""
     rows = []
     for line in text.splitlines():
         if not line.strip():
             continue
-        parts = line.split("|", 3)
-        if len(parts) < 4:
+        parts = [p.strip() for p in line.split("|")]
+        why = None
+        if len(parts) != 4:
+            why = f"{len(parts)} fields, not 4"
+        elif not _SLURM_ID.match(parts[0]):
+            why = f"job id {parts[0][:40]!r} is not a Slurm job id"
+        elif not re.fullmatch(r"[A-Z_]{1,40}\+?", parts[1]):
+            why = f"state {parts[1][:40]!r} is not a Slurm state"
+        if why:
+            rows.append({"id": "?", "state": "", "reason": "", "nodes": "",
+                         "error": f"squeue answered {line[:80]!r}: {why}"})
             continue
-        rows.append(dict(zip(("id", "state", "reason", "nodes"), (p.strip() for p in parts), strict=True)))
+        rows.append(dict(zip(("id", "state", "reason", "nodes"), parts, strict=True)))
     return rows
 
 
@@ -534,12 +580,14 @@ class SlurmScheduler:
         self.runner.makedirs(_join(job.run_dir, "logs"))
         self.runner.put_bytes(script.encode(), self.script_path(job), mode=0o755)
         submitted = time.time()
-        result = self.runner.run_shell(self.sbatch_command(job), timeout=120)
+        # Framed: a login banner or motd is not sbatch's answer.
+        result = run_framed(self.runner, self.sbatch_command(job), timeout=120,
+                            max_bytes=PROBE_MAX_BYTES, what="sbatch")
         if not result.ok:
             raise CommandFailed(result)
         job_id = result.stdout.strip().splitlines()[-1].split(";")[0].strip() \
             if result.stdout.strip() else ""
-        if not job_id.isdigit():
+        if not re.fullmatch(r"[0-9]{1,20}", job_id):
             raise RemoteError(f"{self.runner.name}: sbatch printed {result.stdout!r}, not a "
                               f"job id; stderr: {result.stderr.strip()}")
         return JobHandle(self.name, job_id, job.stage, job.run_dir, submitted, job.shards)
@@ -547,11 +595,16 @@ class SlurmScheduler:
     # --- watching
 
     def _run(self, argv: Sequence[str], timeout: float = 60):
-        return self.runner.run(argv, env=self.env, timeout=timeout)
+        # Framed: only what the Slurm command printed (not a login banner) is parsed.
+        return run_framed(self.runner, command_line(argv, env=self.env), timeout=timeout,
+                          max_bytes=PROBE_MAX_BYTES, what=f"`{argv[0]}`")
 
     def status(self, handle: JobHandle) -> JobState:
         q = self._run(["squeue", "-h", "-r", "-j", handle.job_id, "-o", "%i|%T|%r|%N"])
-        rows = parse_squeue(q.stdout) if q.ok else []
+        parsed = parse_squeue(q.stdout) if q.ok else []
+        rows = [r for r in parsed if "error" not in r]
+        bad = [JobState("unknown", None, r["error"], {"source": "squeue"})
+               for r in parsed if "error" in r]
         if rows and handle.shards == 1:
             row = rows[0]
             st = map_slurm_state(row["state"], None, row["reason"])
@@ -559,6 +612,10 @@ class SlurmScheduler:
                             {**st.detail, "job_id": row["id"], "nodes": row["nodes"]})
         s = self._run(["scontrol", "show", "job", "-o", handle.job_id])
         jobs = parse_scontrol(s.stdout) if s.ok else []
+        if any("JobState" not in j for j in jobs):
+            bad.append(JobState("unknown", None, "scontrol answered a record without JobState: "
+                                f"{s.stdout.strip()[:80]!r}", {"source": "scontrol"}))
+            jobs = [j for j in jobs if "JobState" in j]
         if jobs:
             tasks = [map_slurm_state(j.get("JobState", ""), j.get("ExitCode"), j.get("Reason"))
                      for j in jobs]
@@ -568,9 +625,12 @@ class SlurmScheduler:
                      for t, j in zip(tasks, jobs, strict=True)]
             return _aggregate(tasks, {"source": "scontrol"})
         if rows:  # an array whose tasks scontrol did not list
-            return _aggregate([map_slurm_state(r["state"], None, r["reason"]) for r in rows],
-                              {"source": "squeue"})
-        return self._sacct(handle)
+            return _aggregate([map_slurm_state(r["state"], None, r["reason"]) for r in rows]
+                              + bad, {"source": "squeue"})
+        st = self._sacct(handle)
+        if bad and st.detail.get("source") == "none":  # say why rather than "gone"
+            return _aggregate(bad, {"source": "squeue"})
+        return st
 
     def _sacct(self, handle: JobHandle) -> JobState:
         check = self.runner.run_shell("command -v sacct", timeout=30)
@@ -579,10 +639,16 @@ class SlurmScheduler:
                            "-o", "JobID,State,ExitCode,Reason"])
             tasks = []
             for line in r.stdout.splitlines() if r.ok else []:
+                if not line.strip():
+                    continue
                 parts = line.split("|")
-                if len(parts) >= 3:
+                if len(parts) in (3, 4) and _SLURM_ID.match(parts[0].strip()):
                     tasks.append(map_slurm_state(parts[1], parts[2],
                                                  parts[3] if len(parts) > 3 else None))
+                else:
+                    tasks.append(JobState("unknown", None, f"sacct answered {line[:80]!r} "
+                                          f"({len(parts)} fields, not JobID|State|ExitCode|"
+                                          "Reason)", {"source": "sacct"}))
             if tasks:
                 return _aggregate(tasks, {"source": "sacct"})
         return JobState("unknown", None, f"job {handle.job_id} is no longer known to Slurm "

@@ -248,15 +248,13 @@ class SSHRunner:
 
     def _connect_hop(self, hop: Hop, sock: paramiko.Channel | None) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
-        try:
-            for path in self.known_hosts_files:
-                if os.path.isfile(path):  # a missing file is empty: first contact
-                    client.get_host_keys().load(path)
+        try:  # our reader, not paramiko's: a bad line is skipped, not the whole file
+            known = hostkeys.load(self.known_hosts_files)  # a missing file: first contact
         except Exception as exc:
             raise RemoteError(f"{hop.where}: cannot read the known_hosts files "
                               f"{self.known_hosts_files}: {exc}") from exc
         client.set_missing_host_key_policy(
-            hostkeys.RefuseUnknownHostKey(hop.host, hop.port, self.known_hosts_file))
+            hostkeys.RefuseUnknownHostKey(hop.host, hop.port, self.known_hosts_file, known))
         try:
             if sock is None:  # our own socket: with TCP_NODELAY, a channel opens in ~0.5 ms, not ~40
                 sock = socket.create_connection((hop.host, hop.port), timeout=self.connect_timeout)
@@ -266,7 +264,8 @@ class SSHRunner:
                 key_filename=list(hop.key_files) or None, allow_agent=self.use_agent,
                 look_for_keys=not hop.key_files, timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
-                channel_timeout=self.connect_timeout, sock=sock, passphrase=None)
+                channel_timeout=self.connect_timeout, sock=sock, passphrase=None,
+                transport_factory=known.transport_factory(hop.host, hop.port))
         except BaseException as exc:
             client.close()
             if isinstance(exc, paramiko.BadHostKeyException):
@@ -371,11 +370,14 @@ class SSHRunner:
 
     def run(self, argv: Sequence[Arg], *, cwd: Arg | None = None,
             env: Mapping[str, Arg] | None = None, timeout: float | None = None,
-            input: str | None = None) -> RunResult:
-        return self.run_shell(command_line(argv, cwd=cwd, env=env), timeout=timeout, input=input)
+            input: str | None = None, max_bytes: int | None = None) -> RunResult:
+        return self.run_shell(command_line(argv, cwd=cwd, env=env), timeout=timeout, input=input,
+                              max_bytes=max_bytes)
 
     def run_shell(self, command: str, *, timeout: float | None = None,
-                  input: str | None = None) -> RunResult:
+                  input: str | None = None, max_bytes: int | None = None) -> RunResult:
+        """``max_bytes``: stop reading and raise ``OutputTooLarge`` once stdout or stderr
+        passes it (memory stays bounded whatever the remote sends)."""
         started = False
 
         def op() -> RunResult:
@@ -385,7 +387,7 @@ class SSHRunner:
             try:
                 channel.exec_command(command)
                 started = True  # from here on the command may have had effects: no retry
-                return self._collect(channel, command, start, timeout, input)
+                return self._collect(channel, command, start, timeout, input, max_bytes)
             finally:
                 channel.close()
 
@@ -400,7 +402,8 @@ class SSHRunner:
             raise
 
     def _collect(self, channel: paramiko.Channel, command: str, start: float,
-                 timeout: float | None, input: str | None) -> RunResult:
+                 timeout: float | None, input: str | None,
+                 max_bytes: int | None = None) -> RunResult:
         # stdin from a thread: a command that writes a lot before reading its input would
         # otherwise block on a full window while we block sending.
         def feed() -> None:
@@ -417,19 +420,27 @@ class SSHRunner:
         deadline = None if timeout is None else start + timeout
         # Read both streams as data arrives (select on the channel wakes for either), so a
         # command filling stderr while we wait on stdout cannot deadlock.
+        cap = max_bytes if max_bytes is not None else float("inf")
         while True:
-            while channel.recv_ready():
+            while channel.recv_ready() and len(out) <= cap:
                 out += channel.recv(1 << 16)
-            while channel.recv_stderr_ready():
+            while channel.recv_stderr_ready() and len(err) <= cap:
                 err += channel.recv_stderr(1 << 16)
             # sshd may send exit-status before the last output (the child exits with data
             # still in its pipe): done only at EOF (or a closed channel) plus the status.
             if channel.exit_status_ready() and (channel.eof_received or channel.closed):
-                while channel.recv_ready():
+                while channel.recv_ready() and len(out) <= cap:
                     out += channel.recv(1 << 16)
-                while channel.recv_stderr_ready():
+                while channel.recv_stderr_ready() and len(err) <= cap:
                     err += channel.recv_stderr(1 << 16)
-                break
+                if len(out) <= cap and len(err) <= cap:
+                    break
+            if len(out) > cap or len(err) > cap:
+                from remote.safe_paths import OutputTooLarge
+
+                raise OutputTooLarge(
+                    f"{self.target.where}: `{command[:200]}` sent more than {max_bytes} bytes; "
+                    "stopped reading (a chatty or compromised cluster?)")
             wait = 1.0
             if deadline is not None:
                 wait = deadline - time.monotonic()

@@ -54,6 +54,15 @@ from engine.events import Event, parse_event, parse_lines
 from remote.errors import RemoteSetupError, TransientError
 from remote.quoting import quote, quote_path
 from remote.runner import CommandRunner
+from remote.safe_paths import (
+    OutputTooLarge,
+    UnsafeRemotePath,
+    private_dir,
+    private_open,
+    run_capped,
+    safe_join,
+    safe_name,
+)
 
 try:
     import fcntl
@@ -64,6 +73,10 @@ except ImportError:  # Windows: no advisory locks; one tail per run cache there
 # follow() polls again at once while a file has more.
 READ_LIMIT = 8 * 1024 * 1024
 COMMAND_TIMEOUT_S = 60.0
+# Raw bytes one poll takes from all files together (in units of read_limit); the answer's cap
+# (base64 grows 4/3, plus line ends and headers) follows from it.
+ANSWER_FILES_BUDGET = 4
+ANSWER_SLACK = 4 << 20
 _LINK_ERRORS = (TransientError, ConnectionError, EOFError, TimeoutError)
 
 
@@ -74,16 +87,29 @@ def safe_run_id(runner_name: str, run_dir: str) -> str:
     return f"{base or 'run'}-{key}"
 
 
+def answer_cap(limit: int) -> int:
+    """Bytes a poll answer may have at most (more: a chatty or compromised cluster)."""
+    return ANSWER_FILES_BUDGET * limit * 14 // 10 + ANSWER_SLACK
+
+
 def _fetch_script(remote_dir: str, glob: str, offsets: dict[str, int], limit: int) -> str:
     """The one command of a poll. Prints, per file, ``@<from> <count> <size> <name>`` and then
-    ``count`` bytes from byte ``from`` in base64; ``@end`` last (absent = the answer was cut)."""
+    ``count`` bytes from byte ``from`` in base64; ``@end`` last (absent = the answer was cut).
+    Names with control characters (a newline would break the framing) are skipped; all
+    files together send at most ``ANSWER_FILES_BUDGET * limit`` bytes (the rest next poll)."""
     cases = "".join(f"    {quote(name)}) o={off} ;;\n" for name, off in sorted(offsets.items()))
+    budget = ANSWER_FILES_BUDGET * limit
     return (
+        # What a login banner printed before the last @begin line is not the answer (base64
+        # lines never start with @, and nothing of ours comes before it).
+        "echo @begin\n"
         # The one tool a bare host may lack; say so instead of answering garbage forever.
         "command -v base64 >/dev/null 2>&1 || { echo '@error base64 is not installed'; exit 3; }\n"
         f"cd {quote_path(remote_dir)} 2>/dev/null || {{ echo @end; exit 0; }}\n"
+        f"t={budget}\n"
         f"for f in {glob}; do\n"
         '  [ -f "$f" ] || continue\n'
+        '  case "$f" in *[[:cntrl:]]*) continue ;; esac\n'
         '  case "$f" in\n'
         f"{cases}"
         "    *) o=0 ;;\n"
@@ -92,11 +118,23 @@ def _fetch_script(remote_dir: str, glob: str, offsets: dict[str, int], limit: in
         # shorter than what we hold: the file was replaced; read it again (seq drops repeats)
         '  [ "$s" -lt "$o" ] && o=0\n'
         f'  n=$((s - o)); [ "$n" -gt {limit} ] && n={limit}\n'
+        '  [ "$n" -gt "$t" ] && n=$t\n'
+        '  t=$((t - n))\n'
         '  printf \'@%s %s %s %s\\n\' "$o" "$n" "$s" "$f"\n'
         '  [ "$n" -gt 0 ] && tail -c +$((o + 1)) "$f" | head -c "$n" | base64\n'
         "done\n"
         "echo @end\n"
     )
+
+
+def _after_begin(stdout: str) -> list[str]:
+    """The answer's lines after its last ``@begin`` line (a banner comes before ours, and
+    nothing of ours after it starts ``@begin``); all lines when there is none."""
+    lines = stdout.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i] == "@begin":
+            return lines[i + 1:]
+    return lines
 
 
 @dataclass
@@ -106,35 +144,52 @@ class _Chunk:
     size: int  # the remote file's size when read
 
 
-def _parse_answer(stdout: str) -> dict[str, _Chunk] | None:
-    """The fetch script's output -> chunks per file; None when it is cut or garbled."""
+def _parse_answer(stdout: str, rejected: list[tuple[str, str]] | None = None,
+                  limit: int | None = None) -> dict[str, _Chunk] | None:
+    """The fetch script's output -> chunks per file; None when it is cut (no end mark).
+
+    The answer is untrusted: an entry whose header or data is malformed (a name with a newline
+    spills into the data, a count that does not match, more than ``limit`` bytes) is dropped
+    and noted in ``rejected`` as (name, why); the entries after it still count. Lines before
+    the first header (a login banner) are ignored."""
     chunks: dict[str, _Chunk] = {}
     header: list[str] | None = None
     b64: list[str] = []
+    note = rejected if rejected is not None else []
 
-    def close() -> bool:
+    def close() -> None:
         if header is None:
-            return True
+            return
         start, count, size, name = int(header[0]), int(header[1]), int(header[2]), header[3]
+        if limit is not None and count > limit:
+            note.append((name, f"{count} bytes, more than the {limit} asked for"))
+            return
+        if count > size or start > size:
+            note.append((name, "offsets past the file's size"))
+            return
         try:
             data = base64.b64decode("".join(b64), validate=True)
-        except binascii.Error:
-            return False
+        except (binascii.Error, ValueError):
+            note.append((name, "its data is not base64 (a garbled entry)"))
+            return
         if len(data) != count:
-            return False
+            note.append((name, f"{len(data)} bytes where the header said {count}"))
+            return
         chunks[name] = _Chunk(start, data, size)
-        return True
 
-    for line in stdout.splitlines():
+    lines = _after_begin(stdout)
+    for line in lines:
         if line.startswith("@"):
-            if not close():
-                return None
+            close()
+            header, b64 = None, []
             if line == "@end":
                 return chunks
             parts = line[1:].split(" ", 3)
             if len(parts) != 4 or not all(p.isdigit() for p in parts[:3]):
-                return None
-            header, b64 = parts, []
+                if chunks or note:  # after the first entry: a bad header, not a banner
+                    note.append((line[:80], "a malformed header"))
+                continue  # its data lines are skipped until the next header
+            header = parts
         elif header is not None:
             b64.append(line.strip())
     return None  # no end mark: the session died mid-answer
@@ -165,11 +220,15 @@ class _CachedTail:
         self.link_errors = 0  # polls lost to the link (each one's bytes came the poll after)
         self.last_error = ""
         self.bad_lines = 0
+        # Entries of poll answers refused (a name that is no plain *.jsonl / *.log file name,
+        # a garbled entry): (name, why), the latest last; the rest of each answer still counts.
+        self.refused: list[tuple[str, str]] = []
         self.cache = Path(cache_dir) / safe_run_id(runner.name, run_dir)
         self._files_dir = self.cache / self.sub
         self._state_path = self.cache / f"{self.sub}.offsets.json"
         self._lock_path = self.cache / f"{self.sub}.lock"
-        self._files_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.cache)  # caches are private to the user: 0700 folders, 0600 files
+        private_dir(self._files_dir)
         self._state: dict[str, _FileState] = {}
         self._more = False  # a file had more than read_limit waiting
         self._runner_start = self._runner_count()
@@ -209,7 +268,7 @@ class _CachedTail:
         if fcntl is None:
             yield
             return
-        with open(self._lock_path, "a+b") as fh:
+        with private_open(self._lock_path, "a+b") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -222,12 +281,18 @@ class _CachedTail:
         try:
             raw = json.loads(self._state_path.read_text())
             for name, d in raw.get("files", {}).items():
+                if not self._plain(name):
+                    continue  # a name no poll would accept now: not ours to touch
                 state[name] = _FileState(int(d["offset"]), int(d["cached"]),
                                          int(d.get("last_seq", -1)))
         except FileNotFoundError:
             pass
+        except (ValueError, TypeError, KeyError, AttributeError):
+            state = {}  # an unreadable offsets file: fetch everything again
         for path in self._files_dir.iterdir():
-            if path.name.startswith(".") or not path.is_file():
+            if path.name.startswith(".") or path.is_symlink() or not path.is_file():
+                continue
+            if not self._plain(path.name):
                 continue
             st = state.get(path.name)
             have = path.stat().st_size
@@ -253,7 +318,7 @@ class _CachedTail:
             name: {"offset": st.offset, "cached": st.cached, "last_seq": st.last_seq}
             for name, st in sorted(self._state.items())}}
         tmp = self._state_path.with_name(f".{self._state_path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as fh:
+        with private_open(tmp, "w") as fh:
             json.dump(body, fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -272,6 +337,27 @@ class _CachedTail:
         value = getattr(self.runner, "reconnects", 0)
         return value if isinstance(value, int) else 0
 
+    def _plain(self, name: str) -> bool:
+        try:
+            safe_join(self._files_dir, safe_name(name, self.glob))
+        except UnsafeRemotePath:
+            return False
+        return True
+
+    def _local_path(self, name: str) -> Path | None:
+        """The cache file of a remote file name, or None (noted in ``refused``) unless it is a
+        plain file name matching ``glob`` whose path stays inside the cache folder."""
+        try:
+            return safe_join(self._files_dir, safe_name(name, self.glob))
+        except UnsafeRemotePath as exc:
+            self._refuse(name, exc.why)
+            return None
+
+    def _refuse(self, name: str, why: str) -> None:
+        self.refused.append((name, why))
+        del self.refused[:-100]
+        self.last_error = f"refused {name!r} from {self.runner.name}: {why}"
+
     def _fetch(self) -> dict[str, tuple[int, list[Any]]]:
         """Fetch new complete lines into the cache. -> {name: (cache size before, items)}."""
         fresh: dict[str, tuple[int, list[Any]]] = {}
@@ -281,16 +367,28 @@ class _CachedTail:
                                    self.offsets, self.read_limit)
             chunks = None
             try:
-                result = self.runner.run(["sh", "-c", script], timeout=COMMAND_TIMEOUT_S)
+                result = run_capped(self.runner, ["sh", "-c", script],
+                                    max_bytes=answer_cap(self.read_limit),
+                                    timeout=COMMAND_TIMEOUT_S,
+                                    what=f"polling {self.sub} of {self.run_dir}")
             except _LINK_ERRORS as exc:
                 self.last_error = str(exc)
+            except OutputTooLarge as exc:
+                self.last_error = str(exc)
+                raise RemoteSetupError(f"{exc}; the tail stops here") from None
             else:
-                if result.stdout.startswith("@error"):
+                body = _after_begin(result.stdout)
+                error = next((line for line in body[:50] if line.startswith("@error ")), None)
+                if error is not None and "@end" not in body:
                     raise RemoteSetupError(f"{self.runner.name}: cannot tail {self.run_dir}: "
-                                           f"{result.stdout[7:].strip()}")
+                                           f"{error[7:].strip()[:300]}")
                 # A non-zero exit (-1: the session was killed under the command) or a cut
                 # answer: take nothing, the next poll reads the same bytes again.
-                chunks = _parse_answer(result.stdout) if result.ok else None
+                rejected: list[tuple[str, str]] = []
+                chunks = (_parse_answer(result.stdout, rejected, self.read_limit)
+                          if result.ok else None)
+                for name, why in rejected:
+                    self._refuse(name, why)
                 if chunks is None:
                     self.last_error = (f"exit {result.returncode}: {result.stderr.strip()[-300:]}"
                                        if not result.ok else "a cut or garbled answer")
@@ -301,7 +399,15 @@ class _CachedTail:
             self._more = False
             changed = False
             for name, chunk in sorted(chunks.items()):
-                st = self._state.setdefault(name, _FileState())
+                local = self._local_path(name)
+                if local is None:
+                    continue  # refused; the other entries of the answer still count
+                st = self._state.get(name, _FileState())
+                if chunk.start not in (st.offset, 0):
+                    self._refuse(name, f"starts at byte {chunk.start}, we asked for "
+                                       f"{st.offset} (or 0 for a replaced file)")
+                    continue
+                self._state[name] = st
                 if chunk.start != st.offset:  # the script restarted a replaced file at 0
                     st.offset = chunk.start
                 end = self._line_end(chunk.data)
@@ -319,7 +425,7 @@ class _CachedTail:
                 keep, items = self._accept(name, st, chunk.data[:end])
                 before = st.cached
                 if keep:
-                    with open(self._files_dir / name, "ab") as fh:
+                    with private_open(local, "ab") as fh:
                         fh.write(keep)
                         fh.flush()
                         os.fsync(fh.fileno())

@@ -34,6 +34,7 @@ Left out: launching (the Pipeline panel does it), deleting runs, log files over 
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 from typing import Any
@@ -69,6 +70,7 @@ from gui.notify import Notice
 from gui.run_follower import PollRequest, PollResult, RunFollower, RunView, StageView
 from gui.session import AppSession
 from gui.worker import Job, WorkerError, run_in_worker
+from remote.display_text import visible
 from remote.errors import HostKeyUnknown
 from remote.gpus import GpuSample
 from remote.launch import Launcher, RunRecord
@@ -402,7 +404,7 @@ class RunsPanel(QWidget):
         self.log_files.clear()
         self.log_files.blockSignals(False)
         self.log_view.clear()
-        self.log_title.setText(f"Logs of {rid}:")
+        self.log_title.setText(f"Logs of {visible(rid)}:")
         self.log_area.show()
         self._search(keep_index=False)
         self._poll_soon()
@@ -545,10 +547,10 @@ class RunsPanel(QWidget):
         self.empty_label.setVisible(not runs)
 
     def _fill_run(self, item: QTreeWidgetItem, view: RunView) -> None:
-        item.setText(COL_RUN, view.run_id)
+        item.setText(COL_RUN, visible(view.run_id))
         item.setText(COL_CREATED, time.strftime("%Y-%m-%d %H:%M",
                                                 time.localtime(view.created_at)))
-        item.setText(COL_CLUSTER, ", ".join(view.clusters))
+        item.setText(COL_CLUSTER, visible(", ".join(view.clusters)))
         _status(item, view.status)
         n = len(view.stages)
         current = view.current
@@ -558,8 +560,8 @@ class RunsPanel(QWidget):
         item.setText(COL_PROGRESS, progress)
         item.setData(COL_PROGRESS, FRACTION_ROLE, view.finished_stages / n if n else None)
         item.setText(COL_ETA, format_eta(current.eta_s) if current and view.live else "")
-        item.setText(COL_REASON, view.reason or "")
-        item.setToolTip(COL_REASON, view.reason or "")
+        item.setText(COL_REASON, visible(view.reason or ""))
+        item.setToolTip(COL_REASON, visible(view.reason or ""))
         while item.childCount() > len(view.stages):
             item.takeChild(item.childCount() - 1)
         for i, stage in enumerate(view.stages):
@@ -568,14 +570,14 @@ class RunsPanel(QWidget):
                 child = QTreeWidgetItem(item)
             child.setData(COL_RUN, RUN_ROLE, view.run_id)
             child.setData(COL_RUN, STAGE_ROLE, stage.stage)
-            child.setText(COL_RUN, stage.stage)
-            child.setText(COL_CLUSTER, stage.cluster)
+            child.setText(COL_RUN, visible(stage.stage))
+            child.setText(COL_CLUSTER, visible(stage.cluster))
             _status(child, stage.status)
             child.setText(COL_PROGRESS, format_progress(stage))
             child.setData(COL_PROGRESS, FRACTION_ROLE, stage.fraction)
             child.setText(COL_ETA, format_eta(stage.eta_s) if stage.status == "running" else "")
-            child.setText(COL_REASON, stage.reason or "")
-            child.setToolTip(COL_REASON, stage.reason or "")
+            child.setText(COL_REASON, visible(stage.reason or ""))
+            child.setToolTip(COL_REASON, visible(stage.reason or ""))
 
     def stage_item(self, run_id: str, stage: str) -> QTreeWidgetItem | None:
         item = self._items.get(run_id)
@@ -595,8 +597,11 @@ class RunsPanel(QWidget):
         else:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(view.created_at))
             why = f" — {view.reason}" if view.reason else ""
-            self.detail_label.setText(f"<b>{view.run_id}</b>: {view.status} on "
-                                      f"{', '.join(view.clusters)}, launched {created}{why}")
+            # Rich text: what a cluster wrote is escaped, never markup.
+            self.detail_label.setText(
+                f"<b>{html.escape(visible(view.run_id))}</b>: "
+                + html.escape(visible(f"{view.status} on {', '.join(view.clusters)}, "
+                                      f"launched {created}{why}")))
             gpus = self._gpus.get(view.run_id)
             self.gpu_label.setText(
                 f"GPUs at {time.strftime('%H:%M:%S', time.localtime(gpus[0]))}: "
@@ -668,6 +673,8 @@ class RunsPanel(QWidget):
         several_clusters = view is not None and len(view.clusters) > 1
         current = self._current_log_key()
         for key, text in logs.items():
+            # Log text comes from the cluster: control and bidi characters made visible.
+            text = visible(text, keep_newlines=True)
             old = "" if reset else self._log_texts.get(key, "")
             full = old + text
             cut = len(full) > LOG_KEEP_CHARS
@@ -679,7 +686,8 @@ class RunsPanel(QWidget):
                 cluster, name = key
                 self._log_keys.append(key)
                 self.log_files.blockSignals(True)
-                self.log_files.addItem(f"{cluster}: {name}" if several_clusters else name)
+                self.log_files.addItem(visible(f"{cluster}: {name}" if several_clusters
+                                               else name))
                 self.log_files.blockSignals(False)
             if key == current and not reset and not cut:
                 self._append_to_view(text)

@@ -125,7 +125,7 @@ def test_invalid_host_shows_the_field_error_and_keeps_the_text(qtbot, store):
     _type(panel, env="")
     assert panel.save() is None
     errors = panel.field_errors()
-    assert set(errors) == {"host"} and "pattern" in errors["host"]
+    assert set(errors) == {"host"} and "shell characters" in errors["host"]
     assert panel.errors["host"].isVisibleTo(panel)
     assert panel.editors["host"].text() == "a;b" and panel.editors["name"].text() == "bad"
     assert not store.path.exists()

@@ -44,6 +44,18 @@ def test_notices_are_listed_newest_first_with_details_on_click(qtbot):
     assert area.notices() == [] and area.list.count() == 0
 
 
+def test_a_notice_quoting_a_cluster_shows_its_control_characters_visibly(qtbot):
+    area = NotificationArea()
+    qtbot.addWidget(area)
+    area.post(Notice("error", "stage failed: \x1b[2J\u202eexe.txt",
+                     details="line 1\n\x1b]0;title\x07\nline 3"))
+    assert "\\x1b[2J\\u202eexe.txt" in area.list.item(0).text()
+    area.list.setCurrentRow(0)
+    details = area.details.toPlainText()
+    assert "\x1b" not in details and "\\x1b]0;title\\x07" in details
+    assert details.splitlines()[-1] == "line 3"  # line structure kept
+
+
 def test_a_notice_with_an_unknown_level_is_refused():
     with pytest.raises(ValueError, match="use one of info, warning, error"):
         Notice("fatal", "x")

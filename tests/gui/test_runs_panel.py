@@ -27,7 +27,14 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.events import EVENT_ADAPTER
 from engine.paths import ASSETS_DIR
-from gui.panels.runs import COL_PROGRESS, COL_STATUS, RunsPanel, ask_before_cancel, format_eta
+from gui.panels.runs import (
+    COL_PROGRESS,
+    COL_REASON,
+    COL_STATUS,
+    RunsPanel,
+    ask_before_cancel,
+    format_eta,
+)
 from gui.run_follower import ProgressBook, gpu_metrics
 from gui.session import AppSession
 from remote.gpus import GpuSample
@@ -397,3 +404,28 @@ def test_a_run_on_a_cluster_with_an_unknown_host_key_is_followed_only_once_the_u
         panel.stop()
         qtbot.waitUntil(lambda: not panel.busy(), timeout=WAIT)
         desktop.close()
+
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J<b>bold</b><img src=x> \u202egnp.exe\u009b31m"
+
+
+def test_text_from_a_cluster_is_shown_with_controls_visible_and_never_as_markup(
+        qtbot, make_panel):
+    from gui.run_follower import RunView, StageView
+
+    panel = make_panel()
+    view = RunView("r1", 0.0, "failed", ("c1",),
+                   (StageView("tests", "c1", "failed", reason=HOSTILE),), reason=HOSTILE)
+    panel._update_tree([view])
+    panel.tree.setCurrentItem(panel._items["r1"])
+    shown = panel.detail_label.text()
+    assert "\x1b" not in shown and "\u202e" not in shown and "\u009b" not in shown
+    assert "&lt;b&gt;bold&lt;/b&gt;" in shown and "<img" not in shown  # escaped, not markup
+    assert "\\x1b]0;pwned" in shown
+    reason = panel._items["r1"].text(COL_REASON)
+    assert reason.startswith("\\x1b]0;pwned\\x07\\x1b[2J") and "\\u202e" in reason
+    panel._log_run = "r1"
+    panel._add_logs({("c1", "tests.0.log"): f"line one\n{HOSTILE}\nline three\n"}, reset=True)
+    text = panel.log_view.toPlainText()
+    assert text.splitlines()[0] == "line one" and text.splitlines()[2] == "line three"
+    assert "\x1b" not in text and "\\x1b[2J" in text and "\\x9b31m" in text

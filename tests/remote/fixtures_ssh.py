@@ -81,20 +81,25 @@ class Sshd:
         return path.read_text() if path.exists() else ""
 
 
-def _start_sshd(name: str, root: Path, client_pub: Path) -> Sshd:
+def start_sshd(name: str, root: Path, client_pub: Path, *, force_command: Path | None = None,
+               sftp: str = "internal-sftp") -> Sshd:
+    """A real sshd on a free loopback port under ``root/name``. ``force_command``: every
+    session runs that script instead (with $SSH_ORIGINAL_COMMAND): a server that answers as a
+    compromised cluster would, in tests only. Stop it with ``stop_sshd``."""
     d = root / name
-    d.mkdir()
+    d.mkdir(exist_ok=True)
     _keygen(d / "hostkey")
     shutil.copy(client_pub, d / "authorized_keys")
     os.chmod(d / "authorized_keys", 0o600)
     Path("/run/sshd").mkdir(exist_ok=True)
     port = free_port()
+    forced = f"ForceCommand {force_command}\n" if force_command is not None else ""
     (d / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'hostkey'}\n"
         f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
         "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "UsePAM no\nStrictModes no\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\n"
-        "MaxStartups 100:30:200\nMaxSessions 64\nLogLevel VERBOSE\n")
+        f"UsePAM no\nStrictModes no\nAllowTcpForwarding yes\nSubsystem sftp {sftp}\n"
+        f"MaxStartups 100:30:200\nMaxSessions 64\nLogLevel VERBOSE\n{forced}")
     subprocess.run([SSHD, "-t", "-f", str(d / "sshd_config")], check=True)
     subprocess.run([SSHD, "-f", str(d / "sshd_config"), "-E", str(d / "sshd.log")], check=True)
     deadline = time.monotonic() + 10
@@ -106,6 +111,11 @@ def _start_sshd(name: str, root: Path, client_pub: Path) -> Sshd:
             time.sleep(0.05)
     host_pub = " ".join((d / "hostkey.pub").read_text().split()[:2])
     return Sshd(name, port, d, host_pub)
+
+
+def stop_sshd(server: Sshd) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(server.pid, signal.SIGTERM)
 
 
 @dataclass
@@ -122,7 +132,7 @@ def sshd_pair(tmp_path_factory) -> SshdPair:
         pytest.skip("needs OpenSSH's sshd (apt-get install openssh-server)")
     root = tmp_path_factory.mktemp("sshd")
     _keygen(root / "client")
-    servers = [_start_sshd(n, root, root / "client.pub") for n in ("target", "jump")]
+    servers = [start_sshd(n, root, root / "client.pub") for n in ("target", "jump")]
     try:
         yield SshdPair(servers[0], servers[1], root / "client", getpass.getuser())
     finally:
