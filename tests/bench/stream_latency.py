@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
         root = Path(tmp)
         fixtures_ssh._keygen(root / "client")
-        sshd = fixtures_ssh._start_sshd("target", root, root / "client.pub")
+        sshd = fixtures_ssh.start_sshd("target", root, root / "client.pub")
         try:
             known = root / "known_hosts"
             known.write_text(f"[127.0.0.1]:{sshd.port} {sshd.host_pub}\n")
