@@ -766,10 +766,13 @@ def _read_capped(runner: CommandRunner, path: str, limit: int, timeout: float) -
 
 
 def _remote_sha256(runner: CommandRunner, path: str) -> str | None:
-    result = runner.run(["sha256sum", "--", path], timeout=HASH_TIMEOUT_S)
+    # Framed: a login banner line that starts with 64 hex digits is never taken for it.
+    from remote.quoting import command_line
+
+    result = run_framed(runner, command_line(["sha256sum", "--", path]),
+                        timeout=HASH_TIMEOUT_S, max_bytes=1 << 16, what="sha256sum")
     if not result.ok:
         return None
-    # The digest is the line that names the file; anything else (a login banner) is noise.
     for line in result.stdout.splitlines():
         word = line.split(" ", 1)[0].lstrip("\\")
         if _SHA256.fullmatch(word):

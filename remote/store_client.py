@@ -41,9 +41,10 @@ from engine.store import LineageEdge, NodeKind, Solution, TaskDetail, TaskPage, 
 from engine.store_rpc import RequestError, RpcError, decode_answer, request
 from remote.errors import RemoteSetupError
 from remote.quoting import command_line
-from remote.runner import CommandRunner
+from remote.runner import CommandRunner, run_framed
 
 DEFAULT_TIMEOUT_S = 120.0
+ANSWER_MAX_BYTES = 64 << 20  # one page or one task: far below this
 DEFAULT_MAX_TEST_CHARS = 8192  # per test input / output in get_task; the panel previews 2000
 
 
@@ -122,8 +123,11 @@ class RemoteStore:
     def _ask(self, kind: str, **args: Any) -> Any:
         payload = json.dumps(request(kind, **args), ensure_ascii=True)
         with self.lock if self.lock is not None else contextlib.nullcontext():
-            result = self.runner.run_shell(self.command(), timeout=self.timeout_s,
-                                           input=payload)
+            # Framed and capped: a login banner never reads as the answer, and a cluster
+            # cannot make the desktop read without end.
+            result = run_framed(self.runner, self.command(), timeout=self.timeout_s,
+                                input=payload, max_bytes=ANSWER_MAX_BYTES,
+                                what="the store query")
         self.calls += 1
         self.last_seconds = result.duration_s
         answer = self._parse(result)

@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 
 from gui.notify import Notice
 from gui.worker import Job, WorkerError, run_in_worker
+from remote.display_text import visible
 from remote.errors import HostKeyUnknown
 from remote.profiles import LOCAL, ClusterProfile, ProfileStore
 
@@ -493,8 +494,10 @@ class ClustersPanel(QWidget):
                      details: str | None = None) -> None:
         self._testing = False
         self.test_button.setEnabled(True)
-        self.status.setText(status)
-        self.result.setPlainText(text)
+        # What a cluster answered (doctor facts, error text) is shown with its control and
+        # bidi characters visible.
+        self.status.setText(visible(status))
+        self.result.setPlainText(visible(text, keep_newlines=True))
         self.notice.emit(Notice(level, status, text if details is None else details,
                                 source="Clusters"))
 

@@ -249,3 +249,11 @@ def test_auth_and_unreachable_errors_show_their_message(qtbot, store, ssh_env, t
     assert "identity file" in panel.result.toPlainText()
     assert "AuthError" in panel.status.text()
     _settle()
+
+
+def test_a_test_result_from_a_cluster_shows_control_characters_visibly(qtbot, store):
+    panel = _panel(qtbot, store)
+    panel._finish_test("gpu: \x1b[2Jready", "python 3.11\n\x1b]0;owned\x07torch \u202e2.13\n")
+    assert panel.status.text() == "gpu: \\x1b[2Jready"
+    lines = panel.result.toPlainText().splitlines()
+    assert lines == ["python 3.11", "\\x1b]0;owned\\x07torch \\u202e2.13"]

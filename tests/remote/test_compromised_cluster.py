@@ -30,6 +30,7 @@ from remote.runner import LocalRunner, run_framed
 from remote.schedulers import JobHandle, SlurmScheduler, _parse_probe_line, parse_squeue
 
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+REPO = Path(__file__).resolve().parents[2]
 SMOKE = str(ASSETS_DIR / "presets" / "smoke-cpu.yaml")
 
 BANNER = """\
@@ -151,6 +152,24 @@ def test_every_command_works_through_a_login_banner(evil, tmp_path, capsys, shel
     assert cli.main([*base, "fetch", "through-banner", "--what", "store", "--to",
                      str(tmp_path / "got")]) == 0, capsys.readouterr().err
     assert (tmp_path / "got" / "data" / "store.sqlite").stat().st_size > 0
+
+
+def test_remote_data_browsing_answers_through_a_banner(evil, evil_sshd, tmp_path):
+    from sample_run import build_sample_run
+
+    from engine.store import Store, TaskQuery
+    from remote.store_client import RemoteStore
+
+    run = build_sample_run(tmp_path / "browse")
+    runner = _runner(evil_sshd, tmp_path)
+    try:
+        remote = RemoteStore(runner, str(run.store_path), engine_dir=str(REPO),
+                             python=sys.executable, max_test_chars=None)
+        page = remote.query_tasks(TaskQuery(limit=3))
+        with Store(run.store_path, readonly=True) as local:
+            assert page == local.query_tasks(TaskQuery(limit=3))
+    finally:
+        runner.close()
 
 
 def test_slurm_answers_through_a_banner_and_garbage_lines(evil, evil_sshd, tmp_path):
