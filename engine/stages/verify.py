@@ -95,6 +95,7 @@ from engine.store import (
     TaskQuery,
     Verdict,
 )
+from engine.verify.folder import limits_from
 from engine.verify.outputs import KeptOutput, OutputSpool
 from engine.verify.samples import parse_samples
 from engine.verify.sandbox import Limits, Program, SandboxPool, SandboxUnavailable
@@ -139,12 +140,6 @@ def pending_tasks(store: Store, shard_index: int = 0, shard_count: int = 1) -> _
 
 # ---------------------------------------------------------------------------------------------
 # One task: run the matrix, vote, write back
-
-
-def limits_of(cfg: VerifyConfig) -> Limits:
-    output = cfg.max_output_kb << 10
-    return Limits(cpu_s=cfg.time_limit_s, memory_mb=cfg.memory_mb, output_bytes=output,
-                  file_bytes=max(64 << 20, output))
 
 
 def _known_outputs(task: TaskDetail) -> dict[int, str]:
@@ -280,12 +275,10 @@ def verify_meta(task: TaskDetail, candidates: Sequence[int], runs: _TaskRuns,
 
 
 def write_result(store: Store | ShardOutbox, task: TaskDetail, candidates: Sequence[int],
-                 runs: _TaskRuns, verdict: TaskVerdict, cfg: VerifyConfig,
-                 tests: TaskTests | None = None, spool: OutputSpool | None = None) -> None:
-    """Verdicts, labels and the task's outcome, in one transaction."""
-    tests = tests or TaskTests([t.input for t in task.tests], [t.kind for t in task.tests],
-                               _known_outputs(task), len(task.tests), 0)
-    spool = spool or OutputSpool()
+                 runs: _TaskRuns, verdict: TaskVerdict, cfg: VerifyConfig, tests: TaskTests,
+                 spool: OutputSpool) -> None:
+    """Verdicts, labels and the task's outcome, in one transaction (``tests`` and ``spool``
+    as ``verify_one`` used them)."""
     with store.transaction():
         store.add_verdicts(
             Verdict(task.solutions[c].id, test.id, verdict.verdicts[k][j],
@@ -416,7 +409,7 @@ def _run(ctx: Any, cfg: VerifyConfig, store: Store, out: Store | ShardOutbox) ->
                f"{plan.waiting_for_tests} no tests yet; they stay pending", level="warning")
     ev.progress(0, total, unit="tasks verified")
     tally = _Tally(already_decided=already)
-    limits = limits_of(cfg)
+    limits = limits_from(cfg)  # the same limits verify-folder applies
     started = time.monotonic()
     interrupted = False
     isolation = None

@@ -113,6 +113,24 @@ def start_sshd(name: str, root: Path, client_pub: Path, *, force_command: Path |
     return Sshd(name, port, d, host_pub)
 
 
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+
+
+def start_compromised_sshd(d: Path, client_key: Path, wrapper_text: str) -> Sshd:
+    """An sshd whose every session runs ``wrapper_text`` (a shell script; ``{dir}`` and
+    ``{sftp}`` filled in) in ``d``, with ``d/bin`` ready for fake tools: a cluster that
+    answers as a compromised one would. SFTP goes through the wrapper to OpenSSH's
+    sftp-server. Skips the test without that server."""
+    if not Path(SFTP_SERVER).exists():
+        pytest.skip("needs OpenSSH's sftp-server")
+    (d / "bin").mkdir(exist_ok=True)
+    wrapper = d / "wrapper.sh"
+    wrapper.write_text(wrapper_text.format(dir=d, sftp=SFTP_SERVER))
+    wrapper.chmod(0o755)
+    return start_sshd("server", d, Path(f"{client_key}.pub"), force_command=wrapper,
+                      sftp=SFTP_SERVER)
+
+
 def stop_sshd(server: Sshd) -> None:
     with contextlib.suppress(OSError, ValueError):
         os.kill(server.pid, signal.SIGTERM)

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from fixtures_ssh import start_sshd, stop_sshd
+from fixtures_ssh import start_compromised_sshd, stop_sshd
 
 from engine.paths import ASSETS_DIR
 from gui import cli
@@ -29,7 +29,6 @@ from remote.launch import STATE_MAX_BYTES, RunRecord, RunRegistry, Segment
 from remote.runner import LocalRunner, run_framed
 from remote.schedulers import JobHandle, SlurmScheduler, _parse_probe_line, parse_squeue
 
-SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = str(ASSETS_DIR / "presets" / "smoke-cpu.yaml")
 
@@ -69,15 +68,8 @@ exec "$SH" -c "$SSH_ORIGINAL_COMMAND"
 
 @pytest.fixture(scope="module")
 def evil_sshd(sshd_pair, tmp_path_factory):
-    if not Path(SFTP_SERVER).exists():
-        pytest.skip("needs OpenSSH's sftp-server")
     d = tmp_path_factory.mktemp("compromised-sshd")
-    (d / "bin").mkdir()
-    wrapper = d / "wrapper.sh"
-    wrapper.write_text(WRAPPER.format(dir=d, sftp=SFTP_SERVER))
-    wrapper.chmod(0o755)
-    server = start_sshd("server", d, Path(f"{sshd_pair.client_key}.pub"),
-                        force_command=wrapper, sftp=SFTP_SERVER)
+    server = start_compromised_sshd(d, sshd_pair.client_key, WRAPPER)
     try:
         yield {"dir": d, "port": server.port, "host_pub": server.host_pub,
                "key": sshd_pair.client_key, "user": sshd_pair.user}

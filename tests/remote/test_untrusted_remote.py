@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures_ssh import start_sshd, stop_sshd
+from fixtures_ssh import start_compromised_sshd, stop_sshd
 
 from remote.launch import Launcher, LaunchError, RunRecord, RunRegistry, Segment
 from remote.runner import LocalRunner
@@ -32,8 +32,6 @@ from remote.safe_paths import (
     safe_name,
 )
 from remote.stream import EventTail, LogTail
-
-SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 
 WRAPPER = """#!/bin/sh
 D={dir}
@@ -60,18 +58,11 @@ cat "$D/find.answer"
 
 @pytest.fixture(scope="module")
 def evil_sshd(sshd_pair, tmp_path_factory):
-    if not Path(SFTP_SERVER).exists():
-        pytest.skip("needs OpenSSH's sftp-server")
     d = tmp_path_factory.mktemp("evil-sshd")
-    (d / "bin").mkdir()
-    wrapper = d / "wrapper.sh"
-    wrapper.write_text(WRAPPER.format(dir=d, sftp=SFTP_SERVER))
+    server = start_compromised_sshd(d, sshd_pair.client_key, WRAPPER)
     find = d / "bin" / "find"
     find.write_text(FAKE_FIND.format(dir=d))
-    for p in (wrapper, find):
-        p.chmod(0o755)
-    server = start_sshd("server", d, Path(f"{sshd_pair.client_key}.pub"),
-                        force_command=wrapper, sftp=SFTP_SERVER)
+    find.chmod(0o755)
     known = d / "known_hosts"
     known.write_text(f"[127.0.0.1]:{server.port} {server.host_pub}\n")
     try:
