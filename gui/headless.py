@@ -278,6 +278,8 @@ def _cluster_test(args: argparse.Namespace, store: Any) -> int:
         started = time.monotonic()
         _connect(runner, args)
         print(f"connected to {_v(profile.describe())} in {time.monotonic() - started:.2f} s")
+        for warning in getattr(runner, "known_hosts_warnings", []):
+            print(f"  ! known_hosts line skipped: {_v(warning)}")
         report = sync_bundle(runner, profile.workdir)
         print(f"engine bundle {_v(report.digest[:12])}: {_v(report.uploaded)} files uploaded "
               f"({_v(report.bytes)} bytes), {_v(report.reused)} reused")

@@ -49,7 +49,6 @@ import hashlib
 import io
 import json
 import posixpath
-import secrets
 import tarfile
 import uuid
 from dataclasses import dataclass
@@ -57,12 +56,14 @@ from pathlib import Path
 
 from remote.errors import RemoteSetupError, TransientError
 from remote.quoting import quote
-from remote.runner import CommandRunner, unframe
+from remote.runner import CommandRunner, run_framed
 
 MANIFEST_NAME = ".manifest.json"
 OBJECTS_DIR = ".objects"
 # The asset folders the engine reads at run time (prompts by engine/prompts.py, presets and
 # seeds through assets:// paths). Icons and the like belong to the desktop app.
+# The bundle scripts print hashes and a few words: past this a cluster is not answering us.
+SCRIPT_ANSWER_MAX_BYTES = 16 << 20
 ASSET_DIRS = ("assets/prompts", "assets/presets", "assets/seeds", "assets/eval")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,19 +167,14 @@ def _parse_hashes(stdout: str) -> dict[str, str]:
 
 def _run_script(runner: CommandRunner, script: str, what: str, timeout: float) -> str:
     # The script travels on stdin, so its length is not bound by the 128 KiB argument limit.
-    # Framed: the script first prints a mark with a fresh token; a login banner on stdout
-    # before it (a line "#end", say) is not part of the answer.
-    begin = f"@@synthsmith-begin-{secrets.token_hex(8)}"
-    script = f"printf '\\n%s\\n' {begin}\n{script}"
-    result = runner.run(["sh", "-s"], input=script, timeout=timeout)
+    # Framed (a login banner on stdout, a line "#end" say, is not part of the answer) and
+    # capped: a cluster that answers without end cannot fill the desktop's memory.
+    result = run_framed(runner, "sh -s", input=script, timeout=timeout,
+                        max_bytes=SCRIPT_ANSWER_MAX_BYTES, what=what)
     if not result.ok:
         raise RemoteSetupError(f"{runner.name}: {what} failed (exit {result.returncode}): "
                                f"{(result.stderr or result.stdout).strip()[-800:]}")
-    body = unframe(result.stdout, begin, begin + "-end")  # no end mark: all after begin
-    if body is None:
-        raise RemoteSetupError(f"{runner.name}: {what} gave no answer of ours (the remote "
-                               f"shell may not be a POSIX sh): {result.stdout.strip()[-300:]!r}")
-    return body
+    return result.stdout
 
 
 def _probe(runner: CommandRunner, manifest: Manifest, objects: str, bundle: str,

@@ -29,18 +29,24 @@ Left out: job arrays (the GPU stages are never arrays here), per-process GPU use
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from remote.errors import CommandFailed
 from remote.quoting import command_line
-from remote.runner import CommandRunner
+from remote.runner import CommandRunner, RunResult, run_framed
 
 FIELDS = ("index", "name", "utilization.gpu", "memory.used", "memory.total")
 NVIDIA_SMI_ARGV = ("nvidia-smi", "--query-gpu=" + ",".join(FIELDS),
                    "--format=csv,noheader,nounits")
 TIMEOUT_S = 30.0
+# What a cluster may send back, at most: an answer is a line per GPU; past these it is not ours.
+ANSWER_MAX_BYTES = 1 << 20
+MAX_SAMPLES = 4096
+MAX_PROBLEMS = 64
+MAX_FIELD_CHARS = 200  # a host or GPU name longer than this is cut (it is shown in charts)
 # nvidia-smi's words for a value it has not got; all become None.
 _NO_VALUE = ("[not supported]", "[n/a]", "n/a", "[unknown error]", "[gpu requires reset]",
              "[insufficient permissions]", "")
@@ -122,12 +128,19 @@ def parse_csv_line(line: str, host: str, t: float) -> GpuSample | None:
 
 
 def parse_answer(stdout: str, t: float) -> GpuReport:
-    """The script's output (of one host or of many, interleaved by line) -> a report."""
+    """The script's output (of one host or of many, interleaved by line) -> a report.
+    Untrusted: at most ``MAX_SAMPLES`` samples and ``MAX_PROBLEMS`` problem lines are kept,
+    names are cut to ``MAX_FIELD_CHARS``; lines that are not ours are ignored."""
     report = GpuReport()
     done: set[str] = set()
     seen: set[str] = set()
     for raw in stdout.splitlines():
+        if len(report.samples) >= MAX_SAMPLES or len(report.problems) >= MAX_PROBLEMS:
+            report.problems.append(f"the GPU answer was cut after {len(report.samples)} "
+                                   f"samples and {len(report.problems)} problems")
+            break
         tag, _, rest = raw.partition("\t")
+        rest = "\t".join(part[:MAX_FIELD_CHARS] for part in rest.split("\t"))
         if tag == "@gpu":
             host, _, line = rest.partition("\t")
             seen.add(host)
@@ -162,7 +175,7 @@ def sample_gpus(runner: CommandRunner, *, slurm_job: str | None = None,
     ``env``: for the Slurm commands (``SLURM_CONF`` where a non-login shell lacks it)."""
     script = host_script()
     if slurm_job is None:
-        result = runner.run(["sh", "-c", script], timeout=timeout)
+        result = _framed(runner, ["sh", "-c", script], None, timeout, "the GPU probe")
         report = parse_answer(result.stdout, time.time())
         if not report.samples and not report.problems:
             report.problems.append(f"{runner.name}: the GPU probe exited {result.returncode} "
@@ -176,8 +189,12 @@ def _sample_slurm_job(runner: CommandRunner, job_id: str, env: dict[str, str], s
     if not job_id.isdigit():
         return GpuReport(problems=[f"job {job_id!r}: only plain Slurm job ids are sampled "
                                    "(no arrays)"])
-    q = runner.run(["squeue", "-h", "-j", job_id, "-o", "%T|%D"], env=env, timeout=timeout)
-    rows = [line.split("|") for line in q.stdout.splitlines() if "|" in line]
+    q = _framed(runner, ["squeue", "-h", "-j", job_id, "-o", "%T|%D"], env, timeout,
+                "squeue for the GPU probe")
+    # Only lines of squeue's shape (a STATE word, a node count): anything else is not its answer.
+    rows = [parts for parts in (line.strip().split("|") for line in q.stdout.splitlines())
+            if len(parts) == 2 and re.fullmatch(r"[A-Z_]+", parts[0])
+            and re.fullmatch(r"[0-9]+", parts[1])]
     if not q.ok or not rows:
         if "Invalid job id" in q.stderr or (q.ok and not rows):
             return GpuReport(problems=[f"job {job_id} is no longer in the queue"])
@@ -185,17 +202,25 @@ def _sample_slurm_job(runner: CommandRunner, job_id: str, env: dict[str, str], s
     state, nodes = rows[0][0].strip(), rows[0][1].strip()
     if state != "RUNNING":
         return GpuReport(problems=[f"job {job_id} is {state}, not running: no GPUs to sample"])
-    n = int(nodes) if nodes.isdigit() and int(nodes) > 0 else 1
+    n = min(int(nodes), 4096) if nodes.isascii() and nodes.isdigit() and int(nodes) > 0 else 1
     # --overlap: share the job's resources with its running step (module docstring);
     # --quiet: srun's own progress lines would mix into the answer.
     argv = ["srun", f"--jobid={job_id}", "--overlap", f"--nodes={n}", f"--ntasks={n}",
             "--ntasks-per-node=1", "--quiet", "sh", "-c", script]
-    result = runner.run(argv, env=env, timeout=timeout)
+    result = _framed(runner, argv, env, timeout, "the GPU probe (srun)")
     report = parse_answer(result.stdout, time.time())
     if not result.ok and not report.samples:
         report.problems.append(f"job {job_id}: `srun --overlap` exited {result.returncode}: "
                                f"{result.stderr.strip()[-300:]}")
     return report
+
+
+def _framed(runner: CommandRunner, argv: list[str], env: dict[str, str] | None,
+            timeout: float, what: str) -> RunResult:
+    # Framed and capped (remote.runner.run_framed): a login banner line starting with
+    # "@gpu" is never read as a sample, and an endless answer cannot fill the desktop's memory.
+    return run_framed(runner, command_line(argv, env=env), timeout=timeout,
+                      max_bytes=ANSWER_MAX_BYTES, what=what)
 
 
 __all__ = ["FIELDS", "NVIDIA_SMI_ARGV", "GpuReport", "GpuSample", "host_script",

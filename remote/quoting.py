@@ -14,11 +14,22 @@ remote shell expands it, the rest is quoted. ``prefix`` is a line the user wrote
 profile to activate Python (``source ~/venv/bin/activate``, ``module load python``): it is
 shell code by design, kept as given and run first; nothing else is ever unquoted.
 Refused: NUL bytes (no shell can pass them) and environment names that are not identifiers.
+
+Every such string is POSIX ``sh``. sshd hands it to the user's *login* shell; for a login
+shell that is not a POSIX one (fish, csh, tcsh: their quoting and syntax differ),
+``for_login_shell`` carries the string through unchanged as base64 to ``/bin/sh``::
+
+    exec /bin/sh -c 'eval "$(echo <base64> | base64 -d)"'
+
+which every shell reads the same way (one single-quoted word of ``[A-Za-z0-9+/=]`` and
+plain punctuation, no backslash, no ``!``).
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import posixpath
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -26,6 +37,10 @@ from collections.abc import Mapping, Sequence
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Arg = str | os.PathLike[str] | int | float
+
+# Login shells that read our POSIX sh strings as sh does; any other gets them through /bin/sh.
+POSIX_LOGIN_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh",
+                                "ash", "busybox", "yash", "posh"})
 
 
 def quote(arg: Arg) -> str:
@@ -71,3 +86,13 @@ def command_line(argv: Sequence[Arg], *, cwd: Arg | None = None,
 def script_line(argv: Sequence[Arg]) -> str:
     """One line of a generated script (sbatch, launcher): the quoted words, nothing else."""
     return " ".join(quote(a) for a in argv)
+
+
+def for_login_shell(command: str, login_shell: str | None) -> str:
+    """``command`` (POSIX sh) as the string to send to a login shell named ``login_shell``
+    (``$SHELL`` on the cluster, e.g. ``/usr/bin/fish``): itself for a POSIX shell, else a
+    ``/bin/sh`` that decodes and runs it (module docstring). ``None`` (not known): carried."""
+    if posixpath.basename((login_shell or "").strip()) in POSIX_LOGIN_SHELLS:
+        return command
+    encoded = base64.b64encode(command.encode("utf-8")).decode("ascii")
+    return f"exec /bin/sh -c 'eval \"$(echo {encoded} | base64 -d)\"'"

@@ -28,6 +28,9 @@ How it behaves:
   command started: a link lost while it runs raises ``CommandInterrupted`` and a command past
   its ``timeout`` raises ``CommandTimeout`` (both ``TransientError``, neither retried, since
   the command may have had effects). Reads and atomic writes (temp + rename) retry safely.
+- The login shell: sshd runs each command through the user's login shell; ``$SHELL`` is asked
+  once, and for a shell that is not POSIX sh (fish, csh, tcsh) every command is carried to
+  ``/bin/sh`` unchanged (``remote.quoting.for_login_shell``).
 - Files go over one SFTP session per connection, reopened after a reconnect; ``~/`` is the
   login home (asked once, cached).
 Left out: ProxyCommand (refused with a message: use ProxyJump), ptys and streaming stdin,
@@ -66,7 +69,7 @@ from remote.errors import (
     is_file_error,
 )
 from remote.hostkeys import accept_host_key, fingerprint
-from remote.quoting import Arg, command_line
+from remote.quoting import Arg, command_line, for_login_shell
 from remote.runner import RunResult
 
 __all__ = ["SSHRunner", "accept_host_key", "DEFAULT_KNOWN_HOSTS", "DEFAULT_SSH_CONFIG"]
@@ -177,12 +180,16 @@ class SSHRunner:
         self.known_hosts_files = files
         # Where a CLI appends an accepted key: the first file, as OpenSSH does.
         self.known_hosts_file = files[0] if files else os.path.expanduser(DEFAULT_KNOWN_HOSTS)
+        # known_hosts lines skipped at the last connect (bad, @cert-authority, unknown type):
+        # shown by `cluster test` and the Clusters panel, not only logged.
+        self.known_hosts_warnings: list[str] = []
 
         self._lock = threading.RLock()
         self._clients: list[paramiko.SSHClient] = []
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._home: str | None = None
+        self._login_shell: str | None = None  # $SHELL on the cluster, asked once
         self._closed_by_user = False
 
     def __repr__(self) -> str:
@@ -253,6 +260,7 @@ class SSHRunner:
         except Exception as exc:
             raise RemoteError(f"{hop.where}: cannot read the known_hosts files "
                               f"{self.known_hosts_files}: {exc}") from exc
+        self.known_hosts_warnings = [str(w) for w in known.warnings]
         client.set_missing_host_key_policy(
             hostkeys.RefuseUnknownHostKey(hop.host, hop.port, self.known_hosts_file, known))
         try:
@@ -379,13 +387,14 @@ class SSHRunner:
         """``max_bytes``: stop reading and raise ``OutputTooLarge`` once stdout or stderr
         passes it (memory stays bounded whatever the remote sends)."""
         started = False
+        wire = for_login_shell(command, self.login_shell())
 
         def op() -> RunResult:
             nonlocal started
             start = time.monotonic()
             channel = self._live_transport().open_session(timeout=self.connect_timeout)
             try:
-                channel.exec_command(command)
+                channel.exec_command(wire)
                 started = True  # from here on the command may have had effects: no retry
                 return self._collect(channel, command, start, timeout, input, max_bytes)
             finally:
@@ -464,6 +473,26 @@ class SSHRunner:
                          err.decode("utf-8", "replace"), time.monotonic() - start, self.name)
 
     # -- files ---------------------------------------------------------------------------
+
+    def login_shell(self) -> str:
+        """The user's login shell on the cluster (``$SHELL``, asked once per runner): sshd
+        runs every command through it, so a non-POSIX one (fish, csh) gets our sh strings
+        carried to /bin/sh (``remote.quoting.for_login_shell``). "" when it did not say."""
+        if self._login_shell is None:
+            def ask() -> str:
+                channel = self._live_transport().open_session(timeout=self.connect_timeout)
+                try:
+                    channel.exec_command('echo "$SHELL"')  # the same in sh, fish and csh
+                    result = self._collect(channel, "echo $SHELL", time.monotonic(),
+                                           self.connect_timeout, None, 64 * 1024)
+                finally:
+                    channel.close()
+                # the last line: a login banner may come first
+                lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+                return lines[-1] if lines and lines[-1].startswith("/") else ""
+
+            self._login_shell = self._call(ask)
+        return self._login_shell
 
     def home(self) -> str:
         if self._home is None:

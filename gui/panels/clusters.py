@@ -90,6 +90,7 @@ class CheckOutcome:
     facts: dict[str, Any] = field(default_factory=dict)
     unknown_key: HostKeyUnknown | None = None
     known_hosts_file: str | None = None  # where an accepted key goes (the runner's first file)
+    warnings: list[str] = field(default_factory=list)  # known_hosts lines that were skipped
 
 
 def check_cluster(profile: ClusterProfile, ssh_options: dict[str, Any],
@@ -116,9 +117,15 @@ def check_cluster(profile: ClusterProfile, ssh_options: dict[str, Any],
         else:
             stages = list(facts.get("stages", {}))
         problems = stage_problems(facts, config, stages, profile.name)
-        return CheckOutcome(profile.name, summary_lines(facts), problems, facts)
+        return CheckOutcome(profile.name, summary_lines(facts), problems, facts,
+                            warnings=known_hosts_warnings(runner))
     finally:
         runner.close()
+
+
+def known_hosts_warnings(runner: Any) -> list[str]:
+    """The runner's skipped known_hosts lines, as lines to show ("This computer": none)."""
+    return [f"known_hosts line skipped: {w}" for w in getattr(runner, "known_hosts_warnings", [])]
 
 
 def save_profile(store: ProfileStore, profile: ClusterProfile, old_name: str | None) -> str:
@@ -509,6 +516,8 @@ class ClustersPanel(QWidget):
         key = outcome.unknown_key
         if key is None:
             lines = list(outcome.summary)
+            if outcome.warnings:
+                lines += ["", "Warnings:"] + [f"  {w}" for w in outcome.warnings]
             if outcome.problems:
                 lines.append("")
                 lines.append("Problems:")
@@ -518,7 +527,10 @@ class ClustersPanel(QWidget):
                 status = f"{profile.name}: ready, with the problems below for those stages."
             else:
                 status = f"{profile.name}: ready."
-            self._finish_test(status, "\n".join(lines))
+            if outcome.warnings:
+                status = status[:-1] + f" ({len(outcome.warnings)} known_hosts lines skipped)."
+            self._finish_test(status, "\n".join(lines),
+                              level="warning" if outcome.warnings else "info")
             return
         self._key_prompts += 1
         if self._key_prompts > MAX_KEY_PROMPTS:  # a host whose key never sticks: stop asking

@@ -115,6 +115,7 @@ from gui.notify import Notice
 from gui.panels.rollouts import RolloutView
 from gui.widgets.status_label import StatusLabel
 from gui.worker import Job, JobCounter, WorkerError
+from remote.display_text import visible
 
 PAGE_SIZE = 100
 DEBOUNCE_MS = 300
@@ -344,13 +345,14 @@ class TaskTableModel(QAbstractTableModel):
             return None
         row, col = self.rows[index.row()], index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            values = (row.id, row.title, row.style, row.status, row.reject_reason or "",
+            values = (row.id, visible(row.title), row.style, row.status,
+                      visible(row.reject_reason or ""),
                       "\u2014" if row.agreement is None else f"{row.agreement:.2f}",
                       row.n_solutions, row.n_tests)
             return values[col]
         if role == Qt.ItemDataRole.ToolTipRole and col in (1, 4):
             # The snippet shows why a search matched (hits wrapped in « »).
-            return row.snippet if col == 1 else row.reject_reason
+            return visible(row.snippet if col == 1 else row.reject_reason or "")
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 5, 6, 7):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -396,24 +398,26 @@ def _features_markdown(tree: Any, depth: int = 0) -> list[str]:
     lines: list[str] = []
     if isinstance(tree, dict):
         for key, value in tree.items():
-            lines.append(f"{pad}- {_md_escape(str(key))}")
+            lines.append(f"{pad}- {_md_escape(visible(str(key)))}")
             lines += _features_markdown(value, depth + 1)
     elif isinstance(tree, list):
         for value in tree:
             if isinstance(value, dict | list):
                 lines += _features_markdown(value, depth)
             else:
-                lines.append(f"{pad}- {_md_escape(str(value))}")
+                lines.append(f"{pad}- {_md_escape(visible(str(value)))}")
     elif tree not in (None, ""):
-        lines.append(f"{pad}- {_md_escape(str(tree))}")
+        lines.append(f"{pad}- {_md_escape(visible(str(tree)))}")
     return lines
 
 
 def task_markdown(detail: TaskDetail) -> str:
     """The statement tab's document: statement, then integration strategy and features."""
-    parts = [detail.statement.strip() or "*(no statement)*", "", "---", "",
-             "**Integration strategy**", "",
-             _md_escape(detail.integration_strategy.strip()) or "*(none recorded)*", "",
+    # Generated text, maybe read from a cluster: control and bidi characters made visible.
+    parts = [visible(detail.statement.strip(), keep_newlines=True) or "*(no statement)*", "",
+             "---", "", "**Integration strategy**", "",
+             _md_escape(visible(detail.integration_strategy.strip(), keep_newlines=True))
+             or "*(none recorded)*", "",
              "**Selected features**", ""]
     parts += _features_markdown(detail.selected_features) or ["*(none recorded)*"]
     return "\n".join(parts) + "\n"
@@ -422,20 +426,23 @@ def task_markdown(detail: TaskDetail) -> str:
 def preview(text: str | None, limit: int = PREVIEW_CHARS,
             full_chars: int | None = None) -> tuple[str, str]:
     """(text to show, note): big texts are cut to their first ``limit`` characters.
-    ``full_chars``: the text's real length when ``text`` arrived cut already (remote)."""
+    ``full_chars``: the text's real length when ``text`` arrived cut already (remote).
+    Control and bidi characters are made visible (remote.display_text): the text is generated,
+    maybe on a cluster, and a U+202E must not reorder what a person reads."""
     if text is None:
         return "", "(none)"
     size = max(full_chars or 0, len(text))
     if size <= limit:
-        return text, f"{size} chars"
-    return text[:limit], f"showing the first {min(limit, len(text))} of {size} chars"
+        return visible(text, keep_newlines=True), f"{size} chars"
+    return (visible(text[:limit], keep_newlines=True),
+            f"showing the first {min(limit, len(text))} of {size} chars")
 
 
 def _solution_label(sol: Solution, golden_id: int | None) -> str:
     mark = f"{GOLDEN} " if sol.id == golden_id else ""
-    label = f"{mark}#{sol.idx}  {sol.language}  {sol.status}"
+    label = f"{mark}#{sol.idx}  {visible(sol.language)}  {sol.status}"
     if sol.status == "rejected" and sol.reject_reason:
-        label += f" \u2014 {sol.reject_reason}"
+        label += f" \u2014 {visible(sol.reject_reason)}"
     return label
 
 
@@ -794,7 +801,7 @@ class DataPanel(QWidget):
         self.reason_combo.clear()
         self.reason_combo.addItem("all", None)
         for reason, n in reasons:
-            self.reason_combo.addItem(f"{reason} ({n})", reason)
+            self.reason_combo.addItem(f"{visible(reason)} ({n})", reason)
         self.reason_combo.blockSignals(False)
         self._set_enabled(True)
         self.message.show_info(self.label)
@@ -940,9 +947,9 @@ class DataPanel(QWidget):
             return
         self.detail, self.lineage = detail, edges
         agreement = "\u2014" if detail.agreement is None else f"{detail.agreement:.2f}"
-        reason = f" ({detail.reject_reason})" if detail.reject_reason else ""
+        reason = f" ({visible(detail.reject_reason)})" if detail.reject_reason else ""
         self.title_label.setText(
-            f"#{detail.id} {detail.title} \u00b7 {detail.style} \u00b7 {detail.status}{reason}"
+            f"#{detail.id} {visible(detail.title)} \u00b7 {detail.style} \u00b7 {detail.status}{reason}"
             f" \u00b7 agreement {agreement}")
         summary = verify_summary(detail.verify_meta)
         if summary:

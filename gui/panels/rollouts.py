@@ -55,6 +55,7 @@ from gui.highlight import highlight_html
 from gui.notify import Notice
 from gui.widgets.status_label import StatusLabel
 from gui.worker import JobCounter, WorkerError
+from remote.display_text import visible
 
 POSITIVE = "#bfe5b4"  # advantage > 0, all-pass groups
 NEGATIVE = "#f3bcbc"  # advantage < 0, all-fail groups
@@ -388,7 +389,7 @@ class RolloutView(QWidget):
             if colour is not None:
                 adv.setBackground(QBrush(colour))
                 adv.setForeground(QBrush(QColor("#000000")))
-            verdicts = " ".join(rec.statuses) if rec.statuses else (rec.reason or "")
+            verdicts = visible(" ".join(rec.statuses) if rec.statuses else (rec.reason or ""))
             cells = [_item(rec.sample, right=True), _item(f"{rec.reward:g}", right=True), adv,
                      _item(f"{rec.passed}/{rec.total}", right=True),
                      _item("yes" if rec.truncated else ""), _item(verdicts, tip=verdicts)]
@@ -420,9 +421,10 @@ class RolloutView(QWidget):
                 + (" (truncated)" if rec.truncated else "")]
         if rec.reason:
             info.append(f"no code judged: {rec.reason}")
-        self.rollout_info.setText("\n".join(info))
+        self.rollout_info.setText(visible("\n".join(info), keep_newlines=True))
         if rec.code is None:
-            self.code_view.setPlainText(rec.text or "(no response recorded)")
+            self.code_view.setPlainText(visible(rec.text, keep_newlines=True)
+                                        if rec.text else "(no response recorded)")
         else:
             self.code_view.setHtml(highlight_html(rec.code, rec.language or "python"))
         self._show_diff()

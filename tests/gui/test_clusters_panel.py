@@ -202,6 +202,22 @@ def test_unknown_host_key_accepted_then_facts(qtbot, store, ssh_env, tmp_path, m
     _settle()
 
 
+def test_skipped_known_hosts_lines_are_shown_with_the_facts(qtbot, store, ssh_env, tmp_path):
+    known = tmp_path / "known_hosts_with_odd_lines"
+    known.write_text("@cert-authority *.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI\n"
+                     "garbage line\n"
+                     f"[127.0.0.1]:{ssh_env.target.port} {ssh_env.target.host_pub}\n")
+    panel = _sshd_panel(qtbot, store, ssh_env, known, tmp_path)
+    panel.test_button.click()
+    qtbot.waitUntil(lambda: panel.test_button.isEnabled(), timeout=TIMEOUT)
+    text = panel.result.toPlainText()
+    assert "python " in text and "Warnings:" in text, text
+    assert text.count("known_hosts line skipped") == 2
+    assert f"{known}:1:" in text and f"{known}:2:" in text
+    assert "2 known_hosts lines skipped" in panel.status.text()
+    _settle()
+
+
 def test_unknown_host_key_refused_trusts_nothing(qtbot, store, ssh_env, tmp_path, monkeypatch):
     known = tmp_path / "empty_known_hosts"
     known.write_text("")

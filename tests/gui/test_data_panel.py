@@ -605,3 +605,42 @@ def test_failures_also_go_out_as_notices(qtbot, panel, tmp_path):
     open_and_wait(qtbot, panel, tmp_path / "nope.sqlite")
     assert [n.level for n in notices] == ["warning"] and "no store at" in notices[0].text
     assert notices[0].source == "Data"
+
+
+# --- generated text is untrusted: control and bidi characters are shown, never applied ---------
+
+
+TROJAN = "if is_admin\u202e }\u2066 // only for admins\u2069 \u2066{\n\x1b]0;pwned\x07\x1b[2J"
+
+
+def test_control_and_bidi_characters_in_task_text_are_made_visible(qtbot, panel, tmp_path):
+    from remote.display_text import is_unsafe
+
+    path = tmp_path / "hostile.sqlite"
+    with Store(path) as s:
+        tid = s.add_task(style="codeforces", title=f"Title {TROJAN}",
+                         statement=f"# Statement\n\n{TROJAN}\n",
+                         selected_features={"algo\u202e": ["leaf\x1b[31m"]},
+                         integration_strategy=f"plan {TROJAN}")
+        s.add_solution(tid, 0, code=f"x = 1  # {TROJAN}\nprint(x)\n")
+        s.add_solution(tid, 1, code=None, status="rejected", reject_reason=f"why {TROJAN}")
+        s.add_test(tid, 0, input=f"1 {TROJAN}\n", kind="sample", source="direct",
+                   expected_output="2\n")
+        s.set_task_result(tid, "rejected", f"reason {TROJAN}", None)
+    open_verified(qtbot, panel, path)
+    shown = {
+        "title": panel.title_label.text(),
+        "row": panel.model.data(panel.model.index(0, 1)),
+        "reason": panel.model.data(panel.model.index(0, 4)),
+        "statement": panel.statement_view.toPlainText(),
+        "code": panel.code_view.toPlainText(),
+        "test": panel.test_input.toPlainText(),
+    }
+    panel.solution_list.setCurrentRow(1)
+    shown["solution"] = panel.solution_list.item(1).text()
+    for where, text in shown.items():
+        bad = [hex(ord(c)) for c in text if is_unsafe(c) and c not in "\n\t"]
+        assert not bad, (where, bad)
+        assert r"\u202e" in text and r"\x1b" in text or where in ("statement",), (where, text)
+    assert r"\u202e" in shown["statement"] and r"\u2066" in shown["statement"]
+    assert "print(x)" in shown["code"]  # the code itself, line structure kept

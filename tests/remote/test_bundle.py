@@ -233,11 +233,11 @@ class _CorruptingRunner(LocalRunner):
         super().__init__()
         self.victim = victim
 
-    def run(self, argv, *, cwd=None, env=None, timeout=None, input=None):
+    def run_shell(self, command, *, timeout=None, input=None, max_bytes=None):
         if input and "#verify" in input:
             input = input.replace("echo '#verify'",
                                   f"printf x >> {self.victim!r}\necho '#verify'")
-        return super().run(argv, cwd=cwd, env=env, timeout=timeout, input=input)
+        return super().run_shell(command, timeout=timeout, input=input, max_bytes=max_bytes)
 
 
 def test_a_verification_mismatch_is_an_error_that_names_the_file(tmp_path, repo):

@@ -6,8 +6,9 @@ Run: .venv/bin/python -m pytest tests/remote/test_compromised_cluster.py -q
 
 The cluster is a real sshd of its own whose ``ForceCommand`` wrapper (written here) prints a
 multi-line banner to stdout (lines starting ``@``, ``{``, ``s|``, ``pid``, ``#``, a bare job id)
-before every command, runs the command with dash or bash, puts a folder of fake tools first on
+before every command, runs the command with dash, bash, fish or tcsh as the login shell, puts a folder of fake tools first on
 PATH (Slurm's squeue/scontrol/sacct/sbatch) and can rewrite the status probe's answer with sed.
+A ``flood`` mode follows every command's answer with endless output (``yes``).
 SFTP goes to the real sftp-server, without a banner.
 """
 
@@ -34,6 +35,7 @@ SMOKE = str(ASSETS_DIR / "presets" / "smoke-cpu.yaml")
 
 BANNER = """\
 Welcome to the compromised cluster!
+@gpu\tbanner-host\t7, FAKE GPU FROM THE BANNER, 1, 1, 1
 @begin
 @off 0 5 evil.log
 @end
@@ -56,7 +58,11 @@ case "$SSH_ORIGINAL_COMMAND" in
 esac
 cat "$D/banner" 2>/dev/null
 SH=$(cat "$D/shell" 2>/dev/null || echo /bin/sh)
+SHELL="$SH"; export SHELL
 PATH="$D/bin:$PATH"; export PATH
+if [ -f "$D/flood" ]; then
+  "$SH" -c "$SSH_ORIGINAL_COMMAND"; exec yes "@gpu	flood	0, FLOOD, 1, 1, 1"
+fi
 if [ -f "$D/probe.sed" ]; then
   case "$SSH_ORIGINAL_COMMAND" in
     *"kill -0"*) "$SH" -c "$SSH_ORIGINAL_COMMAND" | sed -f "$D/probe.sed"; exit 0 ;;
@@ -82,7 +88,7 @@ def evil(evil_sshd, tmp_path, monkeypatch):
     """The desktop (config and data in tmp_path) with a profile ``evil`` for the cluster, and
     the CLI's base arguments; the cluster's modes reset to: banner on, /bin/sh (dash)."""
     d = evil_sshd["dir"]
-    for name in ("probe.sed", "shell"):
+    for name in ("probe.sed", "shell", "flood"):
         (d / name).unlink(missing_ok=True)
     for tool in (d / "bin").iterdir():
         tool.unlink()
@@ -120,7 +126,7 @@ def _tool(d: Path, name: str, body: str) -> None:
 # --- every command through a banner, with dash and with bash --------------------------------
 
 
-@pytest.mark.parametrize("shell", ["/bin/dash", "/bin/bash"])
+@pytest.mark.parametrize("shell", ["/bin/dash", "/bin/bash", "/usr/bin/fish", "/usr/bin/tcsh"])
 def test_every_command_works_through_a_login_banner(evil, tmp_path, capsys, shell):
     if not Path(shell).exists():
         pytest.skip(f"needs {shell}")
@@ -307,3 +313,102 @@ def test_the_doctor_answer_is_the_last_json_object_with_the_facts_shape():
     assert _parse_facts(text) == facts
     assert _parse_facts(BANNER) is None  # its look-alike is not the last thing printed
     assert _parse_facts("") is None
+
+
+# --- GPU sampling, the bundle sync's cap, known_hosts warnings, hostile text ---------------------
+
+
+NVIDIA_SMI = "echo '0, NVIDIA H200, 35, 1024, 143771'\necho '1, NVIDIA H200, 0, 0, 143771'\n"
+
+
+def test_gpu_samples_through_a_banner_are_only_the_real_gpus(evil, evil_sshd, tmp_path):
+    from remote.gpus import sample_gpus
+
+    d, _ = evil
+    _tool(d, "nvidia-smi", NVIDIA_SMI)
+    # a Slurm job: squeue says RUNNING on 1 node, srun runs the script after its options
+    _tool(d, "squeue", "echo '@gpu|x'\necho 'RUNNING|1'\n")
+    _tool(d, "srun", 'while [ $# -gt 0 ]; do case "$1" in -*) shift ;; *) break ;; esac; done\n'
+                     'exec "$@"\n')
+    runner = _runner(evil_sshd, tmp_path)
+    try:
+        for job in (None, "77"):
+            report = sample_gpus(runner, slurm_job=job)
+            assert [(s.index, s.name, s.util_pct) for s in report.samples] == [
+                (0, "NVIDIA H200", 35.0), (1, "NVIDIA H200", 0.0)], (job, report)
+            assert "banner-host" not in report.hosts and not report.problems, report
+    finally:
+        runner.close()
+
+
+def test_an_endless_answer_stops_at_its_cap_gpu_probe_and_bundle_sync(evil, evil_sshd, tmp_path,
+                                                                       capsys):
+    import resource
+
+    from remote.errors import RemoteError
+    from remote.gpus import sample_gpus
+
+    d, base = evil
+    _tool(d, "nvidia-smi", NVIDIA_SMI)
+    (d / "flood").write_text("on")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    runner = _runner(evil_sshd, tmp_path)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RemoteError, match="more than"):
+            sample_gpus(runner)
+        assert time.monotonic() - started < 30
+    finally:
+        runner.close()
+    # cluster test: the bundle sync's first script meets the flood; a clear error, exit 1
+    started = time.monotonic()
+    assert cli.main([*base, "cluster", "test", "evil"]) == 1
+    assert time.monotonic() - started < 60
+    err = capsys.readouterr().err
+    assert "more than" in err and "Traceback" not in err, err
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 400, grown_mib  # both caps (1 MiB, 16 MiB) hold; no endless buffer
+
+
+def test_cluster_test_names_the_known_hosts_lines_it_skipped(evil, tmp_path, capsys):
+    _, base = evil
+    known = tmp_path / "known_hosts"
+    good = known.read_text()
+    known.write_text("@cert-authority *.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI\n"
+                     "this line is garbage\n" + good)
+    assert cli.main([*base, "cluster", "test", "evil"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    skipped = [line for line in out.splitlines() if "known_hosts line skipped" in line]
+    assert len(skipped) == 2 and ":1:" in skipped[0] and ":2:" in skipped[1], out
+    assert "ready" in out
+
+
+def test_hostile_log_and_state_text_reaches_the_terminal_made_visible(evil, tmp_path, capsys):
+    from test_display_text import assert_clean
+
+    _, base = evil
+    assert cli.main([*base, "launch", SMOKE, "--stages", "seeds", "--cluster", "evil",
+                     "--run-id", "hostile-text"]) == 0, capsys.readouterr().err
+    assert cli.main([*base, "tail", "hostile-text", "--follow"]) == 0
+    capsys.readouterr()
+    run_dir = tmp_path / "cluster" / "runs" / "hostile-text"
+    esc = "\x1b"
+    # a name that is no plain file name is refused (remote.safe_paths); its text never shows
+    (run_dir / "logs" / f"seeds{esc}]0;pwned\x07.log").write_text(f"{esc}[2J named\n")
+    (run_dir / "logs" / "hostile.log").write_text(
+        f"title {esc}]0;pwned\x07 clear {esc}[2J csi \x9b31m bidi \u202eabc\n")
+    state = json.loads((run_dir / "state.json").read_text())
+    state["stages"]["seeds"]["reason"] = f"{esc}[31mred\u202e"
+    (run_dir / "state.json").write_text(json.dumps(state))
+    assert cli.main([*base, "tail", "hostile-text", "--logs"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert_clean(out, newlines=True)
+    assert r"title \x1b]0;pwned\x07 clear \x1b[2J csi \x9b31m bidi \u202eabc" in out
+    assert "named" not in out
+    assert cli.main([*base, "status", "hostile-text"]) == 0
+    out = capsys.readouterr().out
+    assert_clean(out, newlines=True)
+    assert r"\x1b[31mred\u202e" in out
+    assert cli.main([*base, "status", "hostile-text", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"]["stages"]["seeds"]["reason"] == (
+        f"{esc}[31mred\u202e")

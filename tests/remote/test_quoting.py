@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from remote.quoting import command_line, quote, quote_path
+from remote.quoting import command_line, for_login_shell, quote, quote_path
 from remote.runner import LocalRunner
 from remote.ssh import SSHRunner
 
@@ -98,3 +98,24 @@ def test_relative_cwd_starting_with_dash(tmp_path):
     res = LocalRunner().run_shell(f"cd {quote(tmp_path)} && "
                                   + command_line(["pwd"], cwd="-dash"))
     assert res.ok and res.stdout.strip().endswith("/-dash")
+
+
+# --- a login shell that is not POSIX sh (fish, csh): commands carried to /bin/sh -------------
+
+
+TRICKY = ("printf '%s|' 'a\\\\b' \"it's\" '!x' \"$((1+2))\" 'tab\tend'; echo; "
+          "x='multi\nline'; echo \"$x\"; exit 3")
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash", "/usr/bin/fish", "/usr/bin/tcsh"])
+def test_a_command_means_the_same_under_any_login_shell(shell):
+    import subprocess
+
+    if not os.path.exists(shell):
+        pytest.skip(f"needs {shell}")
+    want = subprocess.run(["/bin/sh", "-c", TRICKY], capture_output=True, text=True)
+    wire = for_login_shell(TRICKY, shell)
+    assert (wire == TRICKY) == (os.path.basename(shell) in ("sh", "bash"))
+    got = subprocess.run([shell, "-c", wire], capture_output=True, text=True)
+    assert (got.stdout, got.returncode) == (want.stdout, want.returncode) == (
+        "a\\\\b|it's|!x|3|tab\tend|\nmulti\nline\n", 3), got.stderr
