@@ -106,7 +106,8 @@ ItemStatus = Literal["ok", "rejected"]
 NodeKind = Literal[
     "seed", "feature", "evolution_step", "feature_config", "task", "solution", "test"
 ]
-SortKey = Literal["id", "agreement", "created_at", "style"]
+SortKey = Literal["id", "agreement", "created_at", "style", "status", "reject_reason",
+                  "n_solutions", "n_tests"]
 JournalMode = Literal["auto", "wal", "delete"]
 
 SCHEMA_VERSION = 3
@@ -695,12 +696,17 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-# Sort expressions; each has an index whose leading columns are (expr, id).
+# Sort expressions; most have an index whose leading columns are (expr, id).
 _SORT_EXPR: dict[str, str] = {
     "id": "t.id",
     "agreement": "ifnull(t.agreement, -1.0)",
     "created_at": "t.created_at",
     "style": "t.style",
+    "status": "t.status",
+    # No index of their own for these three (a sort scans the filtered rows: fine up to ~1e5).
+    "reject_reason": "ifnull(t.reject_reason, '')",
+    "n_solutions": "t.n_solutions",
+    "n_tests": "t.n_tests",
 }
 
 

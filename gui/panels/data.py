@@ -48,8 +48,13 @@ Call ``close_store()`` before the panel goes away (it closes the store in the wo
 Over a remote source, test inputs and outputs arrive cut to the RemoteStore's
 ``max_test_chars`` (their full size is in the test's meta, and the note says it).
 
-Left out: sorting by column (the store supports it; the table is in id order), jumping to a
-page number or the last page, and feature names in the lineage tree (``lineage_of`` gives
+Clicking a column header sorts the table in the store (id, style, status, reason, agreement,
+solutions, tests; again: descending), and pages follow that order; the title column is
+searched, not sorted. A detail whose task a filter or page removed is cleared. Plain-text
+statements keep their line breaks. "Open…" takes a run folder from this computer (its
+``data/store.sqlite``), so the panel is never a dead end.
+
+Left out: jumping to a page number or the last page, sorting by title, and feature names in the lineage tree (``lineage_of`` gives
 kinds and ids only).
 """
 
@@ -317,6 +322,10 @@ class TaskTableModel(QAbstractTableModel):
     """The rows of the current page."""
 
     COLUMNS = ("id", "title", "style", "status", "reason", "agreement", "solutions", "tests")
+    # The store's sort key for each column the store can sort by (it sorts, pages stay keyset
+    # pages); the title is searched, not sorted.
+    SORT_KEYS = {0: "id", 2: "style", 3: "status", 4: "reject_reason", 5: "agreement",
+                 6: "n_solutions", 7: "n_tests"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -411,10 +420,35 @@ def _features_markdown(tree: Any, depth: int = 0) -> list[str]:
     return lines
 
 
+def store_file(path: Path) -> Path:
+    """A run folder, its data/ folder or the store file itself -> the store file's path."""
+    for candidate in (path / "data" / "store.sqlite", path / "store.sqlite"):
+        if path.is_dir() and candidate.is_file():
+            return candidate
+    return path
+
+
+def keep_line_breaks(markdown: str) -> str:
+    """Each line break outside code fences made a hard break ("  " at the line's end), so a
+    plain-text statement (input format lines, sample rows) keeps its lines; markdown joins
+    them into one paragraph otherwise."""
+    out, fenced = [], False
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif (not fenced and line.strip() and i + 1 < len(lines) and lines[i + 1].strip()
+              and not line.endswith("  ")):
+            line += "  "
+        out.append(line)
+    return "\n".join(out)
+
+
 def task_markdown(detail: TaskDetail) -> str:
     """The statement tab's document: statement, then integration strategy and features."""
     # Generated text, maybe read from a cluster: control and bidi characters made visible.
-    parts = [visible(detail.statement.strip(), keep_newlines=True) or "*(no statement)*", "",
+    parts = [keep_line_breaks(visible(detail.statement.strip(), keep_newlines=True))
+             or "*(no statement)*", "",
              "---", "", "**Integration strategy**", "",
              _md_escape(visible(detail.integration_strategy.strip(), keep_newlines=True))
              or "*(none recorded)*", "",
@@ -472,6 +506,8 @@ class DataPanel(QWidget):
         self.total: int | None = None
         self.detail: TaskDetail | None = None
         self.lineage: list[LineageEdge] = []
+        self._shown_task: int | None = None  # the task the detail shows or is loading
+        self._reselecting = False
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -515,11 +551,23 @@ class DataPanel(QWidget):
         self.views.addTab(splitter, "Tasks")
         self.views.addTab(self.rollouts, "RL rollouts")
 
+        # Never a dead end: a store or a run folder can be opened from here, not only from
+        # the Runs panel's "Browse data".
+        self.open_button = QPushButton("Open\u2026", objectName="data_open_button")
+        self.open_button.setToolTip("Open a run folder (or its data/store.sqlite) from this "
+                                    "computer; a run on a cluster opens from the Runs panel "
+                                    "(Browse data)")
+        self.open_button.clicked.connect(self._choose_and_open)
+        top = QHBoxLayout()
+        top.addWidget(self.message, 1)
+        top.addWidget(self.open_button)
+
         layout = QVBoxLayout(self)
-        layout.addWidget(self.message)
+        layout.addLayout(top)
         layout.addWidget(self.views, 1)
         self._set_enabled(False)
-        self.message.show_info("Open a run's data/store.sqlite to browse its tasks.")
+        self.message.show_info("No run open: Open\u2026 a run folder or its data/store.sqlite, "
+                               "or pick a run in Runs and press Browse data.")
 
     # -- construction ------------------------------------------------------------------------
 
@@ -588,6 +636,14 @@ class DataPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        # Sorting is the store's (a click re-queries from the first page), not the view's:
+        # a page of 100 sorted locally would be a lie about the other pages.
+        header.setSectionsClickable(True)
+        header.setSortIndicatorShown(True)
+        header.setSortIndicator(0, Qt.SortOrder.AscendingOrder)
+        header.sectionClicked.connect(self._header_clicked)
+        self.sort_column, self.sort_descending = 0, False
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
 
         self.prev_button = QPushButton("\u2190 Previous")
@@ -733,10 +789,19 @@ class DataPanel(QWidget):
 
     # -- opening and closing -----------------------------------------------------------------
 
+    def _choose_and_open(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        start = str(self.path.parent.parent) if self.path is not None else str(Path.cwd())
+        chosen = QFileDialog.getExistingDirectory(self, "Open a run folder", start)
+        if chosen:
+            self.open_store(chosen)
+
     def open_store(self, path: str | Path) -> Job:
         """Open a local store file read-only (in the worker) and show its first page and the
-        run's rollouts."""
-        path = Path(path)
+        run's rollouts. ``path`` may be the run's folder (its ``data/store.sqlite``) or its
+        ``data/`` folder."""
+        path = store_file(Path(path))
         job = self.open_source(functools.partial(StoreReader, path), str(path))
         self.path = path
         return job
@@ -774,6 +839,7 @@ class DataPanel(QWidget):
         self.rollouts.set_session(None)
         self.page, self.total, self.page_index = None, None, 0
         self.model.set_rows([])
+        self._shown_task = None
         self._clear_detail()
         self._set_enabled(False)
         self.total_label.setText("")
@@ -827,8 +893,28 @@ class DataPanel(QWidget):
             agreement_max=self.agreement_max.bound(),
             category=category or None,
             search=text or None,
+            sort=TaskTableModel.SORT_KEYS[self.sort_column],
+            descending=self.sort_descending,
             limit=self.page_size,
         )
+
+    def sort_by(self, column: int, descending: bool = False) -> None:
+        """Sort the table by ``column`` (an index of ``TaskTableModel.COLUMNS``) in the store,
+        and show the first page; a column the store cannot sort by (the title) is ignored."""
+        if column not in TaskTableModel.SORT_KEYS:
+            self._show_sort_indicator()
+            return
+        self.sort_column, self.sort_descending = column, descending
+        self._show_sort_indicator()
+        self.refresh()
+
+    def _header_clicked(self, column: int) -> None:
+        same = column == self.sort_column
+        self.sort_by(column, descending=not self.sort_descending if same else False)
+
+    def _show_sort_indicator(self) -> None:
+        order = Qt.SortOrder.DescendingOrder if self.sort_descending else Qt.SortOrder.AscendingOrder
+        self.table.horizontalHeader().setSortIndicator(self.sort_column, order)
 
     def refresh(self) -> None:
         """Re-query the first page with the current filters (and a fresh total)."""
@@ -866,6 +952,20 @@ class DataPanel(QWidget):
         if page.total is not None:
             self.total = page.total
         self.model.set_rows(page.rows)
+        # The detail shows (or is loading) a task: kept, and its row selected again, while
+        # the page lists it; cleared when a filter or page took it away.
+        shown = self._shown_task
+        rows = [r.id for r in page.rows]
+        if shown is not None and shown not in rows:
+            self._detail_seq += 1  # a load still on its way is for a task no longer listed
+            self._shown_task = None
+            self._clear_detail()
+        elif shown is not None:
+            self._reselecting = True
+            try:
+                self.table.selectRow(rows.index(shown))
+            finally:
+                self._reselecting = False
         self.prev_button.setEnabled(page.prev_cursor is not None)
         self.next_button.setEnabled(page.next_cursor is not None)
         self._update_total_label()
@@ -891,6 +991,8 @@ class DataPanel(QWidget):
     # -- the detail view ---------------------------------------------------------------------
 
     def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if self._reselecting:
+            return
         if current.isValid() and current.row() < len(self.model.rows):
             self.show_task(self.model.rows[current.row()].id)
 
@@ -900,6 +1002,7 @@ class DataPanel(QWidget):
             return
         self._detail_seq += 1
         seq = self._detail_seq
+        self._shown_task = task_id
         self._submit(self._session.call, _detail, task_id,
                      on_done=lambda res: self._detail_ready(seq, task_id, res),
                      on_failed=lambda err: self._detail_failed(seq, err))

@@ -644,3 +644,69 @@ def test_control_and_bidi_characters_in_task_text_are_made_visible(qtbot, panel,
         assert r"\u202e" in text and r"\x1b" in text or where in ("statement",), (where, text)
     assert r"\u202e" in shown["statement"] and r"\u2066" in shown["statement"]
     assert "print(x)" in shown["code"]  # the code itself, line structure kept
+
+
+# --- issue 17: sorting, a stale detail, line breaks, never a dead end --------------------------
+
+
+def test_clicking_a_header_sorts_in_the_store_and_again_reverses(qtbot, panel, small_store):
+    open_and_wait(qtbot, panel, small_store)
+    header = panel.table.horizontalHeader()
+    for column, key in ((5, "agreement"), (3, "status"), (7, "n_tests")):
+        header.sectionClicked.emit(column)
+        settle(qtbot, panel)
+        assert shown_ids(panel) == expected(small_store, sort=key)[0], key
+        header.sectionClicked.emit(column)  # the same column again: descending
+        settle(qtbot, panel)
+        assert shown_ids(panel) == expected(small_store, sort=key, descending=True)[0], key
+        assert header.sortIndicatorSection() == column
+    before = shown_ids(panel)
+    header.sectionClicked.emit(1)  # the title: searched, not sorted; nothing changes
+    settle(qtbot, panel)
+    assert shown_ids(panel) == before and header.sortIndicatorSection() == 7
+    panel.next_page()  # pages follow the sort
+    settle(qtbot, panel)
+    with Store(small_store, readonly=True) as s:
+        everything = [r.id for r in s.query_tasks(TaskQuery(limit=100, sort="n_tests",
+                                                            descending=True)).rows]
+    assert shown_ids(panel) == everything[PAGE:2 * PAGE]
+
+
+def test_a_task_the_filter_removes_leaves_the_detail(qtbot, panel, small_store):
+    open_task_1(qtbot, panel, small_store)
+    assert panel.detail is not None and panel.detail.id == 1
+    panel.status_combo.setCurrentIndex(panel.status_combo.findData("rejected"))  # task 1: no
+    settle(qtbot, panel)
+    assert 1 not in shown_ids(panel)
+    assert panel.detail is None and panel.title_label.text() == ""
+    assert panel.statement_view.toPlainText() == ""
+    panel.status_combo.setCurrentIndex(panel.status_combo.findData("accepted"))
+    settle(qtbot, panel)
+    panel.table.selectRow(0)
+    qtbot.waitUntil(lambda: panel.detail is not None, timeout=5000)
+    settle(qtbot, panel)
+    kept = panel.detail.id
+    panel.search_edit.setText("grid")  # still lists the task: the detail stays, row selected
+    settle(qtbot, panel)
+    assert kept in shown_ids(panel) and panel.detail.id == kept
+    assert panel.table.currentIndex().row() == shown_ids(panel).index(kept)
+
+
+def test_a_plain_text_statement_keeps_its_lines(qtbot, panel, tmp_path):
+    path = tmp_path / "plain.sqlite"
+    with Store(path) as s:
+        s.add_task(style="atcoder", title="Plain",
+                   statement="Input\nN M\nA_1 ... A_N\n\nOutput\nthe sum\n```\n1 2\n3 4\n```")
+    open_verified(qtbot, panel, path)
+    text = panel.statement_view.toPlainText()
+    assert "Input\nN M\nA_1 ... A_N" in text, text
+    assert "1 2\n3 4" in text
+
+
+def test_the_panel_opens_a_run_folder_and_is_never_a_dead_end(qtbot, panel, small_store):
+    assert panel.open_button.isEnabled() and "Open" in panel.message.text()
+    assert not panel.table.isEnabled()
+    run_dir = small_store.parent.parent  # <run>/data/store.sqlite
+    open_and_wait(qtbot, panel, run_dir)
+    assert panel.path == small_store and shown_ids(panel) == expected(small_store)[0]
+    assert panel.open_button.isEnabled()
