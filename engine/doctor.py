@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("pydantic", "PyYAML", "pyarrow", "aiohttp", "datasketch", "torch", "transformers",
-            "accelerate", "deepspeed", "trl", "vllm", "flash-attn", "tokenizers")
+            "accelerate", "deepspeed", "trl", "datasets", "vllm", "flash-attn", "tokenizers")
 
 # What each stage needs on the host that runs it (distribution names), whatever its LLM
 # endpoint; an endpoint's own backend adds ENDPOINT_NEEDS (the desktop checks those against
@@ -34,7 +34,7 @@ STAGE_NEEDS: dict[str, tuple[str, ...]] = {
     "tests": _BASE, "verify": _BASE,
     "curate": (*_BASE, "pyarrow", "datasketch"),
     "sft": (*_BASE, "torch", "transformers", "accelerate", "deepspeed"),
-    "rl": (*_BASE, "torch", "transformers", "vllm"),
+    "rl": (*_BASE, "torch", "transformers", "accelerate", "trl", "datasets", "vllm"),
     "eval": (*_BASE, "vllm"),
 }
 ENDPOINT_NEEDS: dict[str, tuple[str, ...]] = {
@@ -42,6 +42,57 @@ ENDPOINT_NEEDS: dict[str, tuple[str, ...]] = {
 }
 # Tools a stage runs (the sandbox): checked with shutil.which.
 STAGE_TOOLS: dict[str, tuple[str, ...]] = {"tests": ("bwrap",), "verify": ("bwrap",)}
+
+
+# What follows "pip install" for a missing distribution, where its name alone is not enough.
+INSTALL_HINT: dict[str, str] = {
+    "torch": "torch; on a machine without CUDA pick its CPU build",
+    "vllm": "vllm; CUDA GPU machines only",
+    "flash-attn": "flash-attn --no-build-isolation",
+}
+
+
+def stage_needs(config: Any) -> dict[str, dict[str, Any]]:
+    """What each enabled stage of ``config`` (a ``PipelineConfig``) needs on the host that runs
+    it: ``{stage: {"packages": [...], "tools": [...], "gpus": n}}``. Unlike ``STAGE_NEEDS``
+    (every option at once) it follows the config: DeepSpeed only for ``sft.zero_stage > 0``,
+    vLLM only for a vLLM rollout / eval engine / endpoint, g++ only when candidates are C++,
+    an endpoint's backend for the stages that use it."""
+    from engine.schema import STAGE_ORDER
+
+    out: dict[str, dict[str, Any]] = {}
+    for stage in STAGE_ORDER:
+        section = getattr(config, stage)
+        if not section.enabled:
+            continue
+        packages = list(_BASE)
+        tools: list[str] = []
+        llm = getattr(section, "llm", None)
+        if llm and llm in config.llms:
+            packages += ENDPOINT_NEEDS.get(config.llms[llm].backend, ())
+        if stage == "seeds":
+            packages.append("pyarrow")
+        elif stage in ("tests", "verify"):
+            tools.append("bwrap")
+            if "cpp" in config.solutions.languages:
+                tools.append("g++")
+        elif stage == "curate":
+            packages += ["pyarrow", "datasketch"]
+        elif stage == "sft":
+            packages += ["torch", "transformers", "accelerate"]
+            if section.zero_stage > 0:
+                packages.append("deepspeed")
+        elif stage == "rl":
+            packages += ["torch", "transformers", "accelerate", "trl", "datasets"]
+            if section.rollout.startswith("vllm"):
+                packages.append("vllm")
+            tools.append("bwrap")  # rewards run the rollouts' code in the sandbox
+        elif stage == "eval":
+            packages += ["vllm"] if section.engine == "vllm" else ["torch", "transformers"]
+            tools.append("bwrap")
+        out[stage] = {"packages": list(dict.fromkeys(packages)), "tools": tools,
+                      "gpus": section.resources.gpus_per_node}
+    return out
 
 
 def _version(dist: str) -> str | None:

@@ -89,6 +89,8 @@ def add_commands(sub: Any) -> None:
     launch.add_argument("--run-id")
     launch.add_argument("--preview", action="store_true",
                         help="print the exact commands / sbatch scripts, send nothing")
+    launch.add_argument("--no-preflight", dest="preflight", action="store_false",
+                        help="skip checking each stage's needs on its cluster before launch")
     sub.add_parser("runs", help="runs launched from this computer")
     for name, text in (("status", "a run's segments, jobs and stages"),
                        ("cancel", "cancel a run's jobs"),
@@ -322,7 +324,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
                                  overrides=args.overrides):
             _connect(launcher.runner(seg.cluster), args)
         record = launcher.launch(args.config, stages=stages, cluster=args.cluster,
-                                 overrides=args.overrides, run_id=args.run_id)
+                                 overrides=args.overrides, run_id=args.run_id,
+                                 preflight=args.preflight)
     print(f"launched {_v(record.run_id)}")
     for seg in record.segments:
         jobs = ", ".join(str(j.get("job_id")) for j in seg.jobs) or "-"  # from sbatch's answer

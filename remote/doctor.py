@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from engine.doctor import ENDPOINT_NEEDS
+from engine.doctor import ENDPOINT_NEEDS, INSTALL_HINT, stage_needs
 from remote.errors import RemoteSetupError
 from remote.profiles import ClusterProfile
 from remote.quoting import command_line
@@ -93,31 +93,57 @@ def _facts_shape(value: Any) -> bool:
 
 
 def stage_problems(facts: dict[str, Any], config: Any, stages: Sequence[str],
-                   cluster: str) -> dict[str, list[str]]:
-    """What would stop each of ``stages`` on this cluster, in words ({} when nothing)."""
+                   cluster: str, *, gpus_here: bool = False) -> dict[str, list[str]]:
+    """What would stop each of ``stages`` on this cluster, in words with the fix ({} when
+    nothing). With a ``config``, what the stage needs *as configured* (engine.doctor.
+    stage_needs: DeepSpeed only for ZeRO, vLLM only for a vLLM rollout or endpoint, ...);
+    without one, the engine's own every-option view. ``gpus_here``: the stages run on this
+    host (the direct scheduler), so a stage that asks for GPUs needs them in the facts."""
     packages = facts.get("packages", {})
-    engine_view = facts.get("stages", {})
+    tools = facts.get("tools", {})
     out: dict[str, list[str]] = {}
-    for stage in stages:
-        problems = [f"{stage} needs {m} on {cluster}"
-                    for m in engine_view.get(stage, {}).get("missing", [])]
-        section = getattr(config, stage, None)
-        llm = getattr(section, "llm", None)
-        if llm and llm in config.llms:
-            backend = config.llms[llm].backend
-            for dist in ENDPOINT_NEEDS.get(backend, ()):
-                if packages.get(dist) is None and f"{stage} needs {dist} on {cluster}" \
-                        not in problems:
-                    problems.append(f"{stage} needs {dist} on {cluster} (endpoint {llm!r} "
-                                    f"uses backend {backend})")
-        if problems:
-            out[stage] = problems
+    if config is None:
+        for stage in stages:
+            missing = facts.get("stages", {}).get(stage, {}).get("missing", [])
+            if missing:
+                out[stage] = [f"{stage} needs {m} on {cluster}" for m in missing]
+    else:
+        needs = stage_needs(config)
+        for stage in stages:
+            need = needs.get(stage)
+            if need is None:  # not enabled
+                continue
+            problems = [f"{stage} needs {dist} on {cluster}{_why(config, stage, dist)}: "
+                        f"install it in the Python stages run with there (pip install "
+                        f"{INSTALL_HINT.get(dist, dist)})"
+                        for dist in need["packages"] if packages.get(dist) is None]
+            problems += [f"{stage} needs {tool} on {cluster}: {TOOL_HINT.get(tool, tool)}"
+                         for tool in need["tools"] if not tools.get(tool, True)]
+            if gpus_here and need["gpus"] and not facts.get("gpus"):
+                problems.append(f"{stage} asks for {need['gpus']} GPU(s) per node but {cluster} "
+                                f"has none (nvidia-smi found no GPU): place {stage} on a GPU "
+                                f"cluster, or set {stage}.resources.gpus_per_node: 0 where the "
+                                "stage can run on CPUs")
+            if problems:
+                out[stage] = problems
     free = facts.get("work_dir", {}).get("free_gb")
     if free is not None and free < MIN_FREE_GB:
         out.setdefault("*", []).append(
             f"{cluster}: only {free:.1f} GB free in {facts['work_dir']['path']}; free some "
             f"space or point the profile's workdir at a bigger file system")
     return out
+
+
+TOOL_HINT = {"bwrap": "the code sandbox needs bubblewrap (apt-get install bubblewrap)",
+             "g++": "C++ candidates need a compiler (apt-get install g++), or drop cpp from "
+                    "solutions.languages"}
+
+
+def _why(config: Any, stage: str, dist: str) -> str:
+    llm = getattr(getattr(config, stage), "llm", None)
+    if llm and llm in config.llms and dist in ENDPOINT_NEEDS.get(config.llms[llm].backend, ()):
+        return f" (endpoint {llm!r} uses backend {config.llms[llm].backend})"
+    return ""
 
 
 def summary_lines(facts: dict[str, Any]) -> list[str]:

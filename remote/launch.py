@@ -42,7 +42,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,7 +296,11 @@ class Launcher:
 
     def launch(self, config_path: str | os.PathLike[str], *,
                stages: Sequence[str] | None = None, cluster: str | None = None,
-               overrides: Sequence[str] = (), run_id: str | None = None) -> RunRecord:
+               overrides: Sequence[str] = (), run_id: str | None = None,
+               preflight: bool = True) -> RunRecord:
+        """Start a run. ``preflight`` (the default): first check, on every cluster it uses,
+        what each of its stages needs as configured (``preflight``), and refuse with the
+        fixes before any run folder is made or job started."""
         if run_id is not None:
             try:
                 check_run_id(run_id, field="--run-id")
@@ -310,11 +314,38 @@ class Launcher:
         if (self.registry.folder(record.run_id) / "record.json").exists():
             raise LaunchError(f"a run {record.run_id!r} exists already; `synthsmith resume "
                               f"{record.run_id}` continues it")
-        for name in dict.fromkeys(s.cluster for s in segments):  # every cluster, before any job
-            self._prepare(record, name)
+        clusters = list(dict.fromkeys(s.cluster for s in segments))
+        bundles = {name: self._bundle(name) for name in clusters}  # every cluster, before any job
+        if preflight:
+            problems = self.preflight(config, segments, bundles)
+            if problems:
+                raise LaunchError(
+                    "not launched: the preflight found what would stop these stages (nothing "
+                    "was started):\n" + "\n".join(f"  - {p}" for p in problems)
+                    + "\nfix them, or launch anyway with --no-preflight")
+        for name in clusters:
+            self._prepare(record, name, bundles[name])
         self.registry.save(record)
         self._start(record, 0)
         return record
+
+    def preflight(self, config: PipelineConfig, segments: Sequence[Segment],
+                  bundles: Mapping[str, Any] | None = None) -> list[str]:
+        """What would stop the segments' stages on their clusters, as configured: packages,
+        tools, GPUs on a direct-scheduler host, free disk (remote/doctor.py: the engine's
+        doctor run there in the stages' own Python). [] when nothing."""
+        from remote.doctor import remote_doctor, stage_problems
+
+        out: list[str] = []
+        for name in dict.fromkeys(s.cluster for s in segments):
+            profile = self.profiles.get(name)
+            bundle = (bundles or {}).get(name) or self._bundle(name)
+            facts = remote_doctor(self.runner(name), profile, bundle.bundle_dir)
+            stages = [st for seg in segments if seg.cluster == name for st in seg.stages]
+            found = stage_problems(facts, config, stages, name,
+                                   gpus_here=profile.scheduler == "direct")
+            out += [p for problems in found.values() for p in problems]
+        return out
 
     def _paths(self, profile: ClusterProfile, run_id: str, digest: str,
                home: str | None = None) -> dict[str, str]:
@@ -324,13 +355,18 @@ class Launcher:
         return {"run_dir": f"{work}/runs/{run_id}", "bundle": f"{work}/engine/{digest}",
                 "config": f"{work}/runs/{run_id}/launch/config.yaml"}
 
-    def _prepare(self, record: RunRecord, cluster: str) -> None:
-        """Engine bundle, run dir and config on one cluster (idempotent)."""
+    def _bundle(self, cluster: str) -> Any:
+        """The engine bundle on one cluster, uploaded if it changed (remote/bundle.py)."""
         from remote.bundle import sync_bundle
 
+        return sync_bundle(self.runner(cluster), self.profiles.get(cluster).workdir,
+                           self.repo_root)
+
+    def _prepare(self, record: RunRecord, cluster: str, report: Any = None) -> None:
+        """Engine bundle, run dir and config on one cluster (idempotent)."""
         profile = self.profiles.get(cluster)
         runner = self.runner(cluster)
-        report = sync_bundle(runner, profile.workdir, self.repo_root)
+        report = report or self._bundle(cluster)
         paths = self._paths(profile, record.run_id, report.digest, runner.home())
         paths["bundle"] = report.bundle_dir
         runner.makedirs(paths["run_dir"] + "/launch")

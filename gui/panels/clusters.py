@@ -116,7 +116,8 @@ def check_cluster(profile: ClusterProfile, ssh_options: dict[str, Any],
                       and getattr(config, s).placement == profile.name]
         else:
             stages = list(facts.get("stages", {}))
-        problems = stage_problems(facts, config, stages, profile.name)
+        problems = stage_problems(facts, config, stages, profile.name,
+                                  gpus_here=profile.scheduler == "direct")
         return CheckOutcome(profile.name, summary_lines(facts), problems, facts,
                             warnings=known_hosts_warnings(runner))
     finally:
@@ -126,6 +127,25 @@ def check_cluster(profile: ClusterProfile, ssh_options: dict[str, Any],
 def known_hosts_warnings(runner: Any) -> list[str]:
     """The runner's skipped known_hosts lines, as lines to show ("This computer": none)."""
     return [f"known_hosts line skipped: {w}" for w in getattr(runner, "known_hosts_warnings", [])]
+
+
+# What a failed test was, in words (a class name like "TransientError" tells a user nothing).
+FAILURE_WORDS = {
+    "TransientError": "the connection failed",
+    "HostUnreachable": "the host cannot be reached",
+    "AuthError": "the login was refused",
+    "HostKeyChanged": "the host key changed: refused",
+    "CommandTimeout": "a command timed out",
+    "CommandInterrupted": "the connection dropped during a command",
+    "RemoteSetupError": "the cluster is not ready",
+    "OutputTooLarge": "the cluster sent far more than asked",
+    "ProfileError": "the profile is not valid",
+}
+
+
+def failure_words(kind: str) -> str:
+    return "the test failed: " + FAILURE_WORDS.get(kind, "an unexpected error (details in "
+                                                   "Notifications)")
 
 
 def save_profile(store: ProfileStore, profile: ClusterProfile, old_name: str | None) -> str:
@@ -306,6 +326,13 @@ class ClustersPanel(QWidget):
     def _on_row_changed(self, row: int) -> None:
         if 0 <= row < len(self.profiles):
             self._load_form(self.profiles[row])
+            self._clear_result()
+
+    def _clear_result(self) -> None:
+        """Another profile is shown: the last test's answer was about a different one."""
+        if not self._testing:
+            self.status.setText("")
+            self.result.clear()
 
     # -- the form -----------------------------------------------------------------------
 
@@ -319,6 +346,7 @@ class ClustersPanel(QWidget):
         self._line("name").clear()
         self._line("host").clear()
         self._set_read_only(False)
+        self._clear_result()
 
     def _load_form(self, profile: ClusterProfile) -> None:
         self._editing = profile
@@ -479,9 +507,18 @@ class ClustersPanel(QWidget):
         return self._testing
 
     def test_selected(self) -> Job | None:
-        """Test the selected stored profile (what is saved, not unsaved edits in the form)."""
-        profile = self.selected_profile()
-        if profile is None or self._testing:
+        """Test what the form shows: a new or edited profile before it is saved (its fields
+        checked first, errors shown next to them), else the selected stored one."""
+        if self._testing:
+            return None
+        if self._editing is not None and self._editing.name == LOCAL:
+            profile = self.selected_profile()
+        else:
+            profile = self.validated_profile()
+            if profile is None:
+                self.status.setText("Fix the fields marked in red, then Test again.")
+                return None
+        if profile is None:
             return None
         self._key_prompts = 0
         self.result.clear()
@@ -509,7 +546,7 @@ class ClustersPanel(QWidget):
                                 source="Clusters"))
 
     def _test_failed(self, profile: ClusterProfile, error: WorkerError) -> None:
-        self._finish_test(f"{profile.name}: the test failed ({error.kind}).", error.message,
+        self._finish_test(f"{profile.name}: {failure_words(error.kind)}.", error.message,
                           level="error", details=f"{error.message}\n\n{error.traceback}")
 
     def _test_done(self, profile: ClusterProfile, outcome: CheckOutcome) -> None:

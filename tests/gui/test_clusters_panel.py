@@ -263,7 +263,7 @@ def test_auth_and_unreachable_errors_show_their_message(qtbot, store, ssh_env, t
     panel.test_button.click()
     qtbot.waitUntil(lambda: bool(panel.result.toPlainText()), timeout=TIMEOUT)
     assert "identity file" in panel.result.toPlainText()
-    assert "AuthError" in panel.status.text()
+    assert "the login was refused" in panel.status.text()  # words, not "AuthError"
     _settle()
 
 
@@ -273,3 +273,34 @@ def test_a_test_result_from_a_cluster_shows_control_characters_visibly(qtbot, st
     assert panel.status.text() == "gpu: \\x1b[2Jready"
     lines = panel.result.toPlainText().splitlines()
     assert lines == ["python 3.11", "\\x1b]0;owned\\x07torch \\u202e2.13"]
+
+
+def test_test_takes_the_unsaved_form_and_a_new_selection_clears_the_last_answer(
+        qtbot, store, ssh_env, tmp_path):
+    panel = _panel(qtbot, store, ssh_options={"known_hosts": str(ssh_env.known_hosts),
+                                              "ssh_config": str(ssh_env.ssh_config)})
+    panel.new_profile()
+    panel.test_button.click()  # an empty form: its errors, no test
+    assert not panel.is_testing() and "Fix the fields" in panel.status.text()
+    assert "name" in panel.field_errors() or "host" in panel.field_errors()
+    _type(panel, name="unsaved", host="127.0.0.1", port=str(ssh_env.target.port),
+          user=ssh_env.pair.user, identity_file=str(ssh_env.pair.client_key),
+          workdir=str(tmp_path / "unsaved-work"), python=sys.executable)
+    panel.editors["use_agent"].setChecked(False)
+    panel.test_button.click()
+    assert panel.is_testing()
+    qtbot.waitUntil(lambda: not panel.is_testing(), timeout=TIMEOUT)
+    assert "python " in panel.result.toPlainText(), panel.result.toPlainText()
+    assert panel.status.text().startswith("unsaved: ready")
+    assert "unsaved" not in [p.name for p in store.list()]  # tested, not saved
+    panel.select("This computer")  # another profile: the answer about "unsaved" goes
+    assert panel.result.toPlainText() == "" and panel.status.text() == ""
+    _settle()
+
+
+def test_a_failed_test_says_what_failed_in_words(qtbot, store):
+    from gui.panels.clusters import failure_words
+
+    assert failure_words("TransientError") == "the test failed: the connection failed"
+    assert "TransientError" not in failure_words("TransientError")
+    assert "unexpected" in failure_words("KeyError")

@@ -134,6 +134,25 @@ def test_launch_status_tail_fetch_on_this_computer(desktop, capsys):
     assert "no run 'nope'" in capsys.readouterr().err
 
 
+def test_launch_preflight_refuses_what_would_stop_a_stage_and_starts_nothing(desktop, capsys):
+    # sft asks for a GPU on This computer (the direct scheduler: the stage runs here), which
+    # has none: refused with the fix, before any run folder or job exists
+    if __import__("shutil").which("nvidia-smi"):
+        pytest.skip("this machine has a GPU")
+    argv = ["launch", SMOKE, "sft.resources.gpus_per_node=1", "--stages", "sft",
+            "--run-id", "needs-gpu"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "not launched: the preflight found" in err and "nothing was started" in err
+    assert "sft asks for 1 GPU(s) per node but This computer has none" in err, err
+    assert "--no-preflight" in err
+    assert cli.main(["runs"]) == 0 and "needs-gpu" not in capsys.readouterr().out
+    assert not list((desktop / "data").rglob("needs-gpu"))  # no run folder anywhere
+    # the preview never runs a preflight
+    assert cli.main(["launch", SMOKE, "sft.resources.gpus_per_node=1", "--stages", "sft",
+                     "--preview"]) == 0
+
+
 def test_cancel_then_resume_a_run(desktop, hanging_llm, capsys):
     import yaml
 

@@ -59,7 +59,42 @@ def test_stage_problems_read_the_config_and_the_disk():
                                                       "base_url": "http://h/v1", "model": "m"}}})
     found = stage_problems(facts, config, ["solutions", "rl", "features"], "h200")
     assert found["solutions"] == ["solutions needs vllm on h200 (endpoint 'solver' uses "
-                                  "backend vllm)"]
-    assert found["rl"] == ["rl needs vllm on h200"]
+                                  "backend vllm): install it in the Python stages run with "
+                                  "there (pip install vllm; CUDA GPU machines only)"]
+    assert [p.split(":")[0] for p in found["rl"]] == ["rl needs vllm on h200"]
     assert "features" not in found  # aiohttp is here
     assert "only 0.4 GB free" in found["*"][0]
+
+
+def test_stage_problems_follow_the_config_not_every_option():
+    """The finding of issue 17: "rl needs vllm" right after rl completed with HF generate."""
+    facts = collect(".")
+    for dist in ("vllm", "deepspeed", "trl"):
+        facts["packages"][dist] = None
+    facts["tools"]["g++"] = False
+    facts["gpus"] = None
+    cpu = {"gpus_per_node": 0}
+    config = config_from_dict({"llms": {"m": {"backend": "transformers", "model": "tiny"}},
+                               "features": {"llm": "m"}, "evolve": {"llm": "m"},
+                               "tasks": {"llm": "m"}, "solutions": {"llm": "m",
+                                                                    "languages": ["python"]},
+                               "tests": {"llm": "m"},
+                               "sft": {"zero_stage": 0, "resources": cpu, "attention": "sdpa"},
+                               "eval": {"engine": "transformers", "resources": cpu},
+                               "rl": {"rollout": "transformers", "resources": cpu}})
+    found = stage_problems(facts, config, ["sft", "rl", "eval", "verify"], "here",
+                           gpus_here=True)
+    assert "sft" not in found and "eval" not in found and "verify" not in found, found
+    assert [p.split(":")[0] for p in found["rl"]] == ["rl needs trl on here"]
+    # the same stages as configured for GPUs: DeepSpeed, vLLM, g++ and the GPUs are needed
+    gpu = config_from_dict({"llms": {"m": {"backend": "transformers", "model": "tiny"}},
+                            "solutions": {"llm": "m", "languages": ["python", "cpp"]},
+                            "features": {"llm": "m"}, "evolve": {"llm": "m"},
+                            "tasks": {"llm": "m"}, "tests": {"llm": "m"},
+                            "sft": {"zero_stage": 2, "resources": {"gpus_per_node": 8}}})
+    found = stage_problems(facts, gpu, ["sft", "rl", "verify"], "here", gpus_here=True)
+    assert any("needs deepspeed" in p for p in found["sft"])
+    assert any("asks for 8 GPU(s) per node but here has none" in p for p in found["sft"])
+    assert any("needs vllm" in p for p in found["rl"])
+    assert found["verify"] == ["verify needs g++ on here: C++ candidates need a compiler "
+                               "(apt-get install g++), or drop cpp from solutions.languages"]
