@@ -66,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("doctor", help="facts about this host, as JSON")
     d.add_argument("--work-dir", default=".", help="where runs will live (for free disk)")
+    d.add_argument("--config", help="a pipeline config: each enabled stage's needs as it is "
+                   "configured (stages.*.missing), not every option's")
+
+    c = sub.add_parser("check-llm", help="test one LLM endpoint of a config from this host: "
+                       "reachability, model, context length, a 1-token completion, the key's "
+                       "presence (engine/llm/endpoint_check.py); exit 1 on a problem")
+    c.add_argument("--config", required=True, help="pipeline config YAML")
+    c.add_argument("name", help="an endpoint's key in the config's llms:")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
 
     from engine.verify.folder import add_arguments as verify_folder_arguments
 
@@ -164,7 +173,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from engine.doctor import collect
 
-    print(json.dumps(collect(args.work_dir), indent=2))
+    config = None
+    if args.config:
+        from engine.schema import load_config
+
+        config = load_config(args.config)
+    print(json.dumps(collect(args.work_dir, config), indent=2))
     return 0
 
 

@@ -165,15 +165,22 @@ def _slurm_facts() -> dict[str, Any]:
     return {"present": True, "partitions": parts}
 
 
-def collect(work_dir: str | os.PathLike[str] = ".") -> dict[str, Any]:
+def collect(work_dir: str | os.PathLike[str] = ".", config: Any = None) -> dict[str, Any]:
+    """The facts; ``config`` (a PipelineConfig): ``stages`` lists its enabled stages with
+    what each needs as configured (``stage_needs``), else every stage with every option's."""
     work = Path(work_dir)
     probe = work if work.exists() else Path.cwd()
     disk = shutil.disk_usage(probe)
     versions = {name: _version(name) for name in PACKAGES}
+    if config is None:
+        needs = {stage: {"packages": list(pkgs), "tools": list(STAGE_TOOLS.get(stage, ()))}
+                 for stage, pkgs in STAGE_NEEDS.items()}
+    else:
+        needs = stage_needs(config)
     stages = {}
-    for stage, needs in STAGE_NEEDS.items():
-        missing = [n for n in needs if versions.get(n, _version(n)) is None]
-        missing += [t for t in STAGE_TOOLS.get(stage, ()) if shutil.which(t) is None]
+    for stage, need in needs.items():
+        missing = [n for n in need["packages"] if versions.get(n, _version(n)) is None]
+        missing += [t for t in need["tools"] if shutil.which(t) is None]
         stages[stage] = {"ok": not missing, "missing": missing}
     return {
         "host": socket.gethostname(),

@@ -6,6 +6,7 @@ Run: .venv/bin/python -m pytest tests/remote/test_doctor.py -q
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,16 @@ def test_stage_problems_follow_the_config_not_every_option():
     assert any("needs vllm" in p for p in found["rl"])
     assert found["verify"] == ["verify needs g++ on here: C++ candidates need a compiler "
                                "(apt-get install g++), or drop cpp from solutions.languages"]
+
+
+def test_engine_doctor_with_a_config_reports_that_configs_needs(tmp_path):
+    import json
+    import subprocess
+
+    smoke = str(Path(__file__).resolve().parents[2] / "assets" / "presets" / "smoke-cpu.yaml")
+    out = subprocess.run([sys.executable, "-m", "engine", "doctor", "--config", smoke],
+                         capture_output=True, text=True, check=True).stdout
+    stages = json.loads(out)["stages"]
+    assert "vllm" not in stages["rl"]["missing"]  # the smoke preset's rl rolls out with HF
+    if collect(".")["packages"]["vllm"] is None:  # every option's view does want it
+        assert "vllm" in collect(".")["stages"]["rl"]["missing"]
