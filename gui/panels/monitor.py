@@ -13,21 +13,45 @@ few ms of event loop per tick, never a repaint per event. Curves use pyqtgraph's
 million points draw like a thousand.
 
 What it shows: one tab per preset (SFT, RL, Synthesis, Verification, GPUs, plus Other for any key
-no preset claims), each a grid of plots (one pyqtgraph ``PlotWidget`` each; PNG export grabs the
-whole tab as on screen), created as keys first arrive; a tab says "no data yet" until then. A
-series is one (run, key); each run has one colour and a legend entry, its smoothed curve
+no preset claims), each a grid of charts (``gui.widgets.metric_plot.MetricPlot``, one pyqtgraph
+view each; PNG export grabs the whole tab as on screen), created as keys first arrive; a tab says
+"no data yet" until then. A chart has a human title and a y axis with its unit
+(``gui.charts.metric_label``), readable ticks, a legend row under the data, a hover readout, and
+dots on a short series (a single reading is drawn); the wheel scrolls the grid, Ctrl+wheel
+zooms a chart. A series is one (run, key); each run has one colour, its smoothed curve
 (TensorBoard's debiased EMA, slider 0-0.99) drawn over the faint raw one. The x axis is the
-step or the wall time since the run's first event.
+step or the wall time since the run's first event. Under the tabs: the run picker (every run
+fed to the panel, checked = overlaid; ``set_run_shown``; a click on a chart's legend entry
+does the same), the summary table of the current tab (last, min, max per metric and shown
+run, refreshed twice a second) and the alerts.
 
-Alerts (a list at the bottom, ``alerts``, and the ``alert_raised`` signal): a stage event with
-status ``failed``; a ``*loss`` value that is NaN/inf or more than 10x the median of the previous
-(up to) 20 finite values, once at least 5 exist (each once per series, not per step); a stage
-with no event for more than 5x its median gap between events (and at least ``stall_floor_s``),
-checked on the timer against ``clock`` (injectable; event times are the writer's clock, so this
-assumes the cluster's clock roughly agrees with ours); and the engine's own ``alert`` events.
+Alerts (``alerts``, and the ``alert_raised`` signal): a stage event with status ``failed``; a
+``*loss`` value that is NaN/inf or more than 10x the median of the previous (up to) 20 finite
+values, once at least 5 exist (each once per series, not per step); a stalled stage; and the
+engine's own ``alert`` events.
 
-Left out: removing a run, per-plot zoom linking, persisting the layout or the slider, and
-progress/log/sample events (other panels show those).
+A stall is learned per (run, stage), from the gaps between that stage's events: a healthy stage
+pauses for model loads, generation rounds, evaluations and checkpoints, and a fixed multiple of
+its median gap (the old rule: 5x 0.074 s) fired on every one of them. A stage is stalled when
+it has been quiet for longer than all of
+
+- ``stall_floor_s`` (default 120 s): no silence shorter than two minutes is worth a warning
+  on runs that last hours, and a first pause of a new kind (the first eval) is usually shorter;
+- ``stall_factor`` (5) x the 90th percentile of its last 100 gaps: its usual rhythm, ignoring
+  the rare long pauses that the next rule covers;
+- 1.5 x the longest gap it has ever had: a pause as long as one it already came back from is
+  its rhythm too (the model load, a generation round), not a stall.
+
+Until a stage has 3 gaps (it has started and is loading) it is stalled only after
+``STALL_STARTUP_S`` (30 min). Each stall alerts once, until the stage's next event; a finished
+stage and the desktop's own GPU sampling never stall. Checked on the timer against ``clock``
+(injectable; event times are the writer's clock, so this assumes the cluster's clock roughly
+agrees with ours). What it cannot tell: a stage that hangs within 1.5x its longest pause so far
+is reported late, and one whose first long pause is > 120 s and > 1.5x anything before is
+reported once although healthy.
+
+Left out: removing a run, per-plot zoom linking, persisting the layout, the slider or the run
+picker, and progress/log/sample events (other panels show those).
 """
 
 from __future__ import annotations
@@ -62,8 +86,12 @@ from PySide6.QtWidgets import (
 )
 
 from engine.events import Event
-from gui.charts import SeriesBuffer, write_series_csv
+from gui.charts import SeriesBuffer, metric_label, write_series_csv
+from gui.widgets.metric_plot import MetricPlot
+from gui.widgets.metric_summary import MetricSummary, SummaryRow
+from gui.widgets.run_picker import RunPicker
 from gui.worker import WorkerError, run_in_worker
+from remote.display_text import visible
 
 SeriesKey = tuple[str, str]  # (run, metric key)
 
@@ -107,20 +135,24 @@ REDRAW_INTERVAL_MS = 25
 # 40 plots a second, round robin, oldest change first.
 PLOTS_PER_TICK = 1
 GRID_COLUMNS = 3
-MIN_PLOT_SIZE = (220, 140)  # px; below it the grid scrolls (3 rows fit at 1280x800)
-# Peak downsampling keeps a min and a max per bucket; one bucket per pixel column draws the
-# same envelope as pyqtgraph's default of 5 (checked by eye on a noisy 200k-point curve with
-# spikes) with a fifth of the segments: a raw curve's drawLines went from ~3 ms to under 1 ms.
-DOWNSAMPLE_PER_PIXEL = 1.0
+# px; below it the grid scrolls. Title, x axis and legend row take ~75 px of a chart's height:
+# at 200 the data keeps ~125 px (2.5 rows show at 1280x800, the rest scroll).
+MIN_PLOT_SIZE = (240, 200)
+# Peak downsampling (gui/widgets/metric_plot.py: DOWNSAMPLE_PER_PIXEL) keeps a min and a max
+# per bucket; one bucket per pixel column draws the same envelope as pyqtgraph's default of 5
+# (checked by eye on a noisy 200k-point curve with spikes) with a fifth of the segments.
 RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#17becf")
-RAW_ALPHA = 60  # of 255: the raw curve is context, the smoothed one is the reading
+SUMMARY_EVERY_TICKS = 20  # the summary table follows twice a second: numbers, not motion
 
 LOSS_WINDOW = 20
 LOSS_MIN_HISTORY = 5
 LOSS_EXPLODE_FACTOR = 10.0
 STALL_GAPS_KEPT = 100
 STALL_MIN_GAPS = 3
+STALL_PERCENTILE = 90
+STALL_LONGEST_FACTOR = 1.5
+STALL_STARTUP_S = 1800.0
 _TERMINAL = frozenset({"completed", "failed", "skipped", "interrupted"})
 
 
@@ -141,8 +173,23 @@ class _StageClock:
 
     last_t: float | None = None
     gaps: deque[float] = field(default_factory=lambda: deque(maxlen=STALL_GAPS_KEPT))
+    longest: float = 0.0  # of every gap ever, not only the kept ones: a model load is rare
+    usual: float | None = None  # the gaps' 90th percentile, None when gaps changed since
     terminal: bool = False
     stalled: bool = False
+
+    def add_gap(self, gap: float) -> None:
+        self.gaps.append(gap)
+        self.longest = max(self.longest, gap)
+        self.usual = None
+
+    def limit(self, factor: float, floor_s: float) -> float:
+        """Seconds of silence after which this stage is stalled (module docstring)."""
+        if len(self.gaps) < STALL_MIN_GAPS:
+            return max(STALL_STARTUP_S, floor_s)
+        if self.usual is None:
+            self.usual = float(np.percentile(self.gaps, STALL_PERCENTILE))
+        return max(floor_s, factor * self.usual, STALL_LONGEST_FACTOR * self.longest)
 
 
 class _Dashboard(QStackedWidget):
@@ -154,6 +201,8 @@ class _Dashboard(QStackedWidget):
     The grid scrolls: a plot is never squeezed below ``MIN_PLOT_SIZE`` (RL's 15 plots would be
     unreadable, and their minimum sizes grew the window past 1280x800).
     """
+
+    run_shown_changed = Signal(str, bool)  # a chart's legend was clicked
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -174,7 +223,7 @@ class _Dashboard(QStackedWidget):
         self.scroll.setWidget(self.grid_widget)
         self.addWidget(empty)
         self.addWidget(self.scroll)
-        self.views: dict[str, pg.PlotWidget] = {}
+        self.views: dict[str, MetricPlot] = {}
 
     @property
     def has_data(self) -> bool:
@@ -185,22 +234,20 @@ class _Dashboard(QStackedWidget):
         return {key: view.getPlotItem() for key, view in self.views.items()}
 
     def plot_for(self, key: str, x_label: str) -> pg.PlotItem:
-        if key in self.views:
-            return self.views[key].getPlotItem()
+        return self.view_for(key, x_label).getPlotItem()
+
+    def view_for(self, key: str, x_label: str, whole_x: bool = True) -> MetricPlot:
+        view = self.views.get(key)
+        if view is not None:
+            return view
         n = len(self.views)
-        view = pg.PlotWidget(background="w", title=key)
+        view = MetricPlot(key, x_label, whole_x=whole_x)  # escapes the key: it came from a cluster
+        view.run_shown_changed.connect(self.run_shown_changed)
         view.setMinimumSize(*MIN_PLOT_SIZE)
         self._grid.addWidget(view, n // GRID_COLUMNS, n % GRID_COLUMNS)
-        plot = view.getPlotItem()
-        # No grid: alpha-blended grid lines across every plot tripled the repaint cost (~40 ms
-        # of a 1200x760 tab in the benchmark), which is event-loop time on every tick.
-        plot.setDownsampling(auto=True, mode="peak")
-        plot.setClipToView(True)
-        plot.addLegend(offset=(-5, 5))
-        plot.setLabel("bottom", x_label)
         self.views[key] = view
         self.setCurrentIndex(1)
-        return plot
+        return view
 
 
 class MonitorPanel(QWidget):
@@ -209,7 +256,7 @@ class MonitorPanel(QWidget):
     alert_raised = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, *, clock: Callable[[], float] = time.time,
-                 stall_factor: float = 5.0, stall_floor_s: float = 5.0) -> None:
+                 stall_factor: float = 5.0, stall_floor_s: float = 120.0) -> None:
         super().__init__(parent)
         self.setObjectName("panel_monitor")
         self._clock = clock
@@ -217,11 +264,14 @@ class MonitorPanel(QWidget):
         self._stall_floor_s = stall_floor_s
 
         self._series: dict[SeriesKey, SeriesBuffer] = {}
+        self._hidden_runs: set[str] = set()
+        self._summary_due = False
         self._pending: dict[SeriesKey, tuple[list[float], list[float], list[float]]] = {}
         self._dirty: set[SeriesKey] = set()
         self._drawn_at: dict[str, int] = {}  # plot key -> the redraw that last drew it
         self._redraws = 0
         self._curves: dict[SeriesKey, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self._ticks = 0
         self._run_colour: dict[str, QColor] = {}
         self._run_t0: dict[str, float] = {}
         self._loss_window: dict[SeriesKey, deque[float]] = {}
@@ -265,19 +315,39 @@ class MonitorPanel(QWidget):
         self._dashboards: dict[str, _Dashboard] = {}
         for name in PRESETS:
             board = _Dashboard(name)
+            board.run_shown_changed.connect(self.set_run_shown)
             self._dashboards[name] = board
             self._tabs.addTab(board, name)
-        self._tabs.currentChanged.connect(lambda _: self._redraw(visible_only=True))
+        self._tabs.currentChanged.connect(self._tab_changed)
+        self._picker = RunPicker()
+        self._picker.shown_changed.connect(self.set_run_shown)
+        self._summary = MetricSummary()
         self._alert_list = QListWidget()
         self._alert_list.setObjectName("alerts")
+        self._alert_list.setWordWrap(True)  # an alert is a sentence: wrapped, not cut
+        self._alert_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        self._summary_title = QLabel("Summary")
+        for title, widget, width in ((QLabel("Runs (checked: drawn)"), self._picker, 170),
+                                     (self._summary_title, self._summary, 520),
+                                     (QLabel("Alerts"), self._alert_list, 410)):
+            box = QWidget()
+            column = QVBoxLayout(box)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(2)
+            column.addWidget(title)
+            column.addWidget(widget)
+            box.setMinimumWidth(width // 2)
+            bottom.addWidget(box)
+        bottom.setSizes([170, 520, 410])
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self._tabs)
-        splitter.addWidget(self._alert_list)
+        splitter.addWidget(bottom)
         splitter.setStretchFactor(0, 5)
         splitter.setStretchFactor(1, 1)
         # Sizes from the start, not from the children's size hints: a grid of PlotWidgets
-        # hints smaller than a list, which would give the alerts most of the height.
-        splitter.setSizes([560, 80])
+        # hints smaller than a table, which would give the bottom row most of the height.
+        splitter.setSizes([560, 150])
 
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
@@ -292,12 +362,13 @@ class MonitorPanel(QWidget):
 
     def add_events(self, events: Iterable[Event], run: str = "run") -> None:
         """Take events of one run (any kinds, any order of files); drawn on the next tick."""
+        self._know_run(run)
         pending = self._pending
         for e in events:
             kind = e.kind
             clock = self._stage_clock(run, e.stage)
             if clock.last_t is not None and e.t > clock.last_t:
-                clock.gaps.append(e.t - clock.last_t)
+                clock.add_gap(e.t - clock.last_t)
             if clock.last_t is None or e.t > clock.last_t:
                 clock.last_t = e.t
             clock.stalled = False
@@ -328,11 +399,13 @@ class MonitorPanel(QWidget):
                    times: Sequence[float] | np.ndarray,
                    values: Sequence[float] | np.ndarray) -> None:
         """Bulk-add one series' points as arrays (a history from a store, a benchmark)."""
+        self._know_run(run)
         times = np.asarray(times, dtype=np.float64)
         if times.size:
             self._note_t0(run, float(np.nanmin(times)))
         self._buffer((run, key)).extend(steps, times, values)
         self._dirty.add((run, key))
+        self._summary_due = True
 
     # --- reading back ------------------------------------------------------------------------
 
@@ -361,7 +434,23 @@ class MonitorPanel(QWidget):
         return np.asarray(x), np.asarray(y)
 
     def plot_item(self, key: str) -> pg.PlotItem:
-        return self._dashboards[self._tab(key)].views[key].getPlotItem()
+        return self.plot_view(key).getPlotItem()
+
+    def plot_view(self, key: str) -> MetricPlot:
+        """The chart of ``key`` (after a ``refresh()``)."""
+        return self._dashboards[self._tab(key)].views[key]
+
+    @property
+    def run_picker(self) -> RunPicker:
+        return self._picker
+
+    @property
+    def summary(self) -> MetricSummary:
+        return self._summary
+
+    @property
+    def shown_runs(self) -> list[str]:
+        return [r for r in self._picker.runs if r not in self._hidden_runs]
 
     def dashboard(self, tab: str) -> _Dashboard:
         return self._dashboards[tab]
@@ -410,10 +499,27 @@ class MonitorPanel(QWidget):
             self._x_combo.setCurrentIndex(i)
             self._x_combo.blockSignals(False)
         for board in self._dashboards.values():
-            for plot in board.plots.values():
-                plot.setLabel("bottom", self._x_label())
-                plot.enableAutoRange()
+            for view in board.views.values():
+                view.set_x_label(self._x_label(), whole=mode == "step")
+                view.getPlotItem().enableAutoRange()
         self._dirty.update(self._series)
+
+    def set_run_shown(self, run: str, shown: bool) -> None:
+        """Overlay ``run`` on every chart, or hide it (the run picker's checkbox)."""
+        if shown == (run not in self._hidden_runs):
+            return
+        if shown:
+            self._hidden_runs.discard(run)
+        else:
+            self._hidden_runs.add(run)
+        if run in self._picker.runs and self._picker.is_shown(run) != shown:
+            self._picker.set_shown(run, shown)  # called from code: the checkbox follows
+        for board in self._dashboards.values():
+            for view in board.views.values():
+                view.set_run_shown(run, shown)
+        # A hidden run's series are not drawn (they stay dirty): drawn when shown again.
+        self._dirty.update(sk for sk in self._series if sk[0] == run)
+        self._summary_due = True
 
     # --- drawing -----------------------------------------------------------------------------
 
@@ -421,11 +527,37 @@ class MonitorPanel(QWidget):
         """Draw everything pending now, on every tab (tests, exports); the timer does the rest."""
         self._flush_pending()
         self._redraw(visible_only=False)
+        self._update_summary()
 
     def _tick(self) -> None:
         self._flush_pending()
         self._redraw(visible_only=True, max_plots=PLOTS_PER_TICK)
+        self._ticks += 1
+        if self._summary_due and self._ticks % SUMMARY_EVERY_TICKS == 0:
+            self._update_summary()
         self.check_stalls()
+
+    def _tab_changed(self, _index: int) -> None:
+        self._redraw(visible_only=True)
+        self._update_summary()
+
+    def _update_summary(self) -> None:
+        """The current tab's metrics x shown runs: last, min, max (gui/widgets/metric_summary)."""
+        self._summary_due = False
+        board = self._tabs.currentWidget()
+        assert isinstance(board, _Dashboard)
+        self._summary_title.setText(f"Summary: {board.name}")
+        rows = []
+        for key in board.views:
+            title = metric_label(key).title
+            for run in self.shown_runs:
+                buf = self._series.get((run, key))
+                if buf is None or buf.n == 0:
+                    continue
+                rows.append(SummaryRow(key, title, run, self._colour(run),
+                                       float(buf.values[buf.n - 1]), buf.vmin, buf.vmax,
+                                       float(buf.steps[buf.n - 1])))
+        self._summary.set_rows(rows)
 
     def _flush_pending(self) -> None:
         if not self._pending:
@@ -434,6 +566,7 @@ class MonitorPanel(QWidget):
         for sk, (steps, times, values) in pending.items():
             self._buffer(sk).extend(steps, times, values)
             self._dirty.add(sk)
+        self._summary_due = True
 
     def _redraw(self, visible_only: bool, max_plots: int | None = None) -> None:
         if not self._dirty:
@@ -443,6 +576,8 @@ class MonitorPanel(QWidget):
         # order; with max_plots, the plots redrawn longest ago go first (round robin).
         todo = []
         for sk in [sk for sk in self._series if sk in self._dirty]:
+            if sk[0] in self._hidden_runs:
+                continue  # drawn when the run is shown again
             board = self._dashboards[self._tab(sk[1])]
             if visible_only and board is not visible and board.has_data:
                 continue  # drawn when its tab is shown
@@ -469,20 +604,12 @@ class MonitorPanel(QWidget):
     def _draw_series(self, sk: SeriesKey, board: _Dashboard) -> None:
         run, key = sk
         buf = self._series[sk]
-        curves = self._curves.get(sk)
-        if curves is None:
-            plot = board.plot_for(key, self._x_label())
-            colour = self._colour(run)
-            faint = QColor(colour)
-            faint.setAlpha(RAW_ALPHA)
-            ds = DOWNSAMPLE_PER_PIXEL
-            raw = plot.plot(pen=pg.mkPen(faint, width=1), autoDownsampleFactor=ds)
-            smooth = plot.plot(pen=pg.mkPen(colour, width=2), name=run, autoDownsampleFactor=ds)
-            curves = self._curves[sk] = (raw, smooth)
+        view = board.view_for(key, self._x_label(), whole_x=self._x_axis == "step")
+        if sk not in self._curves:
+            self._curves[sk] = view.add_run(run, self._colour(run))
         n = buf.n
         x = buf.steps[:n] if self._x_axis == "step" else buf.times[:n] - self._run_t0.get(run, 0.0)
-        curves[0].setData(x, buf.values[:n])
-        curves[1].setData(x, buf.smoothed(self._alpha))
+        view.set_run_data(run, x, buf.values[:n], buf.smoothed(self._alpha))
 
     def _x_label(self) -> str:
         return "step" if self._x_axis == "step" else "time since run start (s)"
@@ -490,19 +617,23 @@ class MonitorPanel(QWidget):
     # --- alerts ------------------------------------------------------------------------------
 
     def check_stalls(self) -> None:
-        """Alert on each live stage quiet for > stall_factor x its median gap (timer-driven)."""
+        """Alert once on each live stage quiet for longer than its learned limit (module
+        docstring); timer-driven."""
         now = self._clock()
         for (run, stage), c in self._stages.items():
-            if (c.terminal or c.stalled or c.last_t is None or len(c.gaps) < STALL_MIN_GAPS
-                    or stage in SAMPLER_STAGES):
+            if c.terminal or c.stalled or c.last_t is None or stage in SAMPLER_STAGES:
                 continue
-            median = statistics.median(c.gaps)
-            limit = max(self._stall_factor * median, self._stall_floor_s)
             quiet = now - c.last_t
-            if quiet > limit:
-                c.stalled = True
-                self._alert("warning", f"run {run} / {stage}: stalled, no event for {quiet:.0f} s "
-                            f"({self._stall_factor:g}x its median gap of {median:.2g} s)")
+            if quiet <= c.limit(self._stall_factor, self._stall_floor_s):
+                continue
+            c.stalled = True
+            if len(c.gaps) < STALL_MIN_GAPS:
+                why = "since it started"
+            else:
+                why = (f"its longest pause so far was {_duration(c.longest)}, it usually "
+                       f"reports within {_duration(c.usual or 0.0)}")
+            self._alert("warning", f"run {run} / {stage}: stalled, no event for "
+                        f"{_duration(quiet)} ({why})")
 
     def _check_loss(self, sk: SeriesKey, stage: str, step: int, value: float) -> None:
         run, key = sk
@@ -525,7 +656,7 @@ class MonitorPanel(QWidget):
         window.append(value)
 
     def _alert(self, level: str, text: str) -> None:
-        line = f"[{level}] {text}"
+        line = visible(f"[{level}] {text}")
         self._alert_texts.append(line)
         self._alert_list.addItem(line)
         self._alert_list.scrollToBottom()
@@ -601,11 +732,23 @@ class MonitorPanel(QWidget):
             if t0 is not None and self._x_axis == "time":  # an earlier file turned up
                 self._dirty.update(sk for sk in self._series if sk[0] == run)
 
+    def _know_run(self, run: str) -> None:
+        if run not in self._run_colour:
+            self._picker.add_run(run, self._colour(run))
+
     def _stage_clock(self, run: str, stage: str) -> _StageClock:
         c = self._stages.get((run, stage))
         if c is None:
             c = self._stages[(run, stage)] = _StageClock()
         return c
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _save_image(image: QImage, path: str | Path) -> None:
