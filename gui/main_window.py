@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QMainWindow,
     QStackedWidget,
+    QToolButton,
     QWidget,
 )
 
@@ -97,13 +98,27 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
 
+        # Notifications: a dock that opens by itself for a warning or an error and is closed
+        # otherwise (an empty, always-open dock took a third of a laptop's height); the
+        # status bar's button opens and closes it and counts what it holds. Its title (with
+        # the counts) is the dock's, not repeated inside.
         self.notifications_dock = QDockWidget("Notifications", self)
         self.notifications_dock.setObjectName("notifications_dock")
         self.notifications_dock.setWidget(self.notifications)
         self.notifications_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                                            | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+                                            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                                            | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.notifications.title.hide()
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.notifications_dock)
-        self.resizeDocks([self.notifications_dock], [110], Qt.Orientation.Vertical)
+        self.resizeDocks([self.notifications_dock], [150], Qt.Orientation.Vertical)
+        self.notifications_dock.hide()
+        self.notifications_button = QToolButton(objectName="notifications_button")
+        self.notifications_button.setDefaultAction(self.notifications_dock.toggleViewAction())
+        self.notifications_button.setAutoRaise(True)
+        self.statusBar().addPermanentWidget(self.notifications_button)
+        self.notifications.posted.connect(self._notice_posted)
+        self.notifications.clear_button.clicked.connect(lambda: self._notice_posted(None))
+        self._notice_posted(None)
 
         for source in (self.clusters_panel, self.pipeline_panel, self.runs_panel):
             source.notice.connect(self.notify)
@@ -168,6 +183,18 @@ class MainWindow(QMainWindow):
     def notify(self, notice: Notice) -> None:
         self.notifications.post(notice)
         self.statusBar().showMessage(notice.text, STATUS_MS)
+        if notice.level in ("warning", "error"):
+            self.notifications_dock.show()
+
+    def _notice_posted(self, _notice: Notice | None) -> None:
+        c = self.notifications.counts()
+        words = [f"{c[level]} {level}{'s' if c[level] != 1 else ''}"
+                 for level in ("error", "warning") if c[level]]
+        title = "Notifications" + (f" \u2014 {', '.join(words)}" if words else "")
+        self.notifications_dock.setWindowTitle(title)
+        n = len(self.notifications.notices())
+        self.notifications_dock.toggleViewAction().setText(
+            f"Notifications ({n})" if n else "Notifications")
 
     def _monitor_alert(self, line: str) -> None:
         level = "error" if line.startswith("[error]") else "warning"

@@ -79,6 +79,16 @@ class FieldSpec:
     children: tuple[FieldSpec, ...] = field(default=())
 
     @property
+    def unit(self) -> str:
+        """The unit the value is in, from the field's name (``time_limit_s`` -> "s")."""
+        return unit_of(self.name)
+
+    @property
+    def label(self) -> str:
+        """The row's label: the title, with the unit where the field has one."""
+        return f"{self.title} ({self.unit})" if self.unit else self.title
+
+    @property
     def tooltip(self) -> str:
         extra = []
         if self.bounds:
@@ -86,6 +96,21 @@ class FieldSpec:
         if self.nullable:
             extra.append("may be left empty")
         return self.description + (f" ({'; '.join(extra)})" if extra else "")
+
+
+# Units by the end of a field's name: shown in the label, not only in the tooltip (a time limit
+# "30" next to another "24:00:00" reads as nonsense without them).
+_UNIT_SUFFIXES = (("_s", "s"), ("_ms", "ms"), ("_kb", "KB"), ("_mb", "MB"), ("_gb", "GB"),
+                  ("_gib", "GiB"), ("_chars", "characters"), ("_tokens", "tokens"),
+                  ("_pct", "%"))
+_UNIT_NAMES = {"time_limit": "D-HH:MM:SS", "max_tokens": "tokens",
+               "max_new_tokens": "tokens"}
+
+
+def unit_of(name: str) -> str:
+    if name in _UNIT_NAMES:
+        return _UNIT_NAMES[name]
+    return next((unit for end, unit in _UNIT_SUFFIXES if name.endswith(end)), "")
 
 
 def _peel(ann: Any) -> tuple[Any, bool, list[Any]]:
@@ -421,7 +446,7 @@ class SchemaForm(QScrollArea):
             editor.widget.setObjectName(f"edit:{key}")
             editor.widget.setToolTip(spec.tooltip)
             editor.on_change(lambda k=key: self._edited(k))
-            label = QLabel(spec.title)
+            label = QLabel(spec.label)
             label.setToolTip(spec.tooltip)
             label.setBuddy(editor.widget)
             self.editors[key] = editor

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -40,6 +41,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -260,10 +262,16 @@ class ClustersPanel(QWidget):
         rv.addWidget(self.status)
         rv.addWidget(self.result, 1)
 
+        # The form scrolls: its 13 rows must not set the window's minimum height (a laptop's
+        # 720 px screen, or 576 logical px at 125 % scaling).
+        form_scroll = QScrollArea(objectName="profile_form_scroll")
+        form_scroll.setWidget(middle)
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setFrameShape(QFrame.Shape.NoFrame)
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        for w in (left, middle, right):
+        for w in (left, form_scroll, right):
             splitter.addWidget(w)
-        splitter.setSizes([260, 420, 420])
+        splitter.setSizes([220, 480, 360])
         outer = QVBoxLayout(self)
         outer.addWidget(splitter)
 

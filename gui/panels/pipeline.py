@@ -64,6 +64,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -357,8 +358,11 @@ class PipelinePanel(QWidget):
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label = QLabel(objectName="status_label")
         self.status_label.setTextFormat(Qt.TextFormat.PlainText)
-        for label in (self.source_label, self.status_label):  # wrap rather than widen the panel
-            label.setWordWrap(True)
+        # One line each, never wrapped (a wrapped "(modified)" pushed the forms out of view);
+        # the status gives up width first and keeps its whole text in its tooltip.
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Preferred)
+        self.status_label.setMinimumWidth(40)
         self.place_all_combo = QComboBox(objectName="place_all_combo")
         self.place_all_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.place_all_button = self._button(
@@ -668,11 +672,13 @@ class PipelinePanel(QWidget):
             n = len(problems)
             self.status_label.setText(f"{n} problem{'' if n == 1 else 's'}: click one to go "
                                       "to its field.")
+            self.status_label.setToolTip(self.status_label.text())
             self.status_label.setStyleSheet("color: #b00020;")
         elif self._result.config is not None:
             enabled = self._result.config.enabled_stages()
             self.status_label.setText(f"Valid: {len(enabled)} of {len(STAGE_ORDER)} stages "
                                       "enabled, ready to launch.")
+            self.status_label.setToolTip(self.status_label.text())
             self.status_label.setStyleSheet("color: #1b7f3b;")
 
     def _profiles_by_name(self) -> dict[str, ClusterProfile]:

@@ -202,3 +202,57 @@ def test_clusters_test_checks_the_config_the_pipeline_panel_holds(qtbot, window)
     data["sft"]["lr"] = -1.0  # invalid: Test falls back to every stage's general needs
     panel.set_text(yaml.safe_dump(data), "bad.yaml")
     assert window.clusters_panel.config is None
+
+
+# --- issue 17: a laptop screen, the notifications, labels that stay on one line -------------
+
+
+def test_the_window_fits_a_laptop_at_100_and_125_percent(window):
+    # 1280x720 and, at 125 % scaling, 1024x576 logical pixels: every panel's minimum fits.
+    for name in ("pipeline_panel", "clusters_panel", "runs_panel", "monitor_panel",
+                 "data_panel"):
+        hint = getattr(window, name).minimumSizeHint()
+        assert hint.width() + 150 <= 1024 and hint.height() <= 520, (name, hint)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 576, hint
+
+
+def test_notifications_stay_closed_until_a_warning_and_count_in_one_title(qtbot, window):
+    dock, button = window.notifications_dock, window.notifications_button
+    assert not dock.isVisible() and button.text() == "Notifications"
+    assert not window.notifications.title.isVisible()  # the dock's title, not a second one
+    window.notify(Notice("info", "saved"))
+    assert not dock.isVisible() and button.text() == "Notifications (1)"
+    window.notify(Notice("warning", "a stage stalled"))
+    assert dock.isVisible()
+    window.notify(Notice("error", "a stage failed"))
+    assert dock.windowTitle() == "Notifications \u2014 1 error, 1 warning"
+    button.click()  # the status bar button closes it, and opens it again
+    assert not dock.isVisible()
+    button.click()
+    assert dock.isVisible()
+    window.notifications.clear_button.click()
+    assert dock.windowTitle() == "Notifications" and button.text() == "Notifications"
+
+
+def test_a_modified_config_label_stays_on_one_line(qtbot, window):
+    panel = window.pipeline_panel
+    form = panel.forms["verify"]
+    edit = form.editors["verify.time_limit_s"].widget
+    edit.setText("3")
+    edit.textEdited.emit("3")
+    qtbot.waitUntil(lambda: "(modified)" in panel.source_label.text(), timeout=3000)
+    label = panel.source_label
+    assert not label.wordWrap() and label.height() < 2 * label.fontMetrics().lineSpacing()
+    assert panel.status_label.toolTip() == panel.status_label.text()
+
+
+def test_field_labels_carry_their_units(window):
+    from PySide6.QtWidgets import QFormLayout
+
+    form = window.pipeline_panel.forms["verify"]
+    labels = {lay.labelForField(form.editors[k].widget).text()
+              for k in ("verify.time_limit_s", "verify.memory_mb", "verify.max_output_kb")
+              for lay in form.findChildren(QFormLayout)
+              if lay.labelForField(form.editors[k].widget) is not None}
+    assert labels == {"Time limit (s)", "Memory limit (MB)", "Max output (KB)"}
