@@ -1,10 +1,12 @@
 """The engine's command line. This surface is relied on by the desktop app and by users.
 
     python -m engine validate CONFIG [KEY=VALUE ...] [--json]
-    python -m engine run --config CONFIG --run-dir DIR [--stages a,b] [--shard I/N] [KEY=VALUE ...]
+    python -m engine run --config CONFIG --run-dir DIR [--stages a,b] [--shard I/N]
+                         [--retry-rejected REASON] [KEY=VALUE ...]
     python -m engine status --run-dir DIR
     python -m engine merge --run-dir DIR --stage verify [--shards N]   # fold shard files into the store
     python -m engine doctor [--work-dir DIR]
+    python -m engine check-llm --config CONFIG NAME [--json]   # test one llms: endpoint from here
     python -m engine verify-folder PATH [--json OUT] [--jobs N] [--time-limit S] [--memory-mb MB]
     python -m engine query STORE [--request JSON]   # one data-browser request (JSON on stdin)
 
@@ -51,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", metavar="I/N",
                    help="run shard I of N (I from 0) of shardable stages, e.g. --stages verify "
                    "--shard 0/4; shards record their own state (engine/runner.py)")
+    r.add_argument("--retry-rejected", action="append", default=[], metavar="REASON",
+                   help="ask again the items rejected with this reason code (the part before "
+                   "':', e.g. llm_http_400 or truncated; repeatable), e.g. after fixing the "
+                   "config with --update-config; completed stages from the first one with "
+                   "such items run again")
     r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. sft.lr=1e-5")
 
     m = sub.add_parser("merge", help="fold the shard files of a sharded stage (all shards "
@@ -133,7 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return run_pipeline(cfg, dump_config(cfg), RunDir(args.run_dir), stages,
                             allow_config_change=args.update_config,
-                            shard_index=shard_index, shard_count=shard_count)
+                            shard_index=shard_index, shard_count=shard_count,
+                            retry_rejected=args.retry_rejected)
     except PipelineRefused as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -182,6 +190,28 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_llm(args: argparse.Namespace) -> int:
+    from engine.llm import LLMError
+    from engine.llm.endpoint_check import check_endpoint
+    from engine.schema import load_config
+
+    cfg = load_config(args.config)
+    if args.name not in cfg.llms:
+        print(f"error: {args.config} has no endpoint {args.name!r} under llms: (it has "
+              f"{', '.join(sorted(cfg.llms)) or 'none'})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = check_endpoint(cfg.llms[args.name], args.name)
+    except LLMError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=True))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
 def cmd_verify_folder(args: argparse.Namespace) -> int:
     from engine.verify.folder import run_from_args
 
@@ -195,7 +225,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "run": cmd_run, "merge": cmd_merge, "status": cmd_status,
-            "doctor": cmd_doctor, "verify-folder": cmd_verify_folder, "query": cmd_query}
+            "doctor": cmd_doctor, "check-llm": cmd_check_llm, "verify-folder": cmd_verify_folder, "query": cmd_query}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,9 @@ Decisions a reader of the stream needs to know:
 
 - ``kind`` picks the type of ``data``. A ``metric``'s ``data`` is the values dict itself
   (``{"sft/loss": 1.23}``), keys ``/``-namespaced (``sft/loss``, ``rl/reward/mean``).
+- A ``progress``'s ``done`` counts items *processed* (kept, refused, or left for a rerun), out
+  of ``total``; where the stage knows, ``ok`` and ``rejected`` say how many were kept and
+  refused (both absent otherwise), so "8 / 8" never hides "0 kept, 8 rejected".
 - JSON has no NaN or infinity. Non-finite floats are written as the strings ``"NaN"``,
   ``"Infinity"`` and ``"-Infinity"`` (what pydantic's ``ser_json_inf_nan="strings"`` writes too),
   and metric values decode back to ``float``. Inside the free-form dicts (a stage ``summary``, a
@@ -84,9 +87,12 @@ class StageData(_Record):
 
 
 class ProgressData(_Record):
-    done: int = Field(ge=0)
+    done: int = Field(ge=0, description="items processed so far, whatever came of them")
     total: int | None = Field(default=None, ge=0)
     unit: str = "items"
+    # Of ``done``, where the stage knows: kept and refused (the rest: left for a rerun).
+    ok: int | None = Field(default=None, ge=0, description="of done: items kept")
+    rejected: int | None = Field(default=None, ge=0, description="of done: items refused")
 
 
 class LogData(_Record):
@@ -332,11 +338,20 @@ class EventWriter:
         self._write("metric", step, "{" + ",".join(parts) + "}")
 
     def progress(
-        self, done: int, total: int | None = None, unit: str = "items", step: int | None = None
+        self, done: int, total: int | None = None, unit: str = "items", step: int | None = None,
+        *, ok: int | None = None, rejected: int | None = None,
     ) -> None:
+        """``done`` counts items processed; ``ok`` / ``rejected`` (optional) say how many of
+        them were kept and refused, so a reader never shows refused items as done work."""
         if done < 0 or (total is not None and total < 0):
             raise ValueError(f"progress needs done >= 0 and total >= 0, got {done}/{total}")
-        data = {"done": int(done), "total": None if total is None else int(total), "unit": unit}
+        data: dict[str, Any] = {"done": int(done), "total": None if total is None else int(total),
+                                "unit": unit}
+        for key, n in (("ok", ok), ("rejected", rejected)):
+            if n is not None:  # left out when unknown: lines stay as they were
+                if n < 0:
+                    raise ValueError(f"progress {key} must be >= 0, got {n}")
+                data[key] = int(n)
         self._write("progress", None if step is None else _step(step), _dumps(data))
 
     def log(self, message: str, level: LogLevel = "info") -> None:

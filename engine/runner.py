@@ -7,13 +7,24 @@
 - otherwise marked ``running`` (pid, host, attempt), its ``run(ctx)`` called, and the outcome
   recorded: ``completed`` with the stage's summary, ``failed`` with the reason, or
   ``interrupted`` when SIGTERM/SIGINT asked it to stop (it saves what it has and returns;
-  the pipeline then exits with 143 so a requeued job resumes).
+  the pipeline then exits with 143 so a requeued job resumes). A ``StageError`` or an
+  ``LLMError`` (a refused key, a wrong URL or model: a configuration error) fails the stage
+  with its message and no traceback; any other exception is a crash, its traceback logged.
 
 A stage left ``running`` by a killed process is simply run again: stages are idempotent
 (they skip work already in the store and caches), which is what makes this safe.
 
 Only rank 0 writes state.json; every rank gets its own event and log file. Leaves out:
 launching multi-rank work (the scheduler in ``remote/`` starts one engine per rank).
+
+Rejections asked again: ``--retry-rejected CODE`` (repeatable; ``run_pipeline(...,
+retry_rejected=[CODE])``) first drops the rejections of the chosen stages whose reason code is
+CODE or ends in ``_CODE`` (``llm_http_400`` matches ``extract_llm_http_400`` of features,
+``select_llm_http_400`` of tasks and ``llm_http_400`` of solutions; ``Store.forget_rejected``),
+then runs the stages; the first stage with such items and the chosen stages after it run even
+when completed, so that what the new items lead to is made too. Meant for after a config
+change (``--update-config``), e.g. a 400 for a prompt over the context once
+``llms.NAME.context_length`` or ``max_tokens`` is fixed. Not with ``--shard``.
 
 Shards: ``--shard I/N`` (``run_pipeline(..., shard_index=I, shard_count=N)``) runs shard I of N
 of stages whose module sets ``SHARDABLE = True`` (others are refused). Shard processes of one
@@ -55,6 +66,7 @@ from dataclasses import dataclass
 
 from engine.context import StageContext
 from engine.events import EventWriter
+from engine.llm import LLMError
 from engine.rundir import RunDir, RunDirError
 from engine.schema import STAGE_ORDER, PipelineConfig
 from engine.stages import IMPLEMENTED, load_stage
@@ -64,6 +76,10 @@ EXIT_OK = 0
 EXIT_STAGE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what schedulers expect from a terminated job
+
+
+# Stages whose rejections are records a rerun skips: --retry-rejected can forget them.
+RETRYABLE_STAGES = ("features", "tasks", "solutions")
 
 
 class PipelineRefused(Exception):
@@ -198,13 +214,31 @@ def _stage_logger(run: RunDir, stage: str, rank: int) -> tuple[logging.Logger, l
     return log, handler
 
 
+def forget_rejected(run: RunDir, chosen: Sequence[str], reasons: Sequence[str]) -> dict[str, int]:
+    """For ``--retry-rejected``: drop the chosen stages' rejections with these reason codes
+    (``Store.forget_rejected``). -> items forgotten per stage that had any."""
+    if not reasons or not run.store_path.exists():
+        return {}
+    from engine.store import Store
+
+    out: dict[str, int] = {}
+    with Store(run.store_path) as store:
+        for stage in chosen:
+            if stage in RETRYABLE_STAGES:
+                n = sum(store.forget_rejected(stage, r) for r in reasons)
+                if n:
+                    out[stage] = n
+    return out
+
+
 def run_pipeline(config: PipelineConfig, config_text: str, run: RunDir,
                  stages: Sequence[str] | None = None, *, allow_config_change: bool = False,
                  dist: Distributed | None = None, shard_index: int = 0,
-                 shard_count: int = 1) -> int:
+                 shard_count: int = 1, retry_rejected: Sequence[str] = ()) -> int:
     """Run the selected stages; returns an exit code (see EXIT_*).
 
     ``shard_index`` / ``shard_count``: run shard I of N of shardable stages (module
+    docstring). ``retry_rejected``: reason codes whose rejected items are asked again (module
     docstring). Raises ``PipelineRefused`` or ``RunDirError`` before anything is written when
     the request cannot run.
     """
@@ -213,6 +247,16 @@ def run_pipeline(config: PipelineConfig, config_text: str, run: RunDir,
     chosen = select_stages(config, stages)
     _refuse_unshardable(chosen, shard_count)
     sharded = shard_count > 1
+    if retry_rejected and sharded:
+        raise PipelineRefused(
+            "--retry-rejected changes the run's store, which shards only read: run it once "
+            "without --shard (e.g. --stages tasks --retry-rejected llm_http_400), then the "
+            "shards as before")
+    bad = [r for r in retry_rejected if not r or not r.replace("_", "").isalnum()]
+    if bad:
+        raise PipelineRefused(
+            f"--retry-rejected {bad[0]!r}: give a reason code (letters, digits, _), the part "
+            "of a rejection's reason before its ':', e.g. llm_http_400 or truncated")
     if sharded:  # shard I of N is rank I of N: its own event and log files
         dist = Distributed(shard_index, shard_count)
     dist = dist or Distributed.from_env()
@@ -223,12 +267,21 @@ def run_pipeline(config: PipelineConfig, config_text: str, run: RunDir,
         if writes_state:
             with state_lock():
                 run.write_config(config_text, allow_change=allow_config_change)
+        rerun: set[str] = set()
+        if retry_rejected and writes_state:
+            forgotten = forget_rejected(run, chosen, retry_rejected)
+            log = logging.getLogger("engine.runner")
+            log.info("--retry-rejected %s: %s", ",".join(retry_rejected), ", ".join(
+                f"{n} {s} item(s) to ask again" for s, n in forgotten.items()) or "none found")
+            if forgotten:  # that stage, and the chosen ones after it, run again if completed
+                first = min(chosen.index(s) for s in forgotten)
+                rerun = set(chosen[first:])
         for name in chosen:
             with state_lock():
                 state = run.read_state()
             key = shard_key(name, shard_index, shard_count)
             done = [k for k in dict.fromkeys((name, key)) if state.stage(k).status == "completed"]
-            if done:
+            if done and name not in rerun:
                 if sharded and name not in done:  # a merge that did not happen or finish
                     try:
                         with state_lock():
@@ -258,9 +311,11 @@ def _run_one(config: PipelineConfig, run: RunDir, name: str, dist: Distributed,
         if lead:
             with state_lock():
                 prev = run.read_state().stage(key)
-                if prev.status in ("running", "interrupted"):
-                    log.info("resuming %s (attempt %d by pid %s did not finish)",
-                             key, prev.attempts, prev.pid)
+                if prev.status == "interrupted":  # it stopped cleanly and saved its work
+                    log.info("resuming %s after attempt %d was interrupted", key, prev.attempts)
+                elif prev.status == "running":  # killed, or still running elsewhere
+                    log.info("resuming %s (attempt %d by pid %s on %s did not finish)",
+                             key, prev.attempts, prev.pid, prev.host or "an unknown host")
                 run.update_stage(key, status="running", attempts=prev.attempts + 1,
                                  started_at=time.time(), finished_at=None, pid=os.getpid(),
                                  host=socket.gethostname(), reason=None, summary=None)
@@ -273,6 +328,8 @@ def _run_one(config: PipelineConfig, run: RunDir, name: str, dist: Distributed,
             summary = module.run(ctx) or {}
         except StageError as e:
             return finish("failed", str(e), None, EXIT_STAGE_FAILED)
+        except LLMError as e:  # a 401/404, a wrong model, a missing backend: fix the config
+            return finish("failed", f"LLM configuration error: {e}", None, EXIT_STAGE_FAILED)
         except Exception as e:  # a bug or an environment problem: keep the evidence
             log.error("stage %s crashed:\n%s", name, traceback.format_exc())
             reason = f"{type(e).__name__}: {e} (traceback in {run.log_file(name, dist.rank)})"

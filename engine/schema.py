@@ -207,7 +207,8 @@ def _top_p_field(default: float) -> Any:
 def _max_tokens_field(default: int) -> Any:
     return Field(
         default, ge=16, le=1_048_576, title="Max tokens",
-        description="Longest reply, in tokens, one LLM call may produce (reasoning included).",
+        description="Longest reply, in tokens, one LLM call may produce (reasoning included); "
+        "on an HTTP endpoint each request is cut to what the context leaves after its prompt.",
     )
 
 
@@ -273,8 +274,29 @@ class OpenAIEndpoint(_Strict):
     )
     timeout_s: float = Field(
         600.0, ge=1.0, le=86_400.0, title="Request timeout",
-        description="Seconds to wait for one reply before it counts as failed; long "
-        "reasoning replies take minutes.",
+        description="Seconds to wait for one reply, from when it is sent, before it counts as "
+        "failed; long reasoning replies take minutes. Time waiting for a free slot (see "
+        "parallel_slots) does not count.",
+    )
+    parallel_slots: int | None = Field(
+        None, ge=1, le=4096, title="Server parallel slots",
+        description="Requests the server works on at once (llama.cpp's --parallel, vLLM's "
+        "--max-num-seqs). At most min(this, max_concurrency) requests are sent at once, so "
+        "none waits in the server's queue while its timeout runs. Empty: the number the server "
+        "reports (llama.cpp's /props total_slots), else max_concurrency.",
+    )
+    context_length: int | None = Field(
+        None, ge=256, le=16_777_216, title="Context length",
+        description="Tokens of prompt plus reply the server accepts. Empty: learned from the "
+        "server (vLLM's max_model_len in /v1/models, llama.cpp's n_ctx in /props, or the "
+        "message of a context-length 400). Each request's max_tokens is cut to what the "
+        "context leaves after its prompt.",
+    )
+    reply_limit_param: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
+        "auto", title="Reply limit parameter",
+        description="Request field that carries the reply budget: max_tokens (vLLM, SGLang, "
+        "llama.cpp), max_completion_tokens (OpenAI reasoning models), or auto: max_tokens, "
+        "switching to max_completion_tokens when the server's 400 asks for it.",
     )
     max_retries: int = Field(
         5, ge=0, le=100, title="Max retries",
@@ -501,6 +523,14 @@ class SeedsConfig(StageBase):
         None, ge=1, le=10_000_000, title="Max seeds",
         description="Keep at most this many seeds over all sources (the paper used about "
         "10k); empty keeps all.",
+    )
+    as_tasks: bool = Field(
+        False, title="Seed problems as tasks",
+        description="Also make each seed with a reference solution and stdin/stdout tests a "
+        "task: its tests keep their known outputs and its reference solution joins the "
+        "candidates, so verification has real problems to judge. Off for the paper's fully "
+        "synthetic recipe; on in the CPU smoke preset, whose random model writes no usable "
+        "task.",
     )
 
 

@@ -68,7 +68,8 @@ to complete, or ``python -m engine merge``).
 Synthesis records (schema v2): ``synth_items`` holds what the features and tasks
 stages did with each item (``seed:<id>``, ``cfg:<hash>``): ``ok`` with details (summary,
 repairs, stage-1 feature roles), or ``rejected`` with the reason and the answer that caused
-it. A rerun skips items with a record; ``item_reasons`` counts rejections by reason code.
+it. A rerun skips items with a record; ``item_reasons`` counts rejections by reason code;
+``forget_rejected`` drops those of one code so that a rerun asks those items again.
 
 Verification details (schema v3): ``task_texts.verify_meta`` is a JSON object the verify stage
 writes with the task's result (``set_task_result(..., meta=...)``: statement samples, compiler
@@ -78,7 +79,8 @@ messages can be kilobytes. A shard carries it in ``task_results.meta`` (shard fi
 
 What it leaves out
 - Merges of seeds and evolution steps: those stages are not shardable.
-- No deletes in the API (tasks are rejected, not removed); ``ON DELETE CASCADE`` keeps a hand
+- No deletes in the API (tasks are rejected, not removed), but for ``forget_rejected``
+  (rejection records, and a pending task's candidates); ``ON DELETE CASCADE`` keeps a hand
   ``DELETE FROM tasks`` consistent.
 - RL rollouts: they live next to the store, in ``<run>/rollouts/rl/`` (``engine/rollouts.py``).
 """
@@ -1146,6 +1148,22 @@ class Store:
                 self._conn.execute("UPDATE task_texts SET verify_meta = ? WHERE task_id = ?",
                                    (meta_json, task_id))
 
+    def task_id_for_key(self, key: str) -> int | None:
+        """The id of the task stored under ``key`` (``add_task(key=...)``), if any."""
+        row = self._conn.execute("SELECT id FROM tasks WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def seed_reference(self, task_id: int) -> str | None:
+        """The reference solution of the seed a task was made from (``seeds.as_tasks``: the
+        lineage ``task -seed_problem-> seed``); None for a synthesized task."""
+        row = self._conn.execute(
+            "SELECT (SELECT value FROM json_each(s.solutions) WHERE type = 'text'"
+            "        AND trim(value, ' ' || char(9, 10, 13)) != '' ORDER BY key LIMIT 1)"
+            " FROM lineage l JOIN seeds s ON s.id = l.parent_id"
+            " WHERE l.child_kind = 'task' AND l.child_id = ? AND l.parent_kind = 'seed'"
+            "   AND l.relation = 'seed_problem'", (task_id,)).fetchone()
+        return row[0] if row else None
+
     def add_lineage(
         self, child_kind: NodeKind, child_id: int, parent_kind: NodeKind, parent_id: int,
         relation: str,
@@ -1183,6 +1201,32 @@ class Store:
         args = (stage, status, limit) if status else (stage, limit)
         return [{"item": i, "status": st, "reason": r, "detail": json.loads(d), "raw": raw,
                  "created_at": t} for i, st, r, d, raw, t in self._conn.execute(sql, args)]
+
+    def forget_rejected(self, stage: str, wanted: str) -> int:
+        """Drop the rejections of ``stage`` whose reason code is ``wanted`` or ends in
+        ``_<wanted>`` (``llm_http_400`` matches ``extract_llm_http_400``), so that a rerun
+        asks those items again (``python -m engine run --retry-rejected``). For ``solutions``
+        the item is a pending task: all its candidates go, and the rerun asks for them anew
+        (unchanged requests come back from the response cache). -> items forgotten."""
+        def matches(reason: str | None) -> bool:
+            code = (reason or "").partition(":")[0].strip()
+            return code == wanted or code.endswith("_" + wanted)
+
+        with self.transaction():
+            if stage == "solutions":
+                rows = self._conn.execute(
+                    "SELECT DISTINCT s.task_id, s.reject_reason FROM solutions s JOIN tasks t"
+                    " ON t.id = s.task_id WHERE s.status = 'rejected' AND t.status = 'pending'")
+                tasks = sorted({t for t, reason in rows if matches(reason)})
+                self._conn.executemany("DELETE FROM solutions WHERE task_id = ?",
+                                       [(t,) for t in tasks])
+                return len(tasks)
+            rows = self._conn.execute("SELECT item, reason FROM synth_items WHERE stage = ?"
+                                      " AND status = 'rejected'", (stage,)).fetchall()
+            items = [item for item, reason in rows if matches(reason)]
+            self._conn.executemany("DELETE FROM synth_items WHERE stage = ? AND item = ?",
+                                   [(stage, i) for i in items])
+            return len(items)
 
     def item_reasons(self, stage: str | None = None) -> list[tuple[str, str, int]]:
         """(stage, reason code, count) of rejected items, most common first. The code is the
@@ -1251,6 +1295,39 @@ class Store:
 
     def tasks_with_solutions(self) -> set[int]:
         return {t for (t,) in self._conn.execute("SELECT DISTINCT task_id FROM solutions")}
+
+    # What the synthesis stages made over all their attempts, for their summaries (a resumed
+    # stage's own counts would cover only its last attempt). Same SQL on a ShardOutbox.
+
+    def item_statuses(self, stage: str) -> dict[str, tuple[str, str]]:
+        """item -> (status, reason code or "") of every record of ``stage``."""
+        return {i: (st, (r or "").partition(":")[0].strip()) for i, st, r in self._conn.execute(
+            "SELECT item, status, reason FROM synth_items WHERE stage = ?", (stage,))}
+
+    def solution_tally(self, shard_index: int = 0, shard_count: int = 1
+                       ) -> dict[int, list[tuple[str, str, str, int]]]:
+        """task id -> [(language, status, reject code or "", candidates)] for the tasks with
+        ``task_id % shard_count == shard_index``."""
+        out: dict[int, list[tuple[str, str, str, int]]] = {}
+        for t, lang, st, code, k in self._conn.execute(
+                "SELECT task_id, language, status, CASE WHEN instr(reject_reason, ':') > 0"
+                " THEN trim(substr(reject_reason, 1, instr(reject_reason, ':') - 1))"
+                " ELSE ifnull(reject_reason, '') END AS code, count(*) FROM solutions"
+                " WHERE task_id % ? = ? GROUP BY task_id, language, status, code",
+                (shard_count, shard_index)):
+            out.setdefault(t, []).append((lang, st, code, k))
+        return out
+
+    def evolution_new_features(self) -> dict[int, int]:
+        """step -> features that evolution round added."""
+        return dict(self._conn.execute("SELECT step, n_new_features FROM evolution_steps"))
+
+    def test_counts(self, shard_index: int = 0, shard_count: int = 1) -> dict[int, int]:
+        """task id -> tests, for the tasks with tests and ``task_id % shard_count ==
+        shard_index``."""
+        return dict(self._conn.execute(
+            "SELECT task_id, count(*) FROM tests WHERE task_id % ? = ? GROUP BY task_id",
+            (shard_count, shard_index)))
 
     # -- shards ------------------------------------------------------------------------------
 
@@ -1745,6 +1822,11 @@ class ShardOutbox:
         """Rounds this shard has made: step -> step (there are no ids before the merge)."""
         return {s: s for (s,) in self._conn.execute("SELECT step FROM evolution_rounds")}
 
+    def evolution_new_features(self) -> dict[int, int]:
+        """step -> features this shard's round added."""
+        return {step: len(json.loads(args)["new_paths"]) for step, args in self._conn.execute(
+            "SELECT step, args FROM evolution_rounds")}
+
     def evolved_paths(self) -> list[list[str]]:
         """Every feature path this shard's rounds added, in round order."""
         return [p for (args,) in self._conn.execute(
@@ -1757,6 +1839,9 @@ class ShardOutbox:
             (prefix, prefix + "\uffff"))}
 
     tasks_with_solutions = Store.tasks_with_solutions
+    item_statuses = Store.item_statuses
+    solution_tally = Store.solution_tally
+    test_counts = Store.test_counts
 
 
 def _merge_from(store: Store, shard_path: str | os.PathLike[str]) -> dict[str, int]:

@@ -4,7 +4,8 @@
     synthsmith --preset FILE.yaml open it with that pipeline config instead
     synthsmith --version          print the version and exit
 
-    synthsmith cluster|launch|runs|status|tail|cancel|resume|fetch ...   headless (gui/headless.py)
+    synthsmith cluster|launch|runs|status|tail|cancel|resume|fetch|llm ...   headless
+                                  (gui/headless.py)
 
 This module never imports PySide6 at import time: the headless subcommands work where Qt is
 not installed. Only the no-subcommand path imports ``gui.app``, and it does so lazily.
@@ -69,6 +70,49 @@ def _qt_import_problem() -> str | None:
     return None
 
 
+def debian_package(soname: str) -> str:
+    """The Debian package that ships a shared library, by Debian's naming rule:
+    ``libxcb-icccm.so.4`` -> ``libxcb-icccm4``, ``libxkbcommon-x11.so.0`` -> ``libxkbcommon-x11-0``."""
+    name, _, version = soname.partition(".so.")
+    version = version.split(".")[0]
+    if not version:
+        return name
+    return f"{name}{'-' if name[-1:].isdigit() else ''}{version}"
+
+
+def missing_libraries(library: str | Path) -> list[str]:
+    """Shared libraries ``library`` needs that the dynamic loader cannot find (``ldd``)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["ldd", str(library)], capture_output=True, text=True,
+                             timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []  # no ldd: Qt will say what it lacks itself
+    return [line.split()[0] for line in out.splitlines() if "=> not found" in line]
+
+
+def _window_problem() -> str | None:
+    """Why Qt's X11 plugin would abort ("could not load the Qt platform plugin xcb"), as one
+    line naming the packages to install; None when it can load (or another platform is used)."""
+    import os
+
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform and not platform.startswith("xcb"):
+        return None
+    if not platform and (os.environ.get("WAYLAND_DISPLAY") or not os.environ.get("DISPLAY")):
+        return None  # Qt picks Wayland, or says itself that there is no display
+    import PySide6
+
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    missing = missing_libraries(plugin) if plugin.exists() else []
+    if not missing:
+        return None
+    packages = " ".join(dict.fromkeys(debian_package(m) for m in missing))
+    return (f"synthsmith: the window needs system libraries that are not installed "
+            f"({', '.join(missing)}); on Debian/Ubuntu: apt-get install {packages}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.version:
@@ -80,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(args)
 
-    problem = _qt_import_problem()
+    problem = _qt_import_problem() or _window_problem()
     if problem is not None:
         print(problem, file=sys.stderr)
         return EXIT_NO_QT

@@ -20,7 +20,8 @@ What it answers, first match wins:
    exact request misbehave; default: all), ``retry_after=S`` (a Retry-After header),
    ``delay=S`` (sleep before answering, every attempt unless ``times`` is given),
    ``malformed`` (a 200 whose body is broken JSON), ``drop`` (close the connection without
-   a reply), ``truncate`` (finish_reason "length", text cut short), ``text=WORD``;
+   a reply), ``truncate`` (finish_reason "length", text cut short), ``text=WORD``,
+   ``json_words=N`` (a JSON object ``{"words": [...]}`` of N one-word strings: N+2 "tokens");
 4. a canned, realistic chat completion: a short answer with a Python code block whose text
    is a function of the request (model, messages, seed, temperature), so the same request
    always gets the same text and different samples get different ones.
@@ -28,6 +29,23 @@ What it answers, first match wins:
 ``server.requests`` records every request (headers, parsed body, start/end times, status);
 ``server.max_in_flight`` is the most requests it was handling at once. ``delay_s`` on the
 server delays every answer (the benchmark's fixed service time).
+
+Limits real servers enforce, each off unless asked for (constructor or command line); tokens
+are words here, as in the usage the stub reports:
+
+- ``max_model_len=N``: ``GET /v1/models`` reports it as vLLM does, and a request whose
+  prompt + ``max_tokens`` is over it gets vLLM's 400 ("This model's maximum context length is
+  N tokens. However, you requested ...");
+- ``slots=N``: at most N requests are worked on at once and the rest wait in a queue, as on
+  llama.cpp's server (``--parallel``); ``props=True`` serves llama.cpp's ``GET /props`` with
+  ``n_ctx`` (``max_model_len``) and ``total_slots``;
+- ``cut_at_max_tokens``: an answer longer than the request's budget is cut to it, with
+  finish_reason "length";
+- ``require_max_completion_tokens``: a request with ``max_tokens`` gets OpenAI's 400 for
+  reasoning models ("Use 'max_completion_tokens' instead").
+
+Started as its own process (``spawn``: the real-server tests), ``GET /stub/requests`` lists
+what it received (path, body, status).
 """
 
 from __future__ import annotations
@@ -126,9 +144,16 @@ def parse_directives(text: str) -> dict[str, str]:
 class StubServer:
     """The server. ``start()`` serves on a background thread; ``url`` is the /v1 base URL."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delay_s: float = 0.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delay_s: float = 0.0,
+                 max_model_len: int | None = None, slots: int | None = None,
+                 props: bool = False, cut_at_max_tokens: bool = False,
+                 require_max_completion_tokens: bool = False) -> None:
         self.host, self.port = host, port
         self.delay_s = delay_s
+        self.max_model_len, self.slots, self.props = max_model_len, slots, props
+        self.cut_at_max_tokens = cut_at_max_tokens
+        self.require_max_completion_tokens = require_max_completion_tokens
+        self._slots: asyncio.Semaphore | None = None
         self.rule: Any = None  # (body, attempt) -> Reply | None
         self.requests: list[RecordedRequest] = []
         self.max_in_flight = 0
@@ -172,7 +197,12 @@ class StubServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post(CHAT_PATH, self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/stub/requests", self._request_log)
+        if self.props:
+            app.router.add_get("/props", self._props)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
+        if self.slots:
+            self._slots = asyncio.Semaphore(self.slots)
         # A short shutdown timeout: handlers asleep in a delay must not hold up stop().
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=0.1)
@@ -223,8 +253,21 @@ class StubServer:
     # --- the handlers
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "stub-model",
-                                                               "object": "model"}]})
+        model: dict[str, Any] = {"id": "stub-model", "object": "model"}
+        if self.max_model_len:
+            model["max_model_len"] = self.max_model_len  # as vLLM reports it
+        return web.json_response({"object": "list", "data": [model]})
+
+    async def _props(self, request: web.Request) -> web.Response:
+        # llama.cpp's server: n_ctx is per slot.
+        return web.json_response({"default_generation_settings": {"n_ctx": self.max_model_len},
+                                  "total_slots": self.slots or 1})
+
+    async def _request_log(self, request: web.Request) -> web.Response:
+        with self._lock:
+            log = [{"path": r.path, "body": r.body if not isinstance(r.body, bytes) else None,
+                    "status": r.status} for r in self.requests]
+        return web.json_response(log)
 
     async def _not_found(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -246,7 +289,10 @@ class StubServer:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            return await self._answer(request, rec, body)
+            if self._slots is None:
+                return await self._answer(request, rec, body)
+            async with self._slots:  # queued like a busy llama.cpp server: the client waits
+                return await self._answer(request, rec, body)
         finally:
             rec.end = time.monotonic()
             with self._lock:
@@ -257,6 +303,10 @@ class StubServer:
         if not isinstance(body, dict):
             rec.status = 400
             return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
+        refusal = self._limit_error(body)
+        if refusal is not None:
+            rec.status = 400
+            return web.json_response(refusal, status=400)
         reply = self._reply_for(body)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
@@ -271,14 +321,34 @@ class StubServer:
             payload = json.dumps(reply.body).encode()
         elif reply.status == 200:
             text = reply.text if reply.text is not None else canned_text(body)
-            payload = json.dumps(completion_json(body, text, reply.finish_reason,
-                                                 reply.reasoning)).encode()
+            finish = reply.finish_reason
+            budget = body.get("max_tokens") or body.get("max_completion_tokens")
+            if self.cut_at_max_tokens and isinstance(budget, int) and len(text.split()) > budget:
+                text, finish = " ".join(text.split()[:budget]), "length"
+            payload = json.dumps(completion_json(body, text, finish, reply.reasoning)).encode()
         else:
             payload = json.dumps({"error": {"message": f"stub says {reply.status}",
                                             "type": "StubError", "code": reply.status}}).encode()
         rec.status = reply.status
         return web.Response(status=reply.status, body=payload, headers=reply.headers,
                             content_type="application/json")
+
+    def _limit_error(self, body: dict) -> dict | None:
+        """The 400 a real server gives a request over its limits, in that server's words."""
+        if self.require_max_completion_tokens and "max_tokens" in body:
+            return {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported "
+                              "with this model. Use 'max_completion_tokens' instead.",
+                              "type": "invalid_request_error", "param": "max_tokens",
+                              "code": "unsupported_parameter"}}
+        budget = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        if self.max_model_len and prompt + budget > self.max_model_len:
+            return {"object": "error", "type": "BadRequestError", "param": None, "code": 400,
+                    "message": f"This model's maximum context length is {self.max_model_len} "
+                    f"tokens. However, you requested {prompt + budget} tokens ({prompt} in the "
+                    f"messages, {budget} in the completion). Please reduce the length of the "
+                    "messages or completion."}
+        return None
 
     def _reply_for(self, body: dict) -> Reply:
         ident = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -314,7 +384,55 @@ class StubServer:
         if "truncate" in d:
             full = canned_text(body)
             return Reply(text=full[: len(full) // 3], finish_reason="length", delay_s=delay)
+        if "json_words" in d:
+            words = ", ".join(f'"w{i}"' for i in range(int(d["json_words"])))
+            return Reply(delay_s=delay, text=f'{{"words": [{words}] }}', headers=headers)
         return Reply(delay_s=delay, text=d.get("text"), headers=headers)
+
+
+class StubProcess:
+    """The stub in a process of its own (``spawn``): real sockets, its own CPU and GIL."""
+
+    def __init__(self, proc: Any, url: str) -> None:
+        self.proc, self.url = proc, url
+
+    def requests(self) -> list[dict]:
+        import urllib.request
+
+        root = self.url.removesuffix("/v1")
+        with urllib.request.urlopen(root + "/stub/requests", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def chat_requests(self) -> list[dict]:
+        return [r for r in self.requests() if r["path"].split("?")[0] == CHAT_PATH]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def __enter__(self) -> StubProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def spawn(*args: str) -> StubProcess:
+    """Start ``python openai_stub_server.py --port 0 ARGS`` and wait until it serves."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, __file__, "--port", "0", *args],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # "serving http://127.0.0.1:PORT/v1 (Ctrl-C stops)"
+    if not line.startswith("serving "):
+        proc.kill()
+        raise RuntimeError(f"the stub server did not start (it said {line!r})")
+    return StubProcess(proc, line.split()[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,8 +440,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     p.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
+    p.add_argument("--max-model-len", type=int, help="context (words) /v1/models reports and "
+                   "400s enforce, as vLLM does")
+    p.add_argument("--slots", type=int, help="requests worked on at once; the rest queue")
+    p.add_argument("--props", action="store_true", help="serve llama.cpp's GET /props")
+    p.add_argument("--cut-at-max-tokens", action="store_true",
+                   help="cut longer answers to the request's budget (finish_reason length)")
+    p.add_argument("--require-max-completion-tokens", action="store_true",
+                   help="refuse max_tokens with OpenAI's 400 for reasoning models")
     args = p.parse_args(argv)
-    server = StubServer(args.host, args.port, delay_s=args.delay).start()
+    server = StubServer(args.host, args.port, delay_s=args.delay,
+                        max_model_len=args.max_model_len, slots=args.slots, props=args.props,
+                        cut_at_max_tokens=args.cut_at_max_tokens,
+                        require_max_completion_tokens=args.require_max_completion_tokens).start()
     print(f"serving {server.url} (Ctrl-C stops)", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

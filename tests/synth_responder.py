@@ -2,8 +2,13 @@
 
 Set an instance as ``StubServer.rule``. It answers the engine's synthesis prompts
 (assets/prompts/features_extract.md, evolve.md, tasks_select.md, tasks_statement.md,
-solutions.md), recognised by the fixed heading on the first line of the last user message,
-and returns None for anything else, so the stub falls through to its canned answers.
+solutions.md, tests_direct.md, tests_generator.md, tests_validator.md), recognised by the fixed
+heading (or opening words) of the last user message, and returns None for anything else, so
+the stub falls through to its canned answers.
+
+As a process of its own, the way a real server runs (``spawn_synth``, or by hand)::
+
+    python tests/synth_responder.py --port 8000 --fault code_only=1 --fault-kinds evolve
 
 Every answer is a function of the request (messages, temperature, top_p, seed) and of the
 responder's own ``seed``, through sha256: the same request always gets the same answer,
@@ -19,12 +24,20 @@ different samples (a different ``seed`` in the body) get different ones.
 - solution: an R1-like ``<think>...</think>`` answer with one ```python block (or ```cpp when
   C++ is asked) that solves the bank problem the statement describes; variable names and
   layout vary by sample; about 1 sample in 6 (``wrong_rate``) is subtly wrong.
+- direct / generator / validator (the tests stage): ```input random|edge blocks, a seeded
+  generator program, a validator, all within the bank problem's bounds.
 
 Faults (probability per answer, drawn from the request hash): ``malformed_json`` (a key's
 closing quote missing: not repairable), ``trailing_comma`` (repairable), ``prose_json``
 (unfenced JSON between prose: repairable), ``truncated`` (text cut at half, finish_reason
 "length"), ``hint_leak`` (the statement names a technique or a complexity), ``no_code``,
-``two_blocks``, ``syntax_error`` (solutions). Each fault applied adds one to ``counts``.
+``two_blocks``, ``syntax_error`` (solutions). What a small real model did (issue #16):
+``code_json`` (a ```python sketch holding ``tree = {}``, ``people = []``, ``data[i]`` before
+the unfenced JSON answer), ``code_only`` (a ```python program instead of the JSON: one of
+those three lines comes first), ``empty_expansion`` (evolve: ``{}`` or the subtree sent back
+unchanged); and ``drop`` (the connection closed without a reply; the client's retries of the
+same request are dropped too). ``fault_kinds`` limits faults to some prompt kinds (e.g. only
+the tests stage's). Each fault applied adds one to ``counts``.
 """
 
 from __future__ import annotations
@@ -37,7 +50,7 @@ import math
 import random
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -51,9 +64,22 @@ HEADINGS = {
     "# Write a competitive-programming problem statement": "statement",
     "# Solve a competitive-programming problem": "solution",
 }
-JSON_FAULTS = ("malformed_json", "trailing_comma", "prose_json")
+# Prompts without a heading line, by their opening words (the tests stage's).
+OPENINGS = {
+    "You write test inputs for a competitive-programming problem.": "direct",
+    "You write an input generator program": "generator",
+    "You write an input validator": "validator",
+}
+KINDS = (*HEADINGS.values(), *OPENINGS.values())
+JSON_FAULTS = ("malformed_json", "trailing_comma", "prose_json", "code_json", "code_only")
 CODE_FAULTS = ("no_code", "two_blocks", "syntax_error")
-FAULTS = (*JSON_FAULTS, "truncated", "hint_leak", *CODE_FAULTS)
+FAULTS = (*JSON_FAULTS, "truncated", "hint_leak", *CODE_FAULTS, "empty_expansion", "drop")
+# Lines a real model wrote in Python blocks that a JSON scan over the whole answer misread.
+CODE_SKETCHES = (
+    "tree = {}\nfor name in names:\n    tree[name] = []\n",
+    "people = []\nfor line in data:\n    people.append(line.split())\n",
+    "for i in range(len(data)):\n    print(data[i])\n",
+)
 CATEGORIES = ("programming_language", "problem_domain", "algorithmic_paradigm", "algorithms",
               "mathematics", "problem_solving_strategies", "data_structures",
               "coding_techniques", "complexity_analysis", "optimization_techniques")
@@ -797,11 +823,16 @@ class SynthResponder:
     """``StubServer.rule`` that answers the synthesis prompts; see the module docstring."""
 
     def __init__(self, *, faults: Mapping[str, float] | None = None, seed: int = 0,
-                 wrong_rate: float = 1 / 6) -> None:
+                 wrong_rate: float = 1 / 6, fault_kinds: Iterable[str] | None = None) -> None:
         unknown = set(faults or {}) - set(FAULTS)
         if unknown:
-            raise ValueError(f"unknown faults: {sorted(unknown)}")
+            raise ValueError(f"unknown faults: {sorted(unknown)}; choose from {FAULTS}")
+        kinds = set(fault_kinds) if fault_kinds is not None else set(KINDS)
+        if kinds - set(KINDS):
+            raise ValueError(f"unknown prompt kinds: {sorted(kinds - set(KINDS))}; choose "
+                             f"from {KINDS}")
         self.faults = dict(faults or {})
+        self.fault_kinds = kinds
         self.seed = seed
         self.wrong_rate = wrong_rate
         self.counts: collections.Counter[str] = collections.Counter()
@@ -809,15 +840,21 @@ class SynthResponder:
 
     def __call__(self, body: dict, attempt: int) -> Reply | None:
         text = _last_user(body)
-        kind = HEADINGS.get(text.split("\n", 1)[0].strip())
+        kind = HEADINGS.get(text.split("\n", 1)[0].strip()) or next(
+            (k for opening, k in OPENINGS.items() if text.startswith(opening)), None)
         if kind is None:
             return None
         key = hashlib.sha256(json.dumps(
             [body.get("messages"), body.get("temperature"), body.get("top_p"),
              body.get("seed"), self.seed], sort_keys=True, default=str).encode()).hexdigest()
         rng = random.Random(key)
-        fired = [f for f in FAULTS if self.faults.get(f, 0.0) > 0
+        fired = [f for f in FAULTS if self.faults.get(f, 0.0) > 0 and kind in self.fault_kinds
                  and _unit(key, "fault", f) < self.faults[f]]
+        if "drop" in fired:
+            with self._lock:
+                self.counts[kind] += 1
+                self.counts["drop"] += 1
+            return Reply(drop=True)
         applied: list[str] = []
         answer = getattr(self, "_" + kind)(text, rng, key, fired, applied)
         finish = "stop"
@@ -841,6 +878,14 @@ class SynthResponder:
         if "malformed_json" in fired:
             raw = _drop_mid_quote(raw)
             applied.append("malformed_json")
+        if "code_only" in fired:
+            applied.append("code_only")
+            return (f"{intro} In code:\n\n```python\n"
+                    f"{CODE_SKETCHES[rng.randrange(len(CODE_SKETCHES))]}```\n")
+        if "code_json" in fired:
+            applied.append("code_json")
+            return (f"{intro} First a sketch of how I organised it:\n\n```python\n"
+                    f"{''.join(CODE_SKETCHES)}```\n\nThe answer:\n\n{raw}\n")
         if "prose_json" in fired:
             applied.append("prose_json")
             return (f"{intro} I went through it carefully; the object is below.\n\n{raw}\n\n"
@@ -863,7 +908,12 @@ class SynthResponder:
                 applied: list[str]) -> str:
         m = re.search(r"at least\s+(\d+)\s+new sibling", text, re.I)
         count = int(m.group(1)) if m else 2
-        obj = evolve_tree(last_json_block(text), count, rng)
+        given = last_json_block(text)
+        if "empty_expansion" in fired:  # {} or the subtree sent back as it came
+            applied.append("empty_expansion")
+            obj = given if rng.random() < 0.5 else {}
+            return f"Here is the expanded subtree.\n\n```json\n{json.dumps(obj)}\n```\n"
+        obj = evolve_tree(given, count, rng)
         return self._json_answer(obj, rng, fired, applied, "Here is the expanded subtree.")
 
     def _select(self, text: str, rng: random.Random, key: str, fired: list[str],
@@ -943,3 +993,116 @@ class SynthResponder:
             answer = (think + "The key step is:\n\n```python\n" + core + "\n```\n\n"
                       + "The full program:\n\n" + f"```python\n{code}```\n")
         return answer
+
+    # --- the tests stage's prompts
+
+    @staticmethod
+    def _tests_problem(text: str) -> BankProblem:
+        at = text.find("Problem statement:")
+        return recognise(text[at:] if at >= 0 else text) or BANK[0]
+
+    def _direct(self, text: str, rng: random.Random, key: str, fired: list[str],
+                applied: list[str]) -> str:
+        p = self._tests_problem(text)
+        m = re.search(r"Write (\d+) different inputs", text)
+        lo, hi = max(p.lo, -1000), min(p.hi, 1000)
+        blocks = []
+        for k in range(int(m.group(1)) if m else 4):
+            if k % 2 == 0:
+                kind, values = "random", [rng.randint(lo, hi) for _ in range(rng.randint(3, 9))]
+            else:
+                kind, values = "edge", [rng.choice((p.lo, p.hi))] * rng.randint(1, 2)
+            blocks.append(f"```input {kind}\n{len(values)}\n{' '.join(map(str, values))}\n```")
+        return "Here are the inputs.\n\n" + "\n\n".join(blocks) + "\n"
+
+    def _generator(self, text: str, rng: random.Random, key: str, fired: list[str],
+                   applied: list[str]) -> str:
+        p = self._tests_problem(text)
+        program = (
+            "import random\nimport sys\n\nseed, kind = sys.stdin.readline().split()\n"
+            f"random.seed(int(seed))\nlo, hi = {p.lo}, {p.hi}\n"
+            "n = random.randint(1000, 2000) if kind == \"stress\" else random.randint(1, 10)\n"
+            "if kind == \"edge\":\n    values = [random.choice((lo, hi))] * n\n"
+            "else:\n    values = [random.randint(lo, hi) for _ in range(n)]\n"
+            "print(n)\nprint(*values)\n")
+        return f"A generator for this kind:\n\n```python\n{program}```\n"
+
+    def _validator(self, text: str, rng: random.Random, key: str, fired: list[str],
+                   applied: list[str]) -> str:
+        p = self._tests_problem(text)
+        program = (
+            "import sys\n\ntokens = sys.stdin.read().split()\ntry:\n"
+            "    n = int(tokens[0])\n    values = [int(t) for t in tokens[1:]]\n"
+            "except (IndexError, ValueError):\n    sys.exit(1)\n"
+            f"ok = 1 <= n <= 200000 and len(values) == n and all({p.lo} <= v <= {p.hi} "
+            "for v in values)\nsys.exit(0 if ok else 1)\n")
+        return f"```python\n{program}```\n"
+
+
+# --- as a process of its own ----------------------------------------------------------------
+
+def spawn_synth(*args: str, port: int = 0):
+    """``python synth_responder.py --port PORT ARGS`` (a ``StubServer`` with this responder
+    as its rule) started as its own process; -> ``openai_stub_server.StubProcess``."""
+    import subprocess
+    import sys
+
+    from openai_stub_server import StubProcess
+
+    proc = subprocess.Popen([sys.executable, __file__, "--port", str(port), *args],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # "serving http://127.0.0.1:PORT/v1 (Ctrl-C stops)"
+    if not line.startswith("serving "):
+        proc.kill()
+        proc.wait(timeout=10)
+        raise RuntimeError(f"the synth responder server did not start (it said {line!r})")
+    return StubProcess(proc, line.split()[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import signal
+    import sys
+    import time
+
+    from openai_stub_server import StubServer
+
+    ap = argparse.ArgumentParser(description="The stub server answering synthesis prompts "
+                                 "with SynthResponder (test double).")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    ap.add_argument("--seed", type=int, default=1, help="the responder's own seed")
+    ap.add_argument("--fault", action="append", default=[], metavar="NAME=P",
+                    help=f"a fault and its probability per answer; NAME in {', '.join(FAULTS)}")
+    ap.add_argument("--fault-kinds", help=f"comma-separated prompt kinds the faults apply to "
+                    f"(default all: {', '.join(KINDS)})")
+    args = ap.parse_args(argv)
+    faults = {}
+    for item in args.fault:
+        name, _, p = item.partition("=")
+        try:
+            faults[name] = float(p or 1.0)
+        except ValueError:
+            ap.error(f"--fault {item!r}: write NAME=P with P a probability, e.g. drop=0.5")
+    try:
+        responder = SynthResponder(faults=faults, seed=args.seed, fault_kinds=(
+            args.fault_kinds.split(",") if args.fault_kinds else None))
+    except ValueError as e:
+        ap.error(str(e))
+    server = StubServer(args.host, args.port)
+    server.rule = responder
+    server.start()
+    print(f"serving {server.url} (Ctrl-C stops)", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,7 +23,9 @@ Decisions a caller needs to know:
   reproducible and no two are the same draw.
 - Identical requests (same key) inside one batch are sent once and share the result.
 - ``LLMStats`` counts calls, tokens, cache hits, retries and errors; ``flush`` writes them as
-  ``llm/...`` metrics (see ``LLMStats.metrics`` for the keys).
+  ``llm/...`` metrics (see ``LLMStats.metrics`` for the keys): while batches run, one per
+  ``flush_interval_s`` with the rates of that interval, and one when the client's last batch
+  in flight ends, never two at the same step.
 
 Shared by the backends: ``generate_cached`` (cache lookup, de-duplication, caching of
 successful results, stats, the per-result callback). Left out: streaming, tool calls,
@@ -142,6 +144,11 @@ class ChatResult:
     attempts: int = 1  # HTTP attempts made; 0 for a cache hit
     latency_s: float = 0.0  # wall time from the first attempt to the answer, backoff included
     tag: str | None = None  # the request's tag
+    # The reply budget the backend was sent (an HTTP client cuts the request's max_tokens to
+    # the context left after the prompt), and the most this prompt could get from the
+    # endpoint (context - prompt tokens); None where unknown, and on cache hits.
+    max_tokens_sent: int | None = None
+    max_tokens_limit: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -209,6 +216,10 @@ class LLMStats:
         self._window_start = time.monotonic()
         self._window_calls = 0
         self._window_tokens = 0
+        # What ``_Flusher`` shares between the batches of one client (see its docstring).
+        self._flushed_step = -1  # ``done`` when the last metric was written (its step)
+        self._flushed_at = time.monotonic()
+        self._batches = 0  # generate() calls running
 
     @property
     def done(self) -> int:
@@ -266,26 +277,48 @@ class LLMStats:
 
     def flush(self, events: Any, step: int | None = None) -> None:
         """Write ``metrics()`` as one metric event; ``step`` defaults to results handed out."""
-        events.metric(self.done if step is None else step, self.metrics())
+        with self._lock:
+            done = self.done
+            self._flushed_step, self._flushed_at = done, time.monotonic()
+        events.metric(done if step is None else step, self.metrics())
 
 
 # --- the shared batch path
 
 
 class _Flusher:
-    """Flushes stats to the events every ``interval_s`` while a long batch runs."""
+    """Writes a client's stats as ``llm/`` metrics while its batches run: at most one per
+    ``interval_s``, and one more when the last batch in flight ends with results not written
+    yet. Never two at the same step.
+
+    The clock and what was written belong to the stats, shared by every batch of the client:
+    a streamed stage runs several ``generate`` calls at once, and when each flushed on its own
+    clock (and always at its end) a batch longer than the interval wrote a second metric at
+    the same step with rates over an empty window, zeros that made rate plots saw-tooth.
+    """
 
     def __init__(self, stats: LLMStats, events: Any, interval_s: float) -> None:
         self.stats, self.events, self.interval_s = stats, events, interval_s
-        self._last = time.monotonic()
+        with stats._lock:
+            stats._batches += 1
 
     def maybe(self) -> None:
-        if time.monotonic() - self._last >= self.interval_s:
-            self.now()
+        st = self.stats
+        with st._lock:
+            due = (st.done != st._flushed_step
+                   and time.monotonic() - st._flushed_at >= self.interval_s)
+        if due:
+            st.flush(self.events)
 
-    def now(self) -> None:
-        self._last = time.monotonic()
-        self.stats.flush(self.events)
+    def end(self) -> None:
+        """The batch is over: write what no metric has shown yet, unless another batch of
+        this client still runs (it writes when due, or when it ends)."""
+        st = self.stats
+        with st._lock:
+            st._batches -= 1
+            due = st._batches == 0 and st.done != st._flushed_step
+        if due:
+            st.flush(self.events)
 
 
 RunMisses = Callable[[list[tuple[int, ChatRequest]], Callable[[int, ChatResult], None]],
@@ -310,8 +343,8 @@ async def generate_cached(
     ``run_misses(items, done)`` (which calls ``done(index, result)`` per finished call, on the
     event loop's thread), caches successful results the moment they arrive (so a kill loses
     only calls in flight), fans results out to duplicates, counts them, and calls
-    ``on_result``. ``events`` (an EventWriter) gets the stats every ``flush_interval_s`` and
-    at the end.
+    ``on_result``. ``events`` (an EventWriter) gets the stats at most every
+    ``flush_interval_s`` and when the client's last batch in flight ends (``_Flusher``).
     """
     from engine.llm.cache import cache_key
 
@@ -353,7 +386,7 @@ async def generate_cached(
         if misses:
             await run_misses(misses, done)
     finally:
-        flusher.now()
+        flusher.end()
     missing = [i for i, r in enumerate(results) if r is None]
     if missing:  # a backend bug, not a model failure: say so loudly
         raise RuntimeError(f"{backend} backend returned no result for requests {missing[:10]}")

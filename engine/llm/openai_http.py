@@ -21,6 +21,31 @@ Retries, sorted by cause (each pinned by a test in tests/engine/test_llm_openai_
   the context; retrying cannot help).
 - raised as ``LLMError``, stopping the batch: 401/403 (the key), 404 (the URL or the model
   name), and a named ``api_key_env`` that is not set. Calls already finished stay cached.
+- fixed and sent again at once, not counted as retries (at most 3 times per call), two kinds
+  of 400: one that asks for ``max_completion_tokens`` (OpenAI's reasoning models) switches
+  the client to that field (``reply_limit_param: auto``); one that says prompt + reply is
+  over the context ("maximum context length is N", vLLM, OpenAI, llama-cpp-python; llama.cpp's
+  ``n_ctx`` / ``n_prompt_tokens`` error fields) teaches the client the context and resends
+  with the budget that fits, if the prompt alone fits.
+
+Endpoint limits are learned, not guessed (``learn_limits``, once per client, before its first
+request; ``engine.llm.endpoint_check`` shows them): the context length from the config's
+``context_length``, else vLLM's ``max_model_len`` in ``GET /v1/models`` (or a
+``context_length`` there), else llama.cpp's ``GET /props`` (``n_ctx`` per slot), else the
+first context-length 400 or reply cut short of its budget (llama-cpp-python's server reports
+no context length, and cuts a reply at the context's end instead of refusing it). The
+server's parallel slots from ``parallel_slots``, else /props' ``total_slots``, else
+``max_concurrency``. With a context known, each request's ``max_tokens``
+is cut to the context minus the prompt's estimated tokens (characters per token learned from
+the server's ``usage.prompt_tokens``, 2 until then: an over-estimate for most tokenizers);
+each result says what it was sent and the most its prompt could get (``max_tokens_sent``,
+``max_tokens_limit``), which the JSON retry uses to ask for a larger budget after a cut-off
+answer (engine/stages/synth_common.py ``json_round``).
+
+At most min(``max_concurrency``, server slots) requests are in flight, and ``timeout_s`` runs
+from when a request is sent: a server with fewer slots than our concurrency would otherwise
+queue requests whose timeouts run while they wait (4 in flight on a one-slot server all timed
+out while it kept generating their abandoned answers).
 
 The API key is read from the environment variable the endpoint names, once, when the client
 is made, and lives only in the Authorization header: it is not in the cache key, the repr,
@@ -33,8 +58,9 @@ spent ~1.7 ms of CPU per request (httpcore's pool also rescans every connection 
 request) and reached efficiency ~0.75; on aiohttp ~0.4 ms and ~0.92.
 
 Left out: streaming, HTTP/2, the legacy /completions endpoint, a circuit breaker (a server
-that is down costs every request its full retries), and provider-specific fields such as
-``max_completion_tokens``.
+that is down costs every request its full retries), a server's tokenize endpoint (prompt
+tokens are estimated instead: one request per call, not two), and other provider-specific
+fields.
 """
 
 from __future__ import annotations
@@ -42,13 +68,15 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import os
 import random
+import re
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -70,6 +98,25 @@ from engine.schema import OpenAIEndpoint
 RETRY_STATUSES = frozenset({408, 409, 429})  # plus every 5xx
 FATAL_STATUSES = frozenset({401, 403, 404})
 USER_AGENT = "synthsmith-engine"
+MAX_REFITS = 3  # 400s fixed by the client itself per call (reply field, then budget)
+# Characters per prompt token until the server's usage teaches better: most tokenizers give
+# 3-4 on English and code, so 2 over-estimates the prompt and leaves the reply room to spare.
+DEFAULT_CHARS_PER_TOKEN = 2.0
+MIN_CALIBRATION_CHARS = 400  # shorter prompts are mostly chat template: they skew the ratio
+# A budget cut below this is sent at this size anyway: where the estimate was too high the
+# server accepts it, and where the prompt really fills the context its 400 says so exactly.
+MIN_FITTED_TOKENS = 64
+
+# "This model's maximum context length is 2048 tokens. However, you requested 3000 tokens
+# (1000 in the messages, 2000 in the completion)." (vLLM, OpenAI, llama-cpp-python), and newer
+# vLLM: "... maximum context length is 2048 tokens and your request has 1000 input tokens".
+_CONTEXT_RE = re.compile(r"maximum context length is (\d+)", re.I)
+_PROMPT_RE = re.compile(r"(\d+) in the messages|has (\d+) input tokens", re.I)
+_REQUESTED_RE = re.compile(r"you requested (\d+) tokens", re.I)
+# OpenAI: "Unsupported parameter: 'max_tokens' is not supported with this model. Use
+# 'max_completion_tokens' instead." (vLLM's own messages name both fields: not this.)
+_WANTS_MCT_RE = re.compile(r"use '?max_completion_tokens'?|max_completion_tokens'? instead|"
+                           r"unsupported parameter:? '?max_tokens", re.I)
 
 
 def read_api_key(endpoint: OpenAIEndpoint, name: str) -> str | None:
@@ -116,6 +163,19 @@ def proxy_for(url: str) -> str | None:
 
 
 @dataclass
+class EndpointLimits:
+    """What the client learned about its server (``OpenAIClient.learn_limits``)."""
+
+    context_length: int | None = None  # tokens of prompt + reply the server accepts
+    context_source: str = "unknown"  # "config", "/v1/models max_model_len", "/props n_ctx", ...
+    parallel_slots: int | None = None  # requests the server works on at once
+    slots_source: str = "unknown"
+    models: list[str] | None = None  # ids /v1/models listed; None if it did not answer
+    models_status: int | None = None  # HTTP status of /v1/models; None: no reply at all
+    notes: list[str] = field(default_factory=list)  # queries that failed, and why
+
+
+@dataclass
 class _Attempt:
     """How one HTTP attempt ended, when it did not end in a result."""
 
@@ -123,6 +183,7 @@ class _Attempt:
     detail: str
     retryable: bool
     retry_after: float | None = None
+    error: dict | None = None  # the server's error object, for a 400 the client may fix
 
 
 @dataclass
@@ -131,7 +192,8 @@ class _Session:
 
     loop: asyncio.AbstractEventLoop
     http: aiohttp.ClientSession
-    slots: asyncio.Semaphore
+    slots: asyncio.Semaphore | None = None  # made once the server's slots are known
+    ready: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class OpenAIClient:
@@ -171,6 +233,10 @@ class OpenAIClient:
             self._headers["Authorization"] = f"Bearer {self._api_key}"
         self._session_: _Session | None = None
         self._proxy = proxy_for(self._url)
+        self.limits: EndpointLimits | None = None  # learned before the first request
+        self.reply_param = ("max_tokens" if endpoint.reply_limit_param == "auto"
+                            else endpoint.reply_limit_param)
+        self._chars_per_token: float | None = None  # learned from the server's usage
 
     def __repr__(self) -> str:  # no headers: they hold the key
         return f"OpenAIClient(name={self.name!r}, url={self._url!r}, model={self.model!r})"
@@ -201,6 +267,13 @@ class OpenAIClient:
 
     # --- batch plumbing
 
+    @property
+    def in_flight(self) -> int:
+        """Most requests sent at once: max_concurrency, or fewer where the server has fewer
+        slots (known once ``learn_limits`` ran)."""
+        slots = self.limits.parallel_slots if self.limits else self.endpoint.parallel_slots
+        return min(self.endpoint.max_concurrency, slots or self.endpoint.max_concurrency)
+
     def _session(self) -> _Session:
         # Connection pools and semaphores belong to one event loop; run_batch makes a new
         # loop per call, so the session is rebuilt whenever the loop changes.
@@ -210,16 +283,33 @@ class OpenAIClient:
             http = aiohttp.ClientSession(
                 # One connection per slot, kept alive: no reconnects between requests.
                 connector=aiohttp.TCPConnector(limit=c, limit_per_host=c),
-                # A total deadline per attempt: a server that trickles bytes still times out.
+                # A total deadline per attempt, started when the request is sent (after its
+                # slot is taken): a server that trickles bytes still times out.
                 timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout_s,
                                               connect=min(30.0, self.endpoint.timeout_s)),
                 headers=self._headers,
             )
-            self._session_ = _Session(loop, http, asyncio.Semaphore(c))
+            self._session_ = _Session(loop, http)
         return self._session_
 
-    async def _run_misses(self, items: list[tuple[int, ChatRequest]], done: Any) -> None:
+    async def _ready_session(self) -> _Session:
         session = self._session()
+        if session.slots is None:
+            async with session.ready:  # overlapping generate() calls learn once
+                if session.slots is None:
+                    if self.limits is None:
+                        self.limits = await self._learn(session.http)
+                    session.slots = asyncio.Semaphore(self.in_flight)
+        return session
+
+    async def learn_limits(self) -> EndpointLimits:
+        """The server's context length and parallel slots (see the module docstring)."""
+        await self._ready_session()
+        assert self.limits is not None
+        return self.limits
+
+    async def _run_misses(self, items: list[tuple[int, ChatRequest]], done: Any) -> None:
+        session = await self._ready_session()
         queue = iter(items)  # shared by the workers; safe, they all run on this loop's thread
 
         async def worker() -> None:
@@ -227,7 +317,7 @@ class OpenAIClient:
                 done(i, await self._call(session, req))
 
         # As many workers as slots, not one task per request: memory stays flat for 100k.
-        n = min(self.endpoint.max_concurrency, len(items))
+        n = min(self.in_flight, len(items))
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(n):
@@ -238,13 +328,133 @@ class OpenAIClient:
             fatal = [e for e in eg.exceptions if isinstance(e, LLMError)]
             raise (fatal or list(eg.exceptions))[0] from None
 
-    def _body(self, req: ChatRequest) -> bytes:
+    # --- learning the server's limits
+
+    async def _learn(self, http: aiohttp.ClientSession) -> EndpointLimits:
+        ep, limits = self.endpoint, EndpointLimits()
+        if ep.context_length:
+            limits.context_length, limits.context_source = ep.context_length, "config"
+        if ep.parallel_slots:
+            limits.parallel_slots, limits.slots_source = ep.parallel_slots, "config"
+        base = ep.base_url.rstrip("/")
+        data, why, limits.models_status = await self._get_json(http, base + "/models")
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            entries = [e for e in data["data"] if isinstance(e, dict)]
+            limits.models = [str(e.get("id")) for e in entries]
+            entry = next((e for e in entries if e.get("id") == self.model), None)
+            if entry is not None and limits.context_length is None:
+                for key in ("max_model_len", "context_length", "context_window"):
+                    n = _positive_int(entry.get(key))
+                    if n:
+                        limits.context_length = n
+                        limits.context_source = f"/v1/models {key}"
+                        break
+        else:
+            limits.notes.append(f"/v1/models: {why or 'not a model list'}")
+        if limits.context_length is None or limits.parallel_slots is None:
+            # llama.cpp's server: /props beside /v1, n_ctx per slot, total_slots.
+            root = base[:-3] if base.endswith("/v1") else base
+            props, why, _ = await self._get_json(http, root + "/props")
+            if isinstance(props, dict):
+                settings = props.get("default_generation_settings")
+                n_ctx = _positive_int((settings if isinstance(settings, dict) else {})
+                                      .get("n_ctx") or props.get("n_ctx"))
+                if n_ctx and limits.context_length is None:
+                    limits.context_length, limits.context_source = n_ctx, "/props n_ctx"
+                slots = _positive_int(props.get("total_slots"))
+                if slots and limits.parallel_slots is None:
+                    limits.parallel_slots, limits.slots_source = slots, "/props total_slots"
+            else:
+                limits.notes.append(f"/props: {why or 'not an object'}")
+        if limits.parallel_slots is None:
+            limits.slots_source = "not reported; max_concurrency is used"
+        if limits.context_length is None:
+            limits.context_source = ("not reported; learned from the first context-length 400 "
+                                     "or reply cut at the context's end")
+        return limits
+
+    async def _get_json(self, http: aiohttp.ClientSession,
+                        url: str) -> tuple[Any, str, int | None]:
+        """(parsed JSON or None, why not, HTTP status). Short deadline: these only inform."""
+        try:
+            async with http.get(url, proxy=self._proxy, timeout=aiohttp.ClientTimeout(
+                    total=min(30.0, self.endpoint.timeout_s))) as resp:
+                status, content = resp.status, await resp.read()
+        except TimeoutError:
+            return None, "no reply in time", None
+        except aiohttp.ClientError as exc:
+            return None, self._redact(f"{type(exc).__name__}: {exc}"), None
+        if status != 200:
+            return None, self._redact(f"HTTP {status}: {_error_message(content)}"), status
+        try:
+            return json.loads(content), "", status
+        except ValueError:
+            return None, "not JSON", status
+
+    def estimate_prompt_tokens(self, req: ChatRequest) -> int:
+        """An over-estimate of the prompt's tokens, chat template included."""
+        chars = sum(len(m["content"]) for m in req.messages)
+        per_token = 0.9 * (self._chars_per_token or DEFAULT_CHARS_PER_TOKEN)
+        return math.ceil(chars / per_token) + 8 * len(req.messages) + 16
+
+    def _calibrate(self, req: ChatRequest, prompt_tokens: int) -> None:
+        chars = sum(len(m["content"]) for m in req.messages)
+        if prompt_tokens > 0 and chars >= MIN_CALIBRATION_CHARS:
+            ratio = max(1.0, chars / prompt_tokens)  # the densest prompt seen sets the rate
+            self._chars_per_token = min(self._chars_per_token or ratio, ratio)
+
+    def _learn_from_cut(self, result: ChatResult, budget: int) -> None:
+        # A reply cut ("length") short of its budget stopped at the end of the context, as
+        # llama-cpp-python does instead of a 400 (it reports no context length anywhere).
+        u, limits = result.usage, self.limits
+        if (result.finish_reason != "length" or limits is None or not u.prompt_tokens
+                or not 0 < u.completion_tokens < budget):
+            return
+        ctx = u.prompt_tokens + u.completion_tokens
+        if limits.context_length is None or ctx < limits.context_length:
+            limits.context_length, limits.context_source = ctx, "a reply cut at the context's end"
+
+    def _fit(self, req: ChatRequest) -> tuple[int, int | None]:
+        """(budget to send, the most this prompt can get) for one request."""
+        ctx = self.limits.context_length if self.limits else None
+        if ctx is None:
+            return req.max_tokens, None
+        room = ctx - self.estimate_prompt_tokens(req)
+        return min(req.max_tokens, max(room, MIN_FITTED_TOKENS)), max(room, 1)
+
+    def _refit(self, outcome: _Attempt, req: ChatRequest, budget: int) -> int | None:
+        """The budget to resend with after a 400 the client can fix itself, else None."""
+        message, err = outcome.detail, outcome.error or {}
+        if (self.reply_param == "max_tokens" and self.endpoint.reply_limit_param == "auto"
+                and _WANTS_MCT_RE.search(message)):
+            self.reply_param = "max_completion_tokens"
+            return budget
+        m = _CONTEXT_RE.search(message)
+        ctx = int(m.group(1)) if m else _positive_int(err.get("n_ctx"))
+        if not ctx or self.limits is None:
+            return None
+        if self.limits.context_length != ctx:  # the server's word beats a config or a guess
+            self.limits.context_length, self.limits.context_source = ctx, "a context-length 400"
+        p = _PROMPT_RE.search(message)
+        prompt = int(p.group(1) or p.group(2)) if p else _positive_int(err.get("n_prompt_tokens"))
+        if prompt is None and (r := _REQUESTED_RE.search(message)):
+            prompt = int(r.group(1)) - budget
+        if prompt is None:
+            prompt = self.estimate_prompt_tokens(req)
+        else:
+            self._calibrate(req, prompt)
+        fitted = min(req.max_tokens, ctx - prompt)
+        return fitted if 1 <= fitted < budget else None
+
+    # --- one request
+
+    def _body(self, req: ChatRequest, budget: int | None = None) -> bytes:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [dict(m) for m in req.messages],
             "temperature": req.temperature,
             "top_p": req.top_p,
-            "max_tokens": req.max_tokens,
+            self.reply_param: req.max_tokens if budget is None else budget,
             "n": 1,
             "stream": False,
         }
@@ -262,23 +472,41 @@ class OpenAIClient:
         return self._rng.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2**retry))
 
     async def _call(self, session: _Session, req: ChatRequest) -> ChatResult:
-        body = self._body(req)
+        assert session.slots is not None and self.limits is not None
         start = time.monotonic()
+        budget, room = self._fit(req)
         attempts = self.endpoint.max_retries + 1
-        for n in range(attempts):
+        n = refits = sent = 0
+        while True:
+            sent += 1
             async with session.slots:
-                outcome = await self._attempt(session.http, body)
+                outcome = await self._attempt(session.http, self._body(req, budget))
             if isinstance(outcome, ChatResult):
-                return ChatResult(text=outcome.text, reasoning=outcome.reasoning,
-                                  finish_reason=outcome.finish_reason, usage=outcome.usage,
-                                  attempts=n + 1, latency_s=time.monotonic() - start)
+                prompt = outcome.usage.prompt_tokens
+                self._calibrate(req, prompt)
+                self._learn_from_cut(outcome, budget)
+                ctx = self.limits.context_length
+                limit = max(ctx - prompt, 1) if ctx and prompt else room
+                return replace(outcome, attempts=sent, latency_s=time.monotonic() - start,
+                               max_tokens_sent=budget, max_tokens_limit=limit)
+            if outcome.kind == "http_400" and refits < MAX_REFITS:
+                fixed = self._refit(outcome, req, budget)
+                if fixed is not None:
+                    refits, budget = refits + 1, fixed
+                    continue
             self.stats.note_error(outcome.kind)
             if not outcome.retryable or n == attempts - 1:
-                return failed(outcome.kind, outcome.detail, attempts=n + 1,
+                detail = outcome.detail
+                if outcome.kind == "http_400":  # enough to see what to change before a retry
+                    ctx = self.limits.context_length
+                    detail += (f" [sent {self.reply_param}={budget}; prompt ~"
+                               f"{self.estimate_prompt_tokens(req)} tokens estimated; context "
+                               f"{ctx if ctx else 'unknown'} ({self.limits.context_source})]")
+                return failed(outcome.kind, detail, attempts=sent,
                               latency_s=time.monotonic() - start)
+            n += 1
             self.stats.note_retry()
-            await asyncio.sleep(self._delay(n, outcome.retry_after))
-        raise AssertionError("unreachable")
+            await asyncio.sleep(self._delay(n - 1, outcome.retry_after))
 
     async def _attempt(self, http: aiohttp.ClientSession, body: bytes) -> ChatResult | _Attempt:
         try:
@@ -297,7 +525,7 @@ class OpenAIClient:
             raise LLMError(self._fatal_message(status, detail))
         if status in RETRY_STATUSES or status >= 500:
             return _Attempt(f"http_{status}", detail, True, retry_after_seconds(retry_after))
-        return _Attempt(f"http_{status}", detail, False)
+        return _Attempt(f"http_{status}", detail, False, error=_error_object(content))
 
     def _redact(self, text: str) -> str:
         # A server may echo the key in an error ("Incorrect API key provided: sk-...").
@@ -313,6 +541,21 @@ class OpenAIClient:
             return f"{where} refused the API key ({detail}); {fix}"
         return (f"{where} has no such route or model ({detail}); check llms.{self.name}.base_url "
                 f"(up to and including /v1) and that the server serves model {self.model!r}")
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
+
+
+def _error_object(content: bytes) -> dict | None:
+    """The server's ``{"error": {...}}`` object (llama.cpp puts n_ctx / n_prompt_tokens in it)."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    err = data.get("error", data) if isinstance(data, dict) else None
+    return err if isinstance(err, dict) else None
 
 
 def _error_message(content: bytes) -> str:

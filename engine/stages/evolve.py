@@ -12,7 +12,10 @@ with ``evolve.weight_temperature``; the programming-language branch is never sam
 asks for each one at once (assets/prompts/evolve.md: at least ``evolve.min_new_siblings`` new
 siblings per node, finer features under the leaves). Answers must be JSON objects; the usual
 repair and ``json_retries`` apply. An expansion may only add under the categories it was
-given (other roots are dropped and counted) and at most ``MAX_NEW_PER_SAMPLE`` nodes. All
+given (other roots are dropped and counted) and at most ``MAX_NEW_PER_SAMPLE`` nodes. One
+that adds nothing under them (``{}``, the subtree sent back unchanged) is empty
+(``check_expansion``): asked again like invalid JSON, and if it stays empty recorded in the
+round as ``expand_empty: ...``, never as an "ok" expansion. All
 expansions of the round are merged into the tree and written in ONE transaction
 (``Store.add_evolution_round``): the new features (``created_step`` = s), the round's
 ``evolution_steps`` row (the sampled subtrees, what came back for each, the count of new
@@ -31,6 +34,10 @@ shard I runs rounds ``s`` with ``s % N == I``, each on the store's tree plus its
 rounds (kept in ``data/shards/evolve.<I>of<N>.sqlite``), and the merge adds every chain's
 rounds in step order. The total work is the same ``evolve.steps`` rounds; the chains do not
 see each other's additions, so the result differs from one process's (it is reproducible).
+
+Summary: ``rounds`` and ``new_features`` count what the store (and a shard's own file) holds
+for this chain's rounds over all attempts; ``this_attempt`` has this attempt's counts, its
+dropped nodes and its rejections by reason code (each round's ``expansion`` keeps them all).
 
 Events: progress (rounds), metrics per round ``synth/evolve_new_features``,
 ``synth/features_total``, ``synth/evolve_off_tree`` (nodes dropped outside the sample's
@@ -96,6 +103,20 @@ def restrict_expansion(expansion: Tree, sample: Tree) -> tuple[Tree, int]:
     return kept, dropped
 
 
+def check_expansion(sample: Tree):
+    """The check for one sample's answer: it must add at least one feature under the
+    sample's categories. ``{}`` or the subtree sent back unchanged is an empty expansion,
+    asked again (``json_retries``) and, if it stays empty, rejected with this reason."""
+    def check(value: Any) -> str | None:
+        kept, dropped = restrict_expansion(json_to_tree(value), sample)
+        if new_paths(sample, kept):
+            return None
+        where = (f"its {dropped} node(s) are outside the sampled categories" if dropped
+                 else "nothing new under the sampled subtree")
+        return f"empty: the expansion adds no feature ({where})"
+    return check
+
+
 def run(ctx: Any) -> dict:
     with shard_stores(ctx, STAGE) as (store, out):
         return _run(ctx, ctx.config.evolve, store, out)
@@ -140,7 +161,8 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
                                           sample_index=k * (cfg.json_retries + 1),
                                           seed=ctx.config.run.seed, tag=f"step:{step}:{k}")
                     for k, s in enumerate(samples)]
-            answers = ask_json(client, reqs, retries=cfg.json_retries, tally=tally)
+            answers = ask_json(client, reqs, retries=cfg.json_retries, tally=tally,
+                               checks=[check_expansion(s) for s in samples])
             failed = sum(a.llm_failed for a in answers)
             if failed:
                 raise StageError(deferred_error(STAGE, failed, len(answers),
@@ -152,14 +174,15 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
                 if not a.ok:
                     tally.reject(f"expand_{a.error}")
                     outcomes.append({"ok": False, "reason": f"expand_{a.error}",
-                                     "raw": (a.raw or "")[:2000]})
+                                     "samples": a.samples, "raw": (a.raw or "")[:2000]})
                     continue
                 kept, dropped = restrict_expansion(json_to_tree(a.value), sample)
                 step_dropped += dropped
                 fresh = new_paths(grown, kept)
                 grown = merge_trees(grown, kept)
                 outcomes.append({"ok": True, "new": len(fresh), "dropped": dropped,
-                                 "repairs": list(a.repairs), "tree": tree_to_json(kept)})
+                                 "repairs": list(a.repairs), "samples": a.samples,
+                                 "tree": tree_to_json(kept)})
             fresh_paths = new_paths(tree, grown)
             sampled_paths = sorted({p for s in samples for p in node_paths(s)})
             out.add_evolution_round(step=step, sampled=[tree_to_json(s) for s in samples],
@@ -181,10 +204,18 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     finally:
         if client is not None:
             client.close()
-    return {"shard": f"{i}/{n}", "rounds": rounds, "rounds_of_this_chain": len(mine),
-            "new_features": added, "off_tree_dropped": off_tree,
-            "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
-            "rejects": dict(tally.rejects), "interrupted": interrupted}
+    made = store.evolution_new_features()  # every attempt's rounds, not only this one's
+    if out is not store:
+        made.update(out.evolution_new_features())
+    chain = set(mine)
+    made = {step: k for step, k in made.items() if step in chain}
+    return {"shard": f"{i}/{n}", "rounds": len(made), "rounds_of_this_chain": len(mine),
+            "new_features": sum(made.values()),
+            "this_attempt": {"rounds": rounds, "new_features": added,
+                             "off_tree_dropped": off_tree,
+                             "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
+                             "rejects": dict(tally.rejects)},
+            "interrupted": interrupted}
 
 
 def _nothing_to_do(ctx: Any, store: Any) -> dict:

@@ -14,7 +14,8 @@ assets/prompts/features_extract.md (the seed's first solution cut to
 ``features.max_solution_chars``). The answer must be a JSON object with at least one of the
 categories (``engine.synth.feature_tree.CATEGORIES``); invalid JSON is repaired where that
 invents nothing (``engine.synth.json_repair``) and otherwise asked again as a new sample up to
-``features.json_retries`` times. The extraction is normalised (``extraction_to_tree``:
+``features.json_retries`` times; so is an answer without a usable feature name
+(``check_extraction``: ``no_categories``, ``empty``). The extraction is normalised (``extraction_to_tree``:
 canonical category names, lower-case feature names, free text and unknown keys dropped and
 counted) and every node of it is linked to the seed, so a feature's ``frequency`` is the number
 of seeds that mention it or anything under it. The merge of all seeds is the tree the store
@@ -29,9 +30,14 @@ seeds. A call that fails in transport after the client's retries leaves its seed
 record; the stage then fails at the end with a message saying how many, and a rerun asks only
 for those.
 
-Events: progress (seeds done), metrics ``synth/seeds_done``, ``synth/features_per_seed``,
-``synth/json_fail_rate``, ``synth/json_repaired``, ``synth/rejects/<code>``, and the client's
-``llm/...`` metrics, at most every 2 s; a ``sample`` event (kind ``features``) with them.
+Summary: ``ok``, ``rejected`` and ``rejects`` (by reason code) count the store's records over
+all attempts (for a shard, of its seeds); ``considered``, ``deferred`` and ``this_attempt``
+are this attempt's.
+
+Events: progress (seeds processed, with ``ok`` and ``rejected`` counts), metrics
+``synth/seeds_done``, ``synth/features_per_seed``, ``synth/json_fail_rate``,
+``synth/json_repaired``, ``synth/rejects/<code>``, and the client's ``llm/...`` metrics, at
+most every 2 s; a ``sample`` event (kind ``features``) with them.
 
 Seeds stream through the LLM (``synth_common.run_pipeline_items``): on an HTTP endpoint a
 slow answer holds up only its own seed, and records are written in seed order, so a rerun
@@ -58,6 +64,7 @@ from engine.stages.synth_common import (
     Pacer,
     SynthTally,
     deferred_error,
+    item_totals,
     json_round,
     recorded_items,
     stream_stage_items,
@@ -88,11 +95,14 @@ def extraction_messages(seed: Seed, max_solution_chars: int) -> list[dict[str, s
 
 
 def check_extraction(value: Any) -> str | None:
-    """An extraction must name at least one category (else it answered something else)."""
+    """An extraction must name at least one category (else it answered something else) and
+    give at least one usable feature name under them (``{"algorithms": {}}`` says nothing)."""
     if not any(normalize_category(k) for k in value):
         keys = ", ".join(map(str, list(value)[:6])) or "none"
         return (f"no_categories: the object has none of the {len(CATEGORIES)} categories "
                 f"(keys: {keys})")
+    if not node_paths(extraction_to_tree(value)[0]):
+        return "empty: no usable feature name in the answer"
     return None
 
 
@@ -120,7 +130,7 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     done = recorded_items(store, out, STAGE)
     todo = _todo(store, done, i, n)
     log.info("shard %d/%d: %d seeds to read (%d already recorded)", i, n, len(todo), len(done))
-    pacer = Pacer(ev, len(todo), "seeds read")
+    pacer = Pacer(ev, len(todo), "seeds")  # processed; kept / rejected are told apart
     tally = SynthTally()
     count = Counter()
     example: dict | None = None
@@ -141,9 +151,7 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
             count["deferred"] += 1
         else:
             tree, report = extraction_to_tree(a.value) if a.ok else ({}, None)
-            paths = node_paths(tree)
-            if a.ok and not paths:
-                a.error = "empty: no usable feature name in the answer"
+            paths = node_paths(tree)  # not empty when ok: check_extraction saw to that
             if a.error is not None:
                 reason = f"extract_{a.error}"
                 out.record_item(STAGE, item, "rejected", reason=reason, raw=a.raw,
@@ -164,7 +172,7 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
         if pacer.tick(count["seen"], lambda: {
                 "synth/seeds_done": float(count["ok"]),
                 "synth/features_per_seed": count["linked"] / count["ok"] if count["ok"] else 0.0,
-                **tally.metrics()}) and example:
+                **tally.metrics()}, ok=count["ok"], rejected=count["rejected"]) and example:
             ev.sample("features", example, step=count["seen"])
             example = None
 
@@ -176,11 +184,15 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     log.info("shard %d/%d: %d seeds read, %d rejected, %d without an answer%s", i, n,
              count["ok"], count["rejected"], count["deferred"],
              ", interrupted" if outcome.interrupted else "")
-    summary = {"shard": f"{i}/{n}", "considered": len(todo), "ok": count["ok"],
-               "rejected": count["rejected"], "deferred": count["deferred"],
-               "features_linked": count["linked"],
-               "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
-               "rejects": dict(tally.rejects), "interrupted": outcome.interrupted}
+    mine = None if n == 1 else {seed_item(s.id) for s in store.iter_seeds() if s.id % n == i}
+    totals, rejects = item_totals(store, out, STAGE, mine)
+    summary = {"shard": f"{i}/{n}", "ok": totals["ok"], "rejected": totals["rejected"],
+               "rejects": dict(rejects), "considered": len(todo),
+               "deferred": count["deferred"],
+               "this_attempt": {"ok": count["ok"], "rejected": count["rejected"],
+                                "features_linked": count["linked"],
+                                "json_fail_rate": tally.metrics()["synth/json_fail_rate"]},
+               "interrupted": outcome.interrupted}
     if count["deferred"] and not outcome.interrupted:
         raise StageError(deferred_error(STAGE, count["deferred"], len(todo), "seeds", errors))
     return summary

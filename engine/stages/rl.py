@@ -355,6 +355,14 @@ def _trainer_classes() -> tuple[type, type]:
             self.last: dict[str, float] = {}
             self.steps_logged = 0
 
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            # Where training starts (models loaded, a checkpoint restored): with the first
+            # step's progress this gives readers a rate, and an ETA, after one step.
+            if self.ctx.rank == 0 and state.max_steps > 0:
+                self.ctx.events.progress(state.global_step // self.updates,
+                                         state.max_steps // self.updates, "RL steps")
+            return control
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
             # Stop at an RL step's end: its rollouts are generated, so its remaining updates
             # are cheap, and a checkpoint mid-step would resume with half a step's rollouts lost.

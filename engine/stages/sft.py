@@ -361,6 +361,8 @@ def run(ctx: Any) -> dict:
     losses: list[float] = []
     pad_sum = tok_sum = 0.0
     t_start = time.time()
+    if lead:  # where training starts, model loaded: readers get a rate from the first step
+        ctx.events.progress(start, total, unit="steps")
     interrupted = False
     # The training loop: one optimizer step per iteration, micro-batches accumulated inside.
     for step in range(start, total):

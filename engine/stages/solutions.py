@@ -8,6 +8,9 @@ Run it alone (after ``tasks``)::
 or as shards (``--shard I/N``: tasks with ``task_id % N == I``; each shard writes
 ``data/shards/solutions.<I>of<N>.sqlite``, the last one merges them into the store).
 
+A task made from a seed problem (``seeds.as_tasks``) also gets the seed's reference solution as
+candidate ``candidates_per_task`` (Python, no reasoning), written with the others.
+
 For every pending task without candidates, ``solutions.candidates_per_task`` requests from
 assets/prompts/solutions.md, candidate ``k`` in language ``solutions.languages[k % L]`` with
 ``sample_index`` k (separately cached, and seeded ``run.seed + k`` where the backend takes a
@@ -24,6 +27,10 @@ A task's candidates are written in one transaction, so a task has all of them or
 rerun skips tasks with candidates, and answers a killed run received come from the cache. A call
 that fails in transport after the client's retries leaves its whole task for the rerun (the
 other answers are cached), and the stage fails at the end saying how many.
+
+Summary: ``tasks_with_candidates``, ``candidates``, ``kept``, ``kept_by_language`` and
+``rejects`` (by reason code) count what the store holds for the shard's tasks over all
+attempts; ``considered``, ``deferred`` and ``this_attempt`` are this attempt's.
 
 Events: progress (tasks), metrics ``synth/solutions_done`` (tasks with candidates),
 ``synth/candidates_ok_rate``, ``synth/truncated``, ``synth/rejects/<code>``, ``llm/...``; a
@@ -78,6 +85,26 @@ def tasks_without_solutions(store: Any, shard_index: int = 0, shard_count: int =
         cursor = page.next_cursor
 
 
+def candidate_totals(store: Any, out: Any, i: int, n: int) -> dict:
+    """What the store (and, for a shard, its own file) holds for this shard's tasks, over
+    all attempts of the stage."""
+    per_task = store.solution_tally(i, n)
+    if out is not store:
+        per_task.update(out.solution_tally(i, n))
+    candidates = kept = 0
+    by_lang, rejects = Counter(), Counter()
+    for rows in per_task.values():
+        for lang, status, code, k in rows:
+            candidates += k
+            if status == "ok":
+                kept += k
+                by_lang[lang] += k
+            else:
+                rejects[code] += k
+    return {"tasks_with_candidates": len(per_task), "candidates": candidates, "kept": kept,
+            "kept_by_language": dict(by_lang), "rejects": dict(rejects)}
+
+
 def run(ctx: Any) -> dict:
     with shard_stores(ctx, STAGE) as (store, out):
         return _run(ctx, ctx.config.solutions, store, out)
@@ -93,7 +120,7 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
         mine = out.tasks_with_solutions()
         todo = [t for t in todo if t not in mine]
     log.info("shard %d/%d: %d pending tasks without candidates", i, n, len(todo))
-    pacer = Pacer(ev, len(todo), "tasks with candidates")
+    pacer = Pacer(ev, len(todo), "tasks")  # processed: some are left for a rerun
     tally, kept_by_lang, count = SynthTally(), Counter(), Counter()
     k_total, langs = cfg.candidates_per_task, cfg.languages
     example: dict | None = None
@@ -123,6 +150,10 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
                 count["truncated"] += r.truncated
                 x = extract_solution(r.text, lang, reasoning=r.reasoning, truncated=r.truncated)
                 rows.append((k, lang, x.code, x.reasoning or None, x.reject_reason))
+            reference = store.seed_reference(task_id)
+            if reference is not None:  # seeds.as_tasks: the seed's own solution is a candidate
+                # No reasoning: none was written, and the SFT export would train on any text.
+                rows.append((k_total, "python", reference, None, None))
             with out.transaction():
                 for k, lang, code, reasoning, reason in rows:
                     out.add_solution(task_id, k, code=code, language=lang, reasoning=reasoning,
@@ -152,11 +183,12 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     log.info("shard %d/%d: %d tasks got %d candidates (%d kept), %d without answers%s", i, n,
              count["with_candidates"], count["candidates"], count["kept"], count["deferred"],
              ", interrupted" if outcome.interrupted else "")
-    summary = {"shard": f"{i}/{n}", "considered": len(todo),
-               "tasks_with_candidates": count["with_candidates"],
-               "candidates": count["candidates"], "kept": count["kept"],
-               "kept_by_language": dict(kept_by_lang), "truncated": count["truncated"],
-               "deferred": count["deferred"], "rejects": dict(tally.rejects),
+    summary = {"shard": f"{i}/{n}", **candidate_totals(store, out, i, n),
+               "considered": len(todo), "deferred": count["deferred"],
+               "this_attempt": {"tasks_with_candidates": count["with_candidates"],
+                                "candidates": count["candidates"], "kept": count["kept"],
+                                "kept_by_language": dict(kept_by_lang),
+                                "truncated": count["truncated"]},
                "interrupted": outcome.interrupted}
     if count["deferred"] and not outcome.interrupted:
         raise StageError(deferred_error(STAGE, count["deferred"], len(todo), "tasks", errors))

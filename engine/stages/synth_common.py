@@ -5,11 +5,15 @@
   and, for a vLLM endpoint, a tensor-parallel size from the GPUs the stage's placement gives it.
 - ``ask_json(client, requests, retries=..., check=...)``: one batch of requests whose answers
   must be JSON. Each answer goes through ``engine.synth.json_repair``; one that is not valid
-  JSON even after repair, or that ``check`` refuses, is asked again as a *new sample* (the next
+  JSON even after repair, or that ``check`` refuses (the stage's shape check: an answer is
+  recorded "ok" only when it passes), is asked again as a *new sample* (the next
   ``sample_index``, so it is a different draw and is cached on its own) up to ``retries``
-  times. A call that fails after the client's transport retries (timeouts, 5xx, 429s) is not
+  times; one cut off at ``max_tokens`` with twice the budget, up to the endpoint's limit for
+  that prompt (``ChatResult.max_tokens_limit``), and at that limit it is rejected at once.
+  A call that fails after the client's transport retries (timeouts, 5xx, 429s) is not
   asked again here: the item is left for a rerun, which repeats only that call.
-- ``SynthTally``: counts shared by the stages, and the ``synth/...`` metrics made from them.
+- ``SynthTally``: counts shared by the stages, and the ``synth/...`` metrics made from them;
+  ``item_totals``: what the store holds for a stage over all attempts, for its summary.
 - ``run_pipeline_items(client, items, first, then, commit, ...)``: the LLM work of a stage
   as a stream of items, each asking one or more rounds of requests (a JSON retry, a second
   step) and ending in a value that ``commit`` writes. See its docstring.
@@ -76,6 +80,7 @@ class JSONAnswer:
     samples: int = 0  # answers asked for (1 + JSON retries used)
     llm_failed: bool = False  # the last call failed in transport: leave the item for a rerun
     truncated: bool = False
+    budget: int | None = None  # max_tokens raised after a cut-off answer; retries keep it
 
     @property
     def ok(self) -> bool:
@@ -85,6 +90,23 @@ class JSONAnswer:
 def recorded_items(store: Any, out: Any, stage: str) -> set[str]:
     """Items of ``stage`` with a record in the store or, for a shard, in its own file."""
     return store.done_items(stage) | (out.done_items(stage) if out is not store else set())
+
+
+def item_totals(store: Any, out: Any, stage: str,
+                items: set[str] | None = None) -> tuple[Counter, Counter]:
+    """(records by status, rejections by reason code) of ``stage`` over all its attempts,
+    from the store and, for a shard, its own file; only ``items`` when given. Summaries
+    use these: the counts of a resumed run's last attempt alone would mislead."""
+    records = store.item_statuses(stage)
+    if out is not store:
+        records.update(out.item_statuses(stage))
+    statuses, rejects = Counter(), Counter()
+    for item, (status, code) in records.items():
+        if items is None or item in items:
+            statuses[status] += 1
+            if status == "rejected":
+                rejects[code] += 1
+    return statuses, rejects
 
 
 def is_transient(error_kind: str | None) -> bool:
@@ -113,8 +135,9 @@ Check = Callable[[Any], str | None]  # value -> None if usable, else "<code>: <w
 def json_round(answer: JSONAnswer, request: Any, result: Any, *, retries: int,
                tally: SynthTally, check: Check | None = None, expect: type = dict) -> Any:
     """Fold one answer to ``request`` into ``answer``. -> the retry request (the next
-    sample of the original request) while the answer is unusable and retries are left,
-    else None (``answer`` is final: ok, rejected, or ``llm_failed``)."""
+    sample of the original request; after a cut-off answer with a larger ``max_tokens``)
+    while the answer is unusable and retries are left, else None (``answer`` is final: ok,
+    rejected, or ``llm_failed``)."""
     answer.samples += 1
     if not result.ok:
         tally.llm_failed += 1
@@ -132,23 +155,42 @@ def json_round(answer: JSONAnswer, request: Any, result: Any, *, retries: int,
         answer.value, answer.error, answer.repairs = parsed.value, None, parsed.repairs
         return None
     tally.json_failed += 1
+    at_limit = False
     if parsed.error is not None and result.truncated:
-        problem = f"truncated: the answer hit max_tokens ({parsed.error})"
+        # Cut off: ask again with twice the budget, up to what the endpoint's context leaves
+        # after the prompt (the same budget would be cut again); at that limit, reject.
+        sent = result.max_tokens_sent or answer.budget or request.max_tokens
+        limit = result.max_tokens_limit
+        at_limit = limit is not None and sent >= limit
+        if at_limit:
+            problem = (f"truncated: the answer filled the {limit} tokens the endpoint's "
+                       f"context leaves after this prompt ({parsed.error})")
+        else:
+            where = f", below the endpoint's limit of {limit} for this prompt" if limit else ""
+            problem = f"truncated: the answer hit max_tokens={sent}{where} ({parsed.error})"
+        if not at_limit:
+            answer.budget = min(2 * sent, limit) if limit else 2 * sent
     elif reason_code(problem) == "truncated":
         # The model stopped on its own: an unclosed string or bracket is a broken answer
         # (a missing quote, say), not a cut-off one.
         problem = "invalid: " + problem.partition(": ")[2]
     answer.error = problem
-    if answer.samples > retries:
+    if answer.samples > retries or at_limit:
         return None
-    return replace(request, sample_index=request.sample_index + answer.samples)
+    return replace(request, sample_index=request.sample_index + answer.samples,
+                   max_tokens=answer.budget or request.max_tokens)
 
 
 def ask_json(client: Any, requests: Sequence[Any], *, retries: int, tally: SynthTally,
-             check: Check | None = None, expect: type = dict) -> list[JSONAnswer]:
-    """One final answer per request, in order, asking again in rounds (see ``json_round``)."""
+             check: Check | None = None, checks: Sequence[Check | None] | None = None,
+             expect: type = dict) -> list[JSONAnswer]:
+    """One final answer per request, in order, asking again in rounds (see ``json_round``).
+    ``checks``: one check per request (what is usable depends on what was asked), instead
+    of the one ``check`` for all."""
     from engine.llm import run_batch
 
+    if checks is not None and len(checks) != len(requests):
+        raise ValueError(f"{len(checks)} checks for {len(requests)} requests")
     answers = [JSONAnswer() for _ in requests]
     asking = list(enumerate(requests))
     while asking:
@@ -156,7 +198,8 @@ def ask_json(client: Any, requests: Sequence[Any], *, retries: int, tally: Synth
         again = []
         for (i, _), result in zip(asking, results, strict=True):
             retry = json_round(answers[i], requests[i], result, retries=retries, tally=tally,
-                               check=check, expect=expect)
+                               check=checks[i] if checks is not None else check,
+                               expect=expect)
             if retry is not None:
                 again.append((i, retry))
         asking = again
@@ -313,13 +356,15 @@ class Pacer:
         self._last = 0.0
         events.progress(0, total, unit=unit)
 
-    def tick(self, done: int, metrics: Callable[[], dict[str, float]]) -> bool:
-        """Emit if due; True when it did (the caller may add a sample event then)."""
+    def tick(self, done: int, metrics: Callable[[], dict[str, float]], *,
+             ok: int | None = None, rejected: int | None = None) -> bool:
+        """Emit if due; True when it did (the caller may add a sample event then). ``done``
+        counts items processed; ``ok`` / ``rejected``: how many of them were kept / refused."""
         now = time.monotonic()
         if done < self.total and now - self._last < self.every_s:
             return False
         self._last = now
-        self.events.progress(done, self.total, unit=self.unit)
+        self.events.progress(done, self.total, unit=self.unit, ok=ok, rejected=rejected)
         self.events.metric(done, metrics())
         return True
 

@@ -18,7 +18,8 @@ or as shards (``--shard I/N``: config draws with ``index % N == I``; each shard 
    features that fit ONE problem and writes an integration strategy; JSON with
    ``feature_roles``, ``selected_features``, ``integration_strategy``. The selection is matched
    back onto the config (same path, or the same name under the same category); features the
-   config does not have are dropped, and an answer that keeps none is rejected.
+   config does not have are dropped, and an answer that keeps none is asked again like
+   invalid JSON, then rejected (``select_outside``).
 3. Stage 2 (tasks_statement.md + tasks_style_<style>.md): style drawn with
    ``tasks.style_weights`` from ``item_rng(seed, "style", key)``; JSON ``{"title",
    "statement"}``.
@@ -36,12 +37,17 @@ Resumption: recorded keys are skipped; answers a killed run received come from t
 that fail in transport after retries leave their config unrecorded, and the stage fails at the
 end saying how many; the rerun asks only for those.
 
-Events: progress (configs), metrics ``synth/tasks_done``, ``synth/hint_leaks``,
-``synth/hint_leak_rate``, ``synth/configs_skipped``, ``synth/json_fail_rate``,
-``synth/rejects/<code>``, ``synth/styles/<style>``, ``llm/...``; a ``sample`` event (kind
-``task``) with them, at most every 2 s. Configs stream through both steps
-(``synth_common.run_pipeline_items``: a config's statement is asked as soon as its selection
-is in) and are written in draw order, so task ids are the same on every run.
+Summary: ``tasks``, ``rejected`` and ``rejects`` (by reason code) count the store's records
+over all attempts (for a shard, of its draws); ``considered``, ``deferred`` and
+``this_attempt`` are this attempt's.
+
+Events: progress (configs processed; ``ok``: tasks written, ``rejected``: configs refused),
+metrics ``synth/tasks_done``, ``synth/hint_leaks``, ``synth/hint_leak_rate``,
+``synth/configs_skipped``, ``synth/json_fail_rate``, ``synth/rejects/<code>``,
+``synth/styles/<style>``, ``llm/...``; a ``sample`` event (kind ``task``) with them, at most
+every 2 s. Configs stream through both steps (``synth_common.run_pipeline_items``: a config's
+statement is asked as soon as its selection is in) and are written in draw order, so task
+ids are the same on every run.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ from engine.stages.synth_common import (
     Pacer,
     SynthTally,
     deferred_error,
+    item_totals,
     json_round,
     recorded_items,
     stream_stage_items,
@@ -124,6 +131,17 @@ def check_select(value: Any) -> str | None:
     if not isinstance(strategy, str) or not strategy.strip():
         return "missing: no integration_strategy text in the answer"
     return None
+
+
+def check_select_for(config: Tree):
+    """``check_select`` plus: the selection names at least one feature the config has (an
+    answer about other features is asked again, then rejected as ``select_outside``)."""
+    def check(value: Any) -> str | None:
+        problem = check_select(value)
+        if problem is None and not match_selection(value["selected_features"], config):
+            return "outside: none of the selected features is in the config"
+        return problem
+    return check
 
 
 def check_statement(value: Any) -> str | None:
@@ -225,14 +243,13 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     def then(w: _Work, results: list[Any]) -> list[Any] | Done:
         if w.statement is None:  # step 1: the selection
             retry = json_round(w.selection, w.request, results[0], retries=cfg.json_retries,
-                               tally=tally, check=check_select)
+                               tally=tally, check=check_select_for(w.config.config))
             if retry is not None:
                 return [retry]
             if not w.selection.ok:
                 return Done(None)
+            # Not empty: the check refused selections outside the config.
             w.selected = match_selection(w.selection.value["selected_features"], w.config.config)
-            if not w.selected:
-                return Done(None)
             w.style = choose_style(cfg.style_weights, seed, w.key)
             w.statement = JSONAnswer()
             w.request = ChatRequest.for_stage(cfg, statement_messages(
@@ -250,11 +267,8 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
         c, k = w.config, w.key
         if first_.llm_failed or (second is not None and second.llm_failed):
             count["deferred"] += 1
-        elif not first_.ok:
+        elif not first_.ok or second is None:
             _reject(out, tally, k, f"select_{first_.error}", first_.raw, c)
-        elif second is None:
-            _reject(out, tally, k, "select_outside: none of the selected features is in the "
-                    "config", first_.raw, c)
         elif not second.ok:
             _reject(out, tally, k, f"statement_{second.error}", second.raw, c)
         else:
@@ -288,7 +302,7 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
                 "synth/hint_leak_rate": count["leaks"] / made if made else 0.0,
                 "synth/configs_skipped": float(len(skipped)),
                 **{f"synth/styles/{s}": float(v) for s, v in styles.items()},
-                **tally.metrics()}) and example:
+                **tally.metrics()}, ok=made, rejected=sum(tally.rejects.values())) and example:
             ev.sample("task", example, step=count["seen"])
             example = None
 
@@ -299,11 +313,16 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     log.info("shard %d/%d: %d tasks written (%d with hint leaks), %d configs rejected, %d "
              "without an answer%s", i, n, count["made"], count["leaks"], rejected,
              count["deferred"], ", interrupted" if outcome.interrupted else "")
-    summary = {"shard": f"{i}/{n}", "considered": total, "tasks": count["made"],
-               "hint_leaks": count["leaks"], "rejected": rejected,
-               "deferred": count["deferred"], "configs_skipped": len(skipped),
-               "styles": dict(styles), "json_fail_rate": tally.metrics()["synth/json_fail_rate"],
-               "rejects": dict(tally.rejects), "interrupted": outcome.interrupted}
+    mine = None if n == 1 else {config_key(c.config) for c in configs
+                                if c.config is not None and c.index % n == i}
+    totals, rejects = item_totals(store, out, STAGE, mine)
+    summary = {"shard": f"{i}/{n}", "tasks": totals["ok"], "rejected": totals["rejected"],
+               "rejects": dict(rejects), "considered": total, "deferred": count["deferred"],
+               "configs_skipped": len(skipped),
+               "this_attempt": {"tasks": count["made"], "rejected": rejected,
+                                "hint_leaks": count["leaks"], "styles": dict(styles),
+                                "json_fail_rate": tally.metrics()["synth/json_fail_rate"]},
+               "interrupted": outcome.interrupted}
     if count["deferred"] and not outcome.interrupted:
         raise StageError(deferred_error(STAGE, count["deferred"], total, "configs", errors))
     return summary

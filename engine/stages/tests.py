@@ -29,15 +29,25 @@ completed LLM call (the cache). SIGTERM: the current batch is finished and writt
 stage returns ``{"interrupted": true, ...}``. A task that got no usable input stays without
 tests (counted as ``no_inputs``; verify leaves it pending).
 
-Events: progress per batch (tasks done), metrics ``tests/per_task`` (mean tests written per
-task), ``tests/generator_ok_rate`` (share of generator runs that were clean),
-``tests/duplicates``, ``tests/invalid`` (rejected by the validator), ``tests/too_large``,
-``tests/unparsed`` (answers without a usable block) and ``tests/llm_errors``.
+A call that fails in transport after the client's retries (endpoint down, dropped connections,
+timeouts, 429/5xx) leaves its task unrecorded, not written with the statement's samples alone
+(which would make it look done to every rerun): the stage goes on with the other tasks, then
+fails naming how many were left (``synth_common.deferred_error``), and a rerun asks only the
+calls that failed (the answers that arrived are cached). A call refused for the request itself
+(HTTP 400) counts in ``llm_errors`` and the task is made from its other answers.
 
-Summary::
+Events: progress per batch (tasks processed; ``ok``: with tests, ``rejected``: no usable
+input), metrics ``tests/per_task`` (mean tests written per task), ``tests/generator_ok_rate``
+(share of generator runs that were clean), ``tests/duplicates``, ``tests/invalid`` (rejected
+by the validator), ``tests/too_large``, ``tests/unparsed`` (answers without a usable block),
+``tests/llm_errors`` and ``tests/deferred`` (tasks left for a rerun).
 
-    {"shard": "0/1", "considered": 12, "tasks_with_tests": 12, "no_inputs": 0,
-     "tests": 180, "kinds": {"sample": 12, "edge": 40, ...}, "llm_errors": 0, ...,
+Summary (``tasks_with_tests`` and ``tests``: what the store holds for the shard's tasks over
+all attempts; the rest is this attempt's)::
+
+    {"shard": "0/1", "tasks_with_tests": 12, "tests": 180, "considered": 12, "deferred": 0,
+     "this_attempt": {"tasks_with_tests": 12, "tests": 180, "no_inputs": 0,
+                      "kinds": {"sample": 12, "edge": 40, ...}, "llm_errors": 0, ...},
      "interrupted": false}
 
 Leaves out: C++ generators.
@@ -54,6 +64,7 @@ from typing import Any
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
+from engine.stages.synth_common import deferred_error, is_transient
 from engine.store import PageCursor, ShardOutbox, Store, TaskDetail, TaskQuery
 from engine.verify.sandbox import Limits, SandboxPool, SandboxUnavailable
 from engine.verify.test_synthesis import (
@@ -121,7 +132,7 @@ def _tests_for(task: TaskDetail, answers: list[tuple[str, Any]], pool: SandboxPo
     candidates = sample_tests(task.statement)
     generators, validator = [], None
     for role, result in answers:
-        if not result.ok:
+        if not result.ok:  # refused for the request itself (a 400): asking again won't help
             tally["llm_errors"] += 1
             continue
         if role == "direct":
@@ -190,11 +201,12 @@ def _run(ctx: Any, cfg: Any, store: Store, out: Store | ShardOutbox) -> dict:
         done_here = out.tasks_with_tests()
         todo = [t for t in todo if t not in done_here]
     log.info("shard %d/%d: %d pending tasks without tests", i, n, len(todo))
-    ev.progress(0, len(todo), unit="tasks with tests")
+    ev.progress(0, len(todo), unit="tasks")  # processed: with tests, without, or deferred
     tally: Counter = Counter()
     kinds: Counter = Counter()
     done = with_tests = no_inputs = written = 0
     interrupted = False
+    errors: Counter = Counter()
     if todo:
         limits = Limits(cpu_s=cfg.generator_time_limit_s, memory_mb=1024,
                         output_bytes=cfg.max_input_kb << 10)
@@ -214,6 +226,13 @@ def _run(ctx: Any, cfg: Any, store: Store, out: Store | ShardOutbox) -> dict:
                     results = iter(run_batch(client, [r for _, reqs in plan for _, r in reqs]))
                     for task, reqs in plan:
                         answers = [(role, next(results)) for role, _ in reqs]
+                        if any(not r.ok and is_transient(r.error) for _, r in answers):
+                            # No answer after the client's retries (endpoint down, dropped
+                            # connections): writing the samples alone would make the task
+                            # look done, and no rerun would ask again. Leave it unrecorded;
+                            # its answers that did arrive are cached.
+                            tally["deferred"] += 1
+                            continue
                         tests = _tests_for(task, answers, pool, cfg, limits, tally)
                         if not tests:
                             no_inputs += 1
@@ -224,17 +243,31 @@ def _run(ctx: Any, cfg: Any, store: Store, out: Store | ShardOutbox) -> dict:
                         written += len(tests)
                         kinds.update(t.kind for t in tests)
                     done = min(start + BATCH, len(todo))
-                    ev.progress(done, len(todo), unit="tasks with tests")
+                    ev.progress(done, len(todo), unit="tasks", ok=with_tests,
+                                rejected=no_inputs)
                     ev.metric(done, _metrics(tally, with_tests, written))
         finally:
+            errors = client.stats.errors.copy()
             client.close()
-    log.info("shard %d/%d: %d tasks got %d tests, %d got none%s", i, n, with_tests, written,
-             no_inputs, ", interrupted" if interrupted else "")
-    return {"shard": f"{i}/{n}", "considered": len(todo), "tasks_with_tests": with_tests,
-            "no_inputs": no_inputs, "tests": written, "kinds": dict(kinds),
-            **{k: tally[k] for k in ("llm_errors", "unparsed", "generator_runs", "generator_ok",
-                                     "invalid", "duplicates", "too_large", "over_cap")},
-            "interrupted": interrupted}
+    deferred = tally["deferred"]
+    log.info("shard %d/%d: %d tasks got %d tests, %d got none, %d without an answer%s", i, n,
+             with_tests, written, no_inputs, deferred, ", interrupted" if interrupted else "")
+    per_task = store.test_counts(i, n)
+    if out is not store:
+        per_task.update(out.test_counts(i, n))
+    summary = {"shard": f"{i}/{n}", "tasks_with_tests": len(per_task),
+               "tests": sum(per_task.values()), "considered": len(todo),
+               "deferred": deferred,
+               "this_attempt": {
+                   "tasks_with_tests": with_tests, "tests": written, "no_inputs": no_inputs,
+                   "kinds": dict(kinds),
+                   **{k: tally[k] for k in ("llm_errors", "unparsed", "generator_runs",
+                                            "generator_ok", "invalid", "duplicates",
+                                            "too_large", "over_cap")}},
+               "interrupted": interrupted}
+    if deferred and not interrupted:
+        raise StageError(deferred_error("tests", deferred, len(todo), "tasks", errors))
+    return summary
 
 
 def _metrics(tally: Counter, with_tests: int, written: int) -> dict[str, float]:
@@ -247,6 +280,7 @@ def _metrics(tally: Counter, with_tests: int, written: int) -> dict[str, float]:
         "tests/too_large": float(tally["too_large"]),
         "tests/unparsed": float(tally["unparsed"]),
         "tests/llm_errors": float(tally["llm_errors"]),
+        "tests/deferred": float(tally["deferred"]),
     }
 
 

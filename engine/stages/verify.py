@@ -52,12 +52,12 @@ Resuming: decided tasks (accepted/rejected) are skipped, so a killed or interrup
 only tasks it had not written; a shard also skips tasks decided in its own file. SIGTERM: the stage finishes the current task, writes it and
 returns ``{"interrupted": true, ...}``.
 
-Events: a progress event per task (tasks decided), a ``verdict_summary`` sample per task, and
-metrics per task (step = tasks decided by this process): ``verify/tests_per_s`` (test inputs
-verified per second of this run), ``verify/runs_per_s`` (sandbox runs per second),
-``verify/accept_rate``, ``verify/agreement`` (mean over decided tasks with an agreement),
-``verify/timeouts`` (time_limit runs so far) and ``verify/status/<status>`` (runs per status so
-far).
+Events: a progress event per task (tasks decided; ``ok``: accepted, ``rejected``: rejected), a
+``verdict_summary`` sample per task, and metrics per task (step = tasks decided by this
+process): ``verify/tests_per_s`` (test inputs verified per second of this run),
+``verify/runs_per_s`` (sandbox runs per second), ``verify/accept_rate``, ``verify/agreement``
+(mean over decided tasks with an agreement), ``verify/timeouts`` (time_limit runs so far) and
+``verify/status/<status>`` (runs per status so far).
 
 Summary returned (lands in state.json; a shard's under ``verify@<I>of<N>``)::
 
@@ -458,7 +458,8 @@ def _run(ctx: Any, cfg: VerifyConfig, store: Store, out: Store | ShardOutbox) ->
 def _emit(ev: Any, tally: _Tally, task: TaskDetail, verdict: TaskVerdict | None, done: int,
           total: int, seconds: float, tests: TaskTests | None = None,
           runs: _TaskRuns | None = None) -> None:
-    ev.progress(done, total, unit="tasks verified")
+    ev.progress(done, total, unit="tasks verified", ok=tally.accepted,
+                rejected=tally.decided - tally.accepted)
     ev.metric(tally.decided, tally.metrics(seconds))
     ev.sample("verdict_summary", {
         "task_id": task.id, "title": task.title,

@@ -11,7 +11,11 @@ Repairs, each recorded by name in the order applied:
 - ``code_fence``: the body of a ```json / ``` fence; of several, the last one that parses to
   the expected type (models put a draft first and the answer last);
 - ``surrounding_text``: prose around the JSON; the first balanced top-level ``{...}`` (or
-  ``[...]``) that parses wins, found by a bracket scanner that skips strings and comments;
+  ``[...]``) that parses wins, found by a bracket scanner that skips strings and comments.
+  Code is not prose: fenced blocks of another language (```python, ```cpp, ```text, ...) and
+  inline code spans (`` `{}` ``) are left out of this scan, so ``tree = {}`` in a Python
+  block, or ``data[i]``, is never taken for the answer (the prompts ask for a ```json block
+  or a bare object);
 - ``comments``: ``//`` and ``/* */`` comments outside strings;
 - ``trailing_comma``: a ``,`` right before ``}`` or ``]``, outside strings;
 - ``control_chars``: raw newlines and tabs inside strings (``json.loads(strict=False)``);
@@ -104,19 +108,41 @@ def parse_json_reply(text: str, *, expect: type = dict) -> JSONParse:
         return JSONParse(repairs=tuple(repairs), error="empty")
 
     errors: list[str] = []
-    fences = [f for f in fenced_blocks(answer) if f.tag in _JSON_TAGS]
+    blocks = fenced_blocks(answer)
+    fences = [f for f in blocks if f.tag in _JSON_TAGS]
     for fence in reversed(fences):
         value, steps, err = _parse_candidate(fence.body, expect)
         if err is None:
             return JSONParse(value, tuple([*repairs, "code_fence", *steps]))
         errors.append(err)
-    # The fences held nothing usable (or there were none): the JSON may sit in the prose.
-    value, steps, err = _parse_candidate(answer, expect)
+    # The fences held nothing usable (or there were none): the JSON may sit in the prose,
+    # but not in a block of code (a real model answered `tree = {}` in a ```python block).
+    code = [f for f in blocks if f.tag not in _JSON_TAGS]
+    prose = _without_code_blocks(answer, code)
+    value, steps, err = _parse_candidate(prose, expect)
     if err is None:
         return JSONParse(value, tuple([*repairs, *steps]))
+    if code and reason_code(err) == "no_json":  # say where we did not look
+        tags = ", ".join(sorted({f.tag for f in code}))
+        err = _error("no_json", f"no JSON {_type_name(expect())} outside the code blocks "
+                                f"({tags}), which are never the answer")
     errors.append(err)
-    best = min(errors, key=lambda e: _PRIORITY.get(reason_code(e), 9))
-    return JSONParse(repairs=tuple(repairs), error=best)
+    return JSONParse(repairs=tuple(repairs), error=_best(errors))
+
+
+def _best(errors: list[str]) -> str:
+    return min(errors, key=lambda e: _PRIORITY.get(reason_code(e), 9))
+
+
+def _without_code_blocks(text: str, blocks: list) -> str:
+    """``text`` with those fenced blocks (fences included) cut out, in order."""
+    out, pos = [], 0
+    for b in blocks:
+        out.append(text[pos:b.start])
+        out.append("\n")  # keep the prose on either side apart
+        pos = b.end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _parse_candidate(text: str, expect: type) -> tuple[Any, list[str], str | None]:
@@ -242,14 +268,18 @@ def _skip_comment(text: str, i: int) -> int | None:
 def _top_level_spans(text: str):
     """(start, end, unbalanced) for each top-level bracketed span, in order.
 
-    Openers are looked for in plain text (prose apostrophes are not strings); inside a span the
-    scan skips strings (either quote, for Python literals) and comments. A span the text ends
+    Openers are looked for in plain text (prose apostrophes are not strings), skipping inline
+    code spans (`` `{}` `` is an example in prose, not the answer); inside a span the scan
+    skips strings (either quote, for Python literals) and comments. A span the text ends
     inside comes last, with ``unbalanced`` saying why; a mismatched closer ends a span early
     and leaves it to json to report.
     """
     pairs = {"}": "{", "]": "["}
     i, n = 0, len(text)
     while i < n:
+        if text[i] == "`":
+            i = _skip_code_span(text, i)
+            continue
         if text[i] not in "{[":
             i += 1
             continue
@@ -281,6 +311,28 @@ def _top_level_spans(text: str):
             return
         yield start, end, ""
         i = end
+
+
+def _skip_code_span(text: str, i: int) -> int:
+    """Index just past the inline code span opening at i (a run of backticks closed by a run
+    of the same length on the same line), or just past the run when it is not closed there."""
+    j = i
+    while j < len(text) and text[j] == "`":
+        j += 1
+    run = text[i:j]
+    eol = text.find("\n", j)
+    eol = len(text) if eol < 0 else eol
+    k = j
+    while True:
+        k = text.find(run, k, eol)
+        if k < 0:
+            return j
+        end = k + len(run)
+        if end >= len(text) or text[end] != "`":  # exactly as long: the closer
+            return end
+        while end < len(text) and text[end] == "`":
+            end += 1
+        k = end
 
 
 def _unterminated(text: str) -> bool:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.prompts import render_prompt
+from engine.synth.code_extract import split_think
 from engine.verify.samples import statement_samples
 from engine.verify.sandbox import Limits, Program, SandboxPool
 
@@ -93,9 +94,10 @@ def input_key(text: str) -> str:
 
 
 def parse_direct_inputs(text: str) -> list[tuple[str, str]]:
-    """(kind, input) for each ```input [kind]``` block of an answer, in order."""
+    """(kind, input) for each ```input [kind]``` block of an answer, in order (blocks in its
+    ``<think>`` sections are drafts, not the answer)."""
     found = []
-    for info, body in _FENCE.findall(text):
+    for info, body in _FENCE.findall(split_think(text)[1]):
         words = info.strip().lower().split()
         if not words or words[0] != "input":
             continue
@@ -107,8 +109,9 @@ def parse_direct_inputs(text: str) -> list[tuple[str, str]]:
 
 
 def parse_program(text: str) -> str | None:
-    """The last ```python block of an answer that parses (``ast.parse``), or None."""
-    for info, body in reversed(_FENCE.findall(text)):
+    """The last ```python block of an answer that parses (``ast.parse``), or None; blocks in
+    its ``<think>`` sections are drafts, not the answer."""
+    for info, body in reversed(_FENCE.findall(split_think(text)[1])):
         if info.strip().lower() not in _PYTHON_TAGS:
             continue
         try:

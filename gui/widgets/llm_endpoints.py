@@ -114,8 +114,66 @@ class _Page(QWidget):
             self.form = SchemaForm(model, f"llms.{self.name}", names)
             self.form.load(value)
             self.form.changed.connect(self.owner._edited)
-            self.body.addWidget(self.form)
+            self.body.addWidget(self.form, 1)
+            if value["backend"] == "openai":
+                self.body.addWidget(self._test_box())
         self.backend.blockSignals(False)
+
+    def _test_box(self) -> QWidget:
+        """Test: the endpoint as the form shows it, from this computer (engine.llm.
+        endpoint_check: reachability, model, context length, slots, a 1-token completion,
+        latency, whether the key's variable is set; never the key)."""
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.test_button = QPushButton("Test from this computer",
+                                       objectName=f"llm_test:{self.name}")
+        self.test_button.setToolTip("Ask the server what the stages will: models, context "
+                                    "length, parallel slots and a 1-token completion. A stage "
+                                    "on a cluster reaches it from there: `python -m engine "
+                                    "check-llm --config FILE NAME` runs the same check on a "
+                                    "cluster host.")
+        self.test_button.clicked.connect(self.run_test)
+        self.test_result = QPlainTextEdit(objectName=f"llm_test_result:{self.name}")
+        self.test_result.setReadOnly(True)
+        self.test_result.setFont(monospace())
+        self.test_result.setMaximumHeight(150)
+        self.test_result.setPlaceholderText("Test to see the server's answers here.")
+        lay.addWidget(self.test_button)
+        lay.addWidget(self.test_result)
+        return box
+
+    def run_test(self) -> None:
+        from engine.llm.endpoint_check import check_endpoint
+        from gui.worker import run_in_worker
+        from remote.display_text import visible
+
+        data, problems = self.current()
+        try:
+            endpoint = OpenAIEndpoint.model_validate(data)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            self.test_result.setPlainText(f"Fix the fields first: {exc}")
+            return
+        if problems:
+            self.test_result.setPlainText("Fix the fields first: " + problems[0].message)
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setPlainText(f"Testing {endpoint.base_url} \u2026")
+
+        def done(report: Any) -> None:
+            self.test_button.setEnabled(True)
+            verdict = "usable" if report.ok else "NOT usable"
+            self.test_result.setPlainText(visible(f"{self.name}: {verdict}\n"
+                                                  + "\n".join(report.lines()),
+                                                  keep_newlines=True))
+
+        def failed(error: Any) -> None:
+            self.test_button.setEnabled(True)
+            self.test_result.setPlainText(visible(f"{self.name}: the test failed: "
+                                                  f"{error.message}", keep_newlines=True))
+
+        run_in_worker(check_endpoint, endpoint, self.name, timeout_s=60.0, on_done=done,
+                      on_failed=failed, owner=self)
 
     def _backend_picked(self, backend: str) -> None:
         model = BACKENDS[backend]

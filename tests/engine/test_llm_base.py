@@ -94,3 +94,53 @@ def test_importing_the_layer_loads_no_backend_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- the llm/ metrics while batches run (issue #16: a zero-rate twin at the same step)
+
+
+def _slow_batch(stats, events, n, delay_s, interval_s):
+    """``generate_cached`` over ``n`` requests whose answers arrive ``delay_s`` apart."""
+    import asyncio
+
+    from engine.llm.base import generate_cached
+
+    reqs = [ChatRequest(messages=({"role": "user", "content": f"q{i}"},)) for i in range(n)]
+
+    async def run_misses(items, done):
+        for i, _ in items:
+            await asyncio.sleep(delay_s)
+            done(i, ChatResult(text="a", usage=Usage(3, 10)))
+
+    return generate_cached(reqs, backend="openai", model="m", cache=None, stats=stats,
+                           run_misses=run_misses, events=events, flush_interval_s=interval_s)
+
+
+def test_a_batch_longer_than_the_interval_writes_one_metric_per_step_with_real_rates(tmp_path):
+    import asyncio
+
+    stats = LLMStats()
+    with EventWriter(tmp_path / "e.jsonl", "tasks") as w:
+        asyncio.run(_slow_batch(stats, w, n=6, delay_s=0.05, interval_s=0.12))
+    events = [e for e in read_events(tmp_path / "e.jsonl") if isinstance(e, MetricEvent)]
+    steps = [e.step for e in events]
+    assert len(events) >= 2 and steps == sorted(set(steps)) and steps[-1] == 6
+    assert all(e.data["llm/requests_per_s"] > 0 and e.data["llm/tokens_per_s"] > 0
+               for e in events)
+
+
+def test_overlapping_batches_of_one_client_share_one_clock(tmp_path):
+    import asyncio
+
+    stats = LLMStats()
+
+    async def both(w):
+        await asyncio.gather(_slow_batch(stats, w, n=8, delay_s=0.03, interval_s=10.0),
+                             _slow_batch(stats, w, n=2, delay_s=0.01, interval_s=10.0))
+
+    with EventWriter(tmp_path / "e.jsonl", "tasks") as w:
+        asyncio.run(both(w))
+    events = [e for e in read_events(tmp_path / "e.jsonl") if isinstance(e, MetricEvent)]
+    # The short batch ends while the long one runs: no metric then; one when the last ends.
+    assert [e.step for e in events] == [10]
+    assert events[0].data["llm/requests"] == 10 and events[0].data["llm/requests_per_s"] > 0

@@ -18,7 +18,7 @@ from engine.rundir import RunDir
 from engine.schema import config_from_dict
 from engine.stages import seeds
 from engine.stages.errors import StageError
-from engine.store import Store
+from engine.store import Store, TaskQuery
 
 BUNDLED = ASSETS_DIR / "seeds" / "seeds.jsonl"
 BUNDLED_RECORDS = [json.loads(line) for line in BUNDLED.read_text(encoding="utf-8").splitlines()]
@@ -309,3 +309,39 @@ def test_main_runs_the_stage_alone_through_the_engine_cli(tmp_path):
     assert state["stages"]["seeds"]["status"] == "completed"
     assert state["stages"]["seeds"]["summary"]["imported"] == 1
     assert list(state["stages"]) == ["seeds"]
+
+
+# ---------------------------------------------------------------------------------------------
+# seeds.as_tasks: seed problems become tasks with known outputs and a reference candidate
+
+
+def test_seeds_as_tasks_makes_tasks_with_known_tests_once(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    write_jsonl(path, [
+        taco("Echo\n\nPrint the number.", solutions=("print(input())",),
+             io={"inputs": ["1\n", "2\n"], "outputs": ["1\n", "2\n"]}),
+        taco("No tests here.", solutions=("print(1)",)),
+        taco("Function tests", io={"inputs": [[1]], "outputs": [1], "fn_name": "f"}),
+        taco("No solution", solutions=("  ",), io={"inputs": ["1\n"], "outputs": ["1\n"]}),
+    ])
+    for attempt in (1, 2):  # a rerun adds nothing twice
+        ctx = make_ctx(tmp_path, [{"path": str(path)}], name="run")
+        ctx.config.seeds.as_tasks = True
+        summary = run_stage(ctx)
+        assert summary["seed_tasks"] == {"tasks": 1, "new": 1 if attempt == 1 else 0}
+    with Store(ctx.run.store_path) as store:
+        page = store.query_tasks(TaskQuery())
+        assert [r.title for r in page.rows] == ["Echo"]
+        task = store.get_task(page.rows[0].id)
+        assert [(t.input, t.expected_output, t.source) for t in task.tests] == [
+            ("1\n", "1\n", "seed"), ("2\n", "2\n", "seed")]
+        assert store.seed_reference(task.id) == "print(input())"
+        assert task.status == "pending" and task.solutions == []
+
+
+def test_seeds_as_tasks_is_off_by_default(tmp_path):
+    ctx = make_ctx(tmp_path, [{"path": "assets://seeds/seeds.jsonl"}], max_seeds=3)
+    summary = run_stage(ctx)
+    assert "seed_tasks" not in summary
+    with Store(ctx.run.store_path) as store:
+        assert store.query_tasks(TaskQuery()).total == 0

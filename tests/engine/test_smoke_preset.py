@@ -2,8 +2,9 @@
 Launch runs it: every stage on this computer's CPU with the tiny random model, no LLM server.
 
 The random model writes no usable JSON, so synthesis makes no task; the preset's
-``curate.include_seed_problems`` exports the seed problems instead, and SFT, RL and eval
-must then run on them. This pins that the one-click smoke run completes, training half too.
+``seeds.as_tasks`` makes the seed problems tasks (known test outputs, the reference solution
+among the candidates), which verify accepts and curate exports, and SFT, RL and eval then run
+on them. This pins that the one-click smoke run completes with real data, training half too.
 
 Run: .venv/bin/python -m pytest tests/engine/test_smoke_preset.py -q   (30-50 s on 2 cores)
 """
@@ -22,6 +23,7 @@ import yaml
 from engine.events import EventReader
 from engine.paths import ASSETS_DIR
 from engine.schema import STAGE_ORDER
+from engine.store import Store, TaskQuery
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = ASSETS_DIR / "presets" / "smoke-cpu.yaml"
@@ -63,9 +65,17 @@ def test_the_smoke_preset_as_shipped_runs_every_stage_on_the_cpu(tmp_path):
     stages = json.loads((run_dir / "state.json").read_text())["stages"]
     assert {s: stages[s]["status"] for s in STAGE_ORDER} == dict.fromkeys(STAGE_ORDER,
                                                                            "completed")
+    # The seed problems are tasks (seeds.as_tasks): verified against their known outputs,
+    # with their reference solution among the random model's candidates, and exported.
+    verify = stages["verify"]["summary"]
+    assert verify["accepted"] == preset["seeds"]["max_seeds"] and verify["statuses"]["ok"] > 0
+    with Store(run_dir / "data" / "store.sqlite", readonly=True) as store:
+        page = store.query_tasks(TaskQuery(status="accepted"))
+        task = store.get_task(page.rows[0].id)
+    assert task.golden_solution_id is not None and task.verdicts
+    assert len(task.solutions) == preset["solutions"]["candidates_per_task"] + 1
     curate = stages["curate"]["summary"]
-    seeds = curate["seed_problems"]
-    assert seeds["kept"] == preset["seeds"]["max_seeds"] == curate["exported_sft"]
+    assert curate["exported_sft"] == preset["seeds"]["max_seeds"]
     assert curate["exported_rl"] >= preset["rl"]["prompts_per_step"]
     sft_rows = (run_dir / "exports" / "sft.jsonl").read_text().splitlines()
     assert len(sft_rows) == curate["exported_sft"]
@@ -82,4 +92,4 @@ def test_the_smoke_preset_as_shipped_runs_every_stage_on_the_cpu(tmp_path):
 
     alerts = [e.data for e in EventReader(run_dir / "events" / "curate.0.jsonl").read_new()
               if e.kind == "alert"]
-    assert [a.code for a in alerts] == ["curate/seeds_only"]
+    assert alerts == []

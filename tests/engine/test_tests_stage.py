@@ -199,8 +199,10 @@ def test_stage_writes_samples_direct_and_generated_inputs_deduped_validated_and_
     assert [t.idx for t in task.tests] == list(range(len(task.tests)))
     assert all(t.expected_output is None for t in task.tests if t.kind != "sample")
     summary = run.read_state().stage("tests").summary
-    assert summary["invalid"] == 1 and summary["duplicates"] >= 1
-    assert summary["generator_runs"] == 6 and summary["generator_ok"] == 6
+    assert (summary["tasks_with_tests"], summary["tests"]) == (1, len(task.tests))
+    attempt = summary["this_attempt"]
+    assert attempt["invalid"] == 1 and attempt["duplicates"] >= 1
+    assert attempt["generator_runs"] == 6 and attempt["generator_ok"] == 6
     kinds = [r.body["messages"][-1]["content"] for r in openai_stub.chat_requests()]
     assert sum("input generator program" in k for k in kinds) == 2
     assert sum("**stress**" in k for k in kinds) == 1
@@ -282,6 +284,11 @@ def test_sigterm_finishes_the_current_batch_and_a_rerun_does_the_rest(
     monkeypatch.setattr(tests_stage, "_write", real)
     assert run_stages(run, cfg, ["tests"]) == EXIT_OK
     assert run.read_state().stage("tests").summary["considered"] == 1
+    # A clean interrupt is no crash: the rerun's log says so (it said "attempt 1 by pid None
+    # did not finish").
+    log = run.log_file("tests", 0).read_text()
+    assert "resuming tests after attempt 1 was interrupted" in log
+    assert "did not finish" not in log
     with Store(run.store_path) as store:
         assert all(store.get_task(t).tests for t in ids)
 

@@ -172,3 +172,25 @@ def test_screenshot_of_the_editor(editor, qtbot, screenshot_dir):
     qtbot.waitExposed(editor)
     path = screenshot_dir / "pipeline-llms.png"
     assert editor.grab().save(str(path)) and path.stat().st_size > 1000
+
+
+def test_test_asks_the_server_the_form_names_and_shows_its_answers(editor, qtbot):
+    """Issue 16: endpoints can be tested from the app (a real server process: the stub)."""
+    from openai_stub_server import spawn
+
+    with spawn("--props", "--slots", "2", "--max-model-len", "512",
+               "--cut-at-max-tokens") as stub:
+        data = copy.deepcopy(DEFAULTS)
+        editor.load(data)
+        field(editor, "llms.generator.base_url").setText(stub.url)
+        field(editor, "llms.generator.model").setText("stub-model")
+        page = editor.page("generator")
+        page.test_button.click()
+        qtbot.waitUntil(lambda: page.test_button.isEnabled(), timeout=30_000)
+        text = page.test_result.toPlainText()
+        assert text.startswith("generator: usable"), text
+        assert "512" in text and "stub-model" in text
+        field(editor, "llms.generator.model").setText("not-served")
+        page.test_button.click()
+        qtbot.waitUntil(lambda: page.test_button.isEnabled(), timeout=30_000)
+        assert page.test_result.toPlainText().startswith("generator: NOT usable")

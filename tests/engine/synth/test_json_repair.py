@@ -148,6 +148,49 @@ def test_python_literal_only_when_plain(text):
     assert code(parse_json_reply(text)) == "invalid"
 
 
+# --- code is never the answer (issue #16: small models answer with a program)
+
+
+@pytest.mark.parametrize("line, expect", [
+    ("tree = {}", dict),        # was taken as the answer {}
+    ("people = []", dict),      # was "wrong_type: got list"
+    ("print(data[i])", dict),   # was "invalid: Expecting value"
+    ("tree = {}", list),
+])
+def test_json_looking_lines_in_a_code_block_are_not_the_answer(line, expect):
+    text = f"Here is how I would build it:\n```python\n{line}\nfor x in xs:\n    pass\n```\n"
+    got = parse_json_reply(text, expect=expect)
+    assert got.value is None
+    assert got.error.startswith("no_json: ") and "code blocks (python)" in got.error
+
+
+def test_the_object_in_prose_after_a_code_block_is_found():
+    text = ('First a sketch:\n```python\ntree = {}\npeople = []\nprint(data[i])\n```\n'
+            f'And the answer:\n{FEATURES}\n')
+    got = parse_json_reply(text)
+    assert got.value == VALUE and got.repairs == ("surrounding_text",)
+
+
+def test_a_cpp_block_before_a_json_fence_changes_nothing():
+    text = f'```cpp\nint a[3] = {{1, 2, 3}};\n```\n```json\n{FEATURES}\n```'
+    assert parse_json_reply(text).value == VALUE
+
+
+def test_an_unclosed_code_block_hides_what_follows_it():
+    got = parse_json_reply('Plan:\n```python\nd = {"a": 1}\n')
+    assert code(got) == "no_json"
+
+
+def test_inline_code_in_prose_is_an_example_not_the_answer():
+    got = parse_json_reply(f"Categories that do not apply get `{{}}` or `[]`.\n{FEATURES}")
+    assert got.value == VALUE
+
+
+def test_backticks_inside_a_json_string_are_kept():
+    text = 'Done: {"statement": "print `x` then ``y``", "title": "T"}'
+    assert parse_json_reply(text).value == {"statement": "print `x` then ``y``", "title": "T"}
+
+
 # --- failures
 
 

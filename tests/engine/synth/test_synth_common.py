@@ -150,3 +150,46 @@ def test_http_endpoints_get_a_wide_window_and_overlapping_calls(openai_stub, tmp
         assert pipeline_width(client, 1) == (512, True)
     finally:
         client.close()
+
+
+# --- shape checks: an answer is "ok" only when its stage can use it (issue #16)
+
+
+def test_ask_json_applies_each_requests_own_check_and_retries_what_it_refuses(openai_stub,
+                                                                             tmp_path):
+    from engine.stages.synth_common import ask_json
+
+    openai_stub.rule = lambda body, attempt: Reply(text='```json\n{"a": []}\n```')
+    client = client_for(openai_stub, tmp_path)
+    tally = SynthTally()
+    try:
+        answers = ask_json(client, [request("first"), request("second")], retries=2,
+                           tally=tally, checks=[None, lambda v: None if v["a"] else
+                                                "empty: nothing under a"])
+    finally:
+        client.close()
+    assert answers[0].ok and answers[0].samples == 1
+    assert answers[1].error == "empty: nothing under a" and answers[1].samples == 3
+    assert len(openai_stub.chat_requests()) == 4 and tally.json_failed == 3
+
+
+def test_the_stages_shape_checks_refuse_what_would_be_an_empty_record():
+    from engine.stages.evolve import check_expansion
+    from engine.stages.features import check_extraction
+    from engine.stages.tasks import check_select_for
+    from engine.synth.feature_tree import json_to_tree
+
+    sample = {"algorithms": {"graph": ["bfs"]}}
+    check = check_expansion(json_to_tree(sample))
+    assert check({}).startswith("empty: ")
+    assert check(sample).startswith("empty: ")  # sent back unchanged
+    assert "outside the sampled categories" in check({"cooking": ["knives"]})
+    assert check({"algorithms": {"graph": ["bfs", "dfs"]}}) is None
+    assert check_extraction({"algorithms": {}, "summary": "x"}).startswith("empty: ")
+    assert check_extraction({"algorithms": ["greedy"]}) is None
+    select = check_select_for(json_to_tree({"algorithms": {"graph": ["bfs", "dfs"]}}))
+    strategy = "one paragraph"
+    assert select({"selected_features": {"cooking": ["knives"]},
+                   "integration_strategy": strategy}).startswith("outside: ")
+    assert select({"selected_features": {"algorithms": {"graph": ["dfs"]}},
+                   "integration_strategy": strategy}) is None

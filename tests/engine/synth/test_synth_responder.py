@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from synth_responder import (
     SynthResponder,
     find_json_objects,
     recognise,
+    render_statement,
     sample_pairs,
 )
 
@@ -279,9 +281,59 @@ def test_deterministic_and_sample_dependent(openai_stub) -> None:
 
 
 def test_other_prompts_fall_through(openai_stub, responder) -> None:
-    text = content(post(openai_stub, render("tests_direct", statement="x", n=3)))
+    text = content(post(openai_stub, render("eval_solve", title="x", statement="x",
+                                            starter="", convention="")))
     assert "answer " in text  # the stub's canned completion
     assert sum(responder.counts.values()) == 0
+
+
+def test_the_tests_stage_prompts_get_valid_inputs_a_generator_and_a_validator(
+        openai_stub, responder) -> None:
+    from engine.verify.test_synthesis import parse_direct_inputs, parse_program
+
+    problem = BANK[4]  # gcd: values from 1
+    statement = render_statement(problem, "codeforces", random.Random(0))[1]
+    found = parse_direct_inputs(content(post(openai_stub, render("tests_direct",
+                                                                 statement=statement, n=4))))
+    assert [k for k, _ in found] == ["random", "edge", "random", "edge"]
+    generator = parse_program(content(post(openai_stub, render(
+        "tests_generator", statement=statement, kind="stress", kind_description="big"))))
+    validator = parse_program(content(post(openai_stub, render("tests_validator",
+                                                               statement=statement))))
+    made = subprocess.run([sys.executable, "-c", generator], input="5 stress\n",
+                          capture_output=True, text=True, timeout=30, check=True).stdout
+    assert 1000 <= int(made.split()[0]) <= 2000
+    for data in [made, *(d for _, d in found)]:
+        assert subprocess.run([sys.executable, "-c", validator], input=data, text=True,
+                              timeout=30).returncode == 0
+    assert subprocess.run([sys.executable, "-c", validator], input="2\n0 5\n", text=True,
+                          timeout=30).returncode == 1  # 0 is below the gcd problem's bound
+    assert (responder.counts["direct"], responder.counts["generator"],
+            responder.counts["validator"]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("fault", ["code_json", "code_only"])
+def test_code_where_json_was_asked(openai_stub, fault) -> None:
+    openai_stub.rule = r = SynthResponder(faults={fault: 1.0})
+    text = content(post(openai_stub, JSON_PROMPTS["evolve"]()))
+    (code,) = code_blocks(text)
+    assert re.search(r"tree = \{\}|people = \[\]|data\[i\]", code)
+    after = text.split("```\n", 2)[-1]
+    assert bool(find_json_objects(after)) == (fault == "code_json")
+    assert r.counts[fault] == 1
+
+
+def test_empty_expansion_and_drop(openai_stub) -> None:
+    openai_stub.rule = r = SynthResponder(faults={"empty_expansion": 1.0})
+    got = parse_json(content(post(openai_stub, JSON_PROMPTS["evolve"]())))
+    assert got in ({}, SUBTREE) and r.counts["empty_expansion"] == 1
+    openai_stub.rule = r = SynthResponder(faults={"drop": 1.0}, fault_kinds=["evolve"])
+    with pytest.raises(OSError):  # the connection closed without a reply
+        post(openai_stub, JSON_PROMPTS["evolve"]())
+    assert r.counts["drop"] == 1
+    post(openai_stub, features_prompt())  # not a kind the faults apply to
+    with pytest.raises(ValueError, match="unknown prompt kinds"):
+        SynthResponder(fault_kinds=["nope"])
 
 
 JSON_PROMPTS = {
