@@ -6,9 +6,10 @@
     synthsmith launch CONFIG.yaml [--cluster NAME] [--stages a,b] [--preview] [KEY=VALUE ...]
     synthsmith runs
     synthsmith status RUN [--json]
-    synthsmith tail RUN [--follow] [--logs]
+    synthsmith tail RUN [--follow] [--logs] [--json]
     synthsmith cancel RUN | resume RUN
     synthsmith fetch RUN [--what exports|checkpoints|store] [--to DIR]
+    synthsmith llm test NAME --config CONFIG.yaml [--json] [--timeout S]
 
 The same code the app uses (remote/): nothing here imports Qt. ``--ssh-config`` and
 ``--known-hosts`` (before the subcommand) point at other files than ~/.ssh's. An unknown host
@@ -20,7 +21,12 @@ not a plain name).
 Everything that came from a cluster (log lines, file names, reasons, job ids, event payloads,
 error text) goes through ``remote.display_text`` before it is printed: terminal escapes, C1
 controls and bidi overrides show as ``\\x1b``, ``\\x9b``, ``\\u202e``. ``status --json`` and
-``tail``'s event lines stay exact JSON (unsafe characters as ``\\uXXXX`` escapes).
+``tail --json``'s event lines stay exact JSON (unsafe characters as ``\\uXXXX`` escapes).
+
+``tail`` prints one readable line per event (time, stage, kind, what it says); ``--json``
+prints the records themselves. ``tail --follow`` rides out dropped links (waits, reconnects,
+goes on) until the run ends, then fetches the last events with a poll retried until it goes
+through.
 """
 
 from __future__ import annotations
@@ -101,15 +107,28 @@ def add_commands(sub: Any) -> None:
             p.add_argument("--json", action="store_true")
     tail = sub.add_parser("tail", help="print a run's events (and logs)")
     tail.add_argument("run")
-    tail.add_argument("--follow", action="store_true", help="keep following until the run ends")
+    tail.add_argument("--follow", action="store_true",
+                      help="keep following until the run ends, through dropped links")
     tail.add_argument("--logs", action="store_true", help="stage logs instead of events")
+    tail.add_argument("--json", action="store_true",
+                      help="events as exact JSON lines (the records), not readable lines")
     fetch = sub.add_parser("fetch", help="copy a run's outputs here")
     fetch.add_argument("run")
     fetch.add_argument("--what", choices=("exports", "checkpoints", "store"), default="exports")
     fetch.add_argument("--to", default=".")
 
+    llm = sub.add_parser("llm", help="LLM endpoints of a pipeline config")
+    lsub = llm.add_subparsers(dest="llm_command", metavar="ACTION", required=True)
+    lt = lsub.add_parser("test", help="reachability, model, context length, a 1-token "
+                         "completion, latency and the API key's presence (from this computer)")
+    lt.add_argument("name", help="an endpoint's key in the config's llms:")
+    lt.add_argument("--config", required=True, help="pipeline config YAML")
+    lt.add_argument("--json", action="store_true", help="print the report as JSON")
+    lt.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                    help="cap on each request's wait (default 120 s)")
 
-COMMANDS = ("cluster", "launch", "runs", "status", "tail", "cancel", "resume", "fetch")
+
+COMMANDS = ("cluster", "launch", "runs", "status", "tail", "cancel", "resume", "fetch", "llm")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -388,49 +407,207 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    """Print a run's events (readable lines, or the exact records with ``--json``) or logs:
+    what earlier sessions received (the local cache), then what is new. With ``--follow``,
+    poll until the run ends. A dropped link (``TransientError``) never ends the command: the
+    status check is waited out with backoff (a note on stderr) and polls lost to the link are
+    read again by the next one. Once the run has ended, ``drain`` fetches its last events,
+    retried until a poll goes through. Exit 0 when the run completed (or without
+    ``--follow``), 1 when it failed or was cancelled, or its last events could not be
+    fetched within ``remote.stream.DRAIN_TIMEOUT_S``."""
     from remote.display_text import visible
+    from remote.errors import TransientError
     from remote.stream import EventTail, LogTail
 
+    def show(items: Any) -> None:
+        if args.logs:  # {file: new text}
+            for name, text in items.items():
+                for line in text.splitlines():  # log text keeps its tabs
+                    print(f"{_v(name)}: {visible(line, keep_newlines=True)}")
+        else:
+            for ev in items:
+                print(_event_line(ev) if args.json else _event_text(ev))
+        sys.stdout.flush()
+
     with _launcher(args) as launcher:
-        record = launcher.refresh(args.run)
-        tails = []
-        for name in dict.fromkeys(s.cluster for s in record.segments if s.status != "waiting"):
-            run_dir = record.clusters[name]["run_dir"]
-            cls = LogTail if args.logs else EventTail
-            tails.append(cls(launcher.runner(name), run_dir,
-                             launcher.registry.tail_cache(record.run_id, name)))
-        def show(items: Any) -> None:
-            if args.logs:  # {file: new text}
-                for name, text in items.items():
-                    for line in text.splitlines():  # log text keeps its tabs
-                        print(f"{_v(name)}: {visible(line, keep_newlines=True)}")
-            else:
-                for ev in items:
-                    print(_event_line(ev))
-            sys.stdout.flush()
+        tails: dict[str, Any] = {}
 
-        for t in tails:
-            show(t.history())
-        while True:
-            for t in tails:
-                show(t.poll())
-            if not args.follow:
-                return 0
-            record = launcher.refresh(args.run)
-            if record.status in ("completed", "failed", "cancelled"):
-                for t in tails:  # what arrived after the last poll
-                    show(t.poll())
-                print(_v(f"# {record.run_id} {record.status}"), file=sys.stderr)
-                return 0 if record.status == "completed" else EXIT_FAILED
-            time.sleep(1.0)
+        def add_tails(record: Any) -> None:
+            # Later segments start on their own clusters while we follow: tail those too.
+            for name in dict.fromkeys(s.cluster for s in record.segments
+                                      if s.status != "waiting"):
+                if name not in tails:
+                    cls = LogTail if args.logs else EventTail
+                    tails[name] = cls(launcher.runner(name), record.clusters[name]["run_dir"],
+                                      launcher.registry.tail_cache(record.run_id, name))
+                    show(tails[name].history())
 
+        link = _LinkWait()
+        record = None
+        while record is None:
+            try:
+                record = launcher.refresh(args.run)
+            except TransientError as exc:
+                if not args.follow:
+                    raise
+                link.lost(exc)
+        add_tails(record)
+        while args.follow and record.status not in _RUN_ENDED:
+            for t in tails.values():
+                show(t.poll())  # a poll lost to the link returns nothing; the next reads it
+            try:
+                record = launcher.refresh(args.run)
+            except TransientError as exc:
+                link.lost(exc)
+                continue
+            link.back()
+            add_tails(record)
+            if record.status not in _RUN_ENDED:
+                time.sleep(1.0)
+        for name, t in tails.items():  # the last events: retried until a poll goes through
+            if not t.drain(show):
+                print(_v(f"synthsmith tail: the last {'logs' if args.logs else 'events'} on "
+                         f"{name} could not be fetched: {t.last_error}. Nothing is lost: run "
+                         f"`synthsmith tail {record.run_id}` again when the link is back"),
+                      file=sys.stderr)
+                return EXIT_FAILED
+        if not args.follow:
+            return 0
+        print(_v(f"# {record.run_id} {record.status}"), file=sys.stderr)
+        return 0 if record.status == "completed" else EXIT_FAILED
+
+
+_RUN_ENDED = ("completed", "failed", "cancelled")
+
+
+class _LinkWait:
+    """Rides out a link that stays down while ``tail --follow`` checks the run's status
+    (the runner has retried by then): a note on stderr, then waits of 1, 2, 4 ... 15 s. The
+    run goes on without us and the tails keep their offsets, so waiting loses nothing."""
+
+    def __init__(self) -> None:
+        self.wait, self.since = 1.0, None
+
+    def lost(self, exc: Exception) -> None:
+        self.since = self.since or time.monotonic()
+        why = str(exc) if len(str(exc)) <= 300 else str(exc)[:299] + "…"  # a long command
+        print(_v(f"# link lost ({why}); trying again in {self.wait:g} s"), file=sys.stderr)
+        time.sleep(self.wait)
+        self.wait = min(self.wait * 2, 15.0)
+
+    def back(self) -> None:
+        if self.since is not None:
+            print(f"# link back after {time.monotonic() - self.since:.0f} s", file=sys.stderr)
+        self.wait, self.since = 1.0, None
 
 
 def _event_line(ev: Any) -> str:
-    """One event as one JSON line: exact (``json.loads`` gives the event back), with control
-    and bidi characters inside its strings written as ``\\uXXXX`` escapes."""
+    """One event as its exact JSON record (``v``, ``seq``, ``t``, ``stage``, ``rank``,
+    ``kind``, ``step``, ``data``, as the engine wrote it: ``json.loads`` gives it back), with
+    control and bidi characters inside its strings written as ``\\uXXXX`` escapes."""
     from remote.display_text import visible_json
 
-    data = ev.data.model_dump() if hasattr(ev.data, "model_dump") else ev.data
-    return visible_json({"t": round(ev.t, 3), "stage": ev.stage, "rank": ev.rank,
-                         "kind": ev.kind, "seq": ev.seq, "data": data})
+    if hasattr(ev, "model_dump_json"):
+        # The wire form (non-finite floats as "NaN" strings), with only the fields the line
+        # had: a field a newer engine added, left unset by an older one, is not made up.
+        record = json.loads(ev.model_dump_json(exclude_unset=True))
+    else:  # a record-like object (tests, other producers)
+        data = ev.data.model_dump() if hasattr(ev.data, "model_dump") else ev.data
+        record = {"v": getattr(ev, "v", 1), "seq": ev.seq, "t": ev.t, "stage": ev.stage,
+                  "rank": ev.rank, "kind": ev.kind, "step": getattr(ev, "step", None),
+                  "data": data}
+    return visible_json(record)
+
+
+def _get(data: Any, name: str, default: Any = None) -> Any:
+    """A field of an event's data: a pydantic record or a plain dict."""
+    if isinstance(data, dict):
+        return data.get(name, default)
+    return getattr(data, name, default)
+
+
+def _num(value: Any) -> str:
+    """A metric value, short: 6 significant digits (0.912, 1e-05, 123456), no float noise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:.6g}"
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _event_essentials(ev: Any) -> str:
+    """What one event says, for a person: ``step 30  sft/loss=0.912 sft/lr=1e-05``,
+    ``5/8 seeds (62%)  ok 3, rejected 2``, ``failed: <reason>``, ``warning: <message>``."""
+    data, kind = ev.data, ev.kind
+    if kind == "metric":
+        values = data.items() if isinstance(data, dict) else ()
+        return f"step {ev.step}  " + " ".join(f"{k}={_num(v)}" for k, v in values)
+    if kind == "progress":
+        done, total, unit = _get(data, "done"), _get(data, "total"), _get(data, "unit", "")
+        text = f"{done} {unit}"
+        if total is not None:
+            pct = f" ({100 * done // total}%)" if total else ""
+            text = f"{done}/{total} {unit}{pct}"
+        kept = [f"{name} {_get(data, name)}" for name in ("ok", "rejected")
+                if _get(data, name) is not None]  # of done: kept / refused, where known
+        return text + (f"  {', '.join(kept)}" if kept else "")
+    if kind == "stage":
+        text = str(_get(data, "status"))
+        if _get(data, "reason"):
+            text += f": {_get(data, 'reason')}"
+        summary = _get(data, "summary") or {}
+        shown = [f"{k}={_brief(v, 30)}" for k, v in list(summary.items())[:8]]
+        return text + (f"  ({', '.join(shown)})" if shown else "")
+    if kind == "log":
+        return f"{_get(data, 'level')}: {_get(data, 'message')}"
+    if kind == "alert":
+        code = f" [{_get(data, 'code')}]" if _get(data, "code") else ""
+        return f"{str(_get(data, 'level')).upper()}{code}: {_get(data, 'message')}"
+    if kind == "artifact":
+        return f"{_get(data, 'kind')} {_get(data, 'name')}: {_get(data, 'path')}"
+    if kind == "sample":
+        payload = _get(data, "payload") or {}
+        shown = [f"{k}={_brief(v)}" for k, v in list(payload.items())[:4]]
+        return f"{_get(data, 'kind')}  " + " ".join(shown)
+    return _brief(data, 200)
+
+
+def _event_text(ev: Any) -> str:
+    """One event as one readable line: local time, stage (``sft[1]`` for rank 1), kind, and
+    its essentials (``_event_essentials``). Text from the cluster is made visible (escapes
+    for controls, newlines included), so one event is always one line."""
+    when = time.strftime("%H:%M:%S", time.localtime(ev.t))
+    who = ev.stage if not ev.rank else f"{ev.stage}[{ev.rank}]"
+    return _v(f"{when}  {who:<10} {ev.kind:<8}  {_event_essentials(ev)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# LLM endpoints
+
+
+def cmd_llm(args: argparse.Namespace) -> int:
+    """``llm test NAME``: engine.llm.endpoint_check from this computer. Exit 0 when the
+    endpoint is usable, 1 with the problems listed otherwise."""
+    from engine.llm import LLMError
+    from engine.llm.endpoint_check import check_endpoint
+    from engine.schema import load_config
+
+    config = load_config(args.config)
+    if args.name not in config.llms:
+        known = ", ".join(sorted(config.llms)) or "none"
+        raise ValueError(f"{args.config} has no endpoint {args.name!r} under llms: "
+                         f"(it has {known}); pick one of those")
+    try:
+        report = check_endpoint(config.llms[args.name], args.name, timeout_s=args.timeout)
+    except LLMError as e:
+        raise ValueError(str(e)) from None
+    if args.json:
+        # ensure_ascii: server-sent text arrives as \uXXXX escapes, never as terminal controls.
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=True))
+    else:
+        for line in report.lines():
+            print(_v(line))
+    return 0 if report.ok else EXIT_FAILED

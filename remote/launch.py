@@ -792,7 +792,7 @@ def _read_capped(runner: CommandRunner, path: str, limit: int, timeout: float) -
     script = (f"if [ ! -e {q} ]; then echo missing; exit 0; fi; echo present; "
               f"head -c {limit + 1} -- {q}")
     result = run_framed(runner, script, timeout=timeout, max_bytes=limit + (1 << 20),
-                        what=f"reading {path}")
+                        what=f"reading {path}", idempotent=True)  # a read: safe to ask again
     status, _, body = result.stdout.partition("\n")
     if status == "missing":
         return None

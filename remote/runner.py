@@ -12,6 +12,12 @@ very same command strings a cluster gets::
     data = runner.read_bytes("/tmp/run/events/sft.0.jsonl", offset=1024)
 
 File paths may start with ``~/`` (the home directory of the account the runner logs in as).
+
+``idempotent=True`` on ``run``/``run_shell`` tells a runner that running the command again
+changes nothing (a status probe, ``squeue``/``sacct``, a tail's poll, a stat): an SSH runner
+then reconnects and runs it again when the link drops while it runs, instead of raising
+``CommandInterrupted``. Everything else (a launch, a cancel, a write) is never run twice.
+``run_framed`` passes it on; ``idempotent_kwargs(runner)`` gives it to runners that take it.
 Left out: interactive commands (no pty, no stdin streaming beyond ``input``).
 """
 
@@ -56,11 +62,12 @@ class CommandRunner(Protocol):
 
     def run(self, argv: Sequence[Arg], *, cwd: Arg | None = None,
             env: Mapping[str, Arg] | None = None, timeout: float | None = None,
-            input: str | None = None) -> RunResult: ...
+            input: str | None = None, idempotent: bool = False) -> RunResult: ...
 
     def run_shell(self, command: str, *, timeout: float | None = None,
-                  input: str | None = None) -> RunResult:
-        """A command string built by ``remote.quoting`` (a pipeline, a prefix)."""
+                  input: str | None = None, idempotent: bool = False) -> RunResult:
+        """A command string built by ``remote.quoting`` (a pipeline, a prefix).
+        ``idempotent``: safe to run again after a dropped link (module docstring)."""
         ...
 
     def put_bytes(self, data: bytes, path: str, *, mode: int = 0o644) -> None:
@@ -107,14 +114,17 @@ class LocalRunner:
 
     def run(self, argv: Sequence[Arg], *, cwd: Arg | None = None,
             env: Mapping[str, Arg] | None = None, timeout: float | None = None,
-            input: str | None = None, max_bytes: int | None = None) -> RunResult:
+            input: str | None = None, max_bytes: int | None = None,
+            idempotent: bool = False) -> RunResult:
         return self.run_shell(command_line(argv, cwd=cwd, env=env), timeout=timeout, input=input,
                               max_bytes=max_bytes)
 
     def run_shell(self, command: str, *, timeout: float | None = None,
-                  input: str | None = None, max_bytes: int | None = None) -> RunResult:
+                  input: str | None = None, max_bytes: int | None = None,
+                  idempotent: bool = False) -> RunResult:
         """``max_bytes``: kill the command and raise ``OutputTooLarge`` once its stdout or
-        stderr passes it (memory stays bounded)."""
+        stderr passes it (memory stays bounded). ``idempotent`` changes nothing here: there
+        is no link to lose."""
         start = time.monotonic()
         if max_bytes is not None:
             return self._run_capped(command, start, timeout, input, max_bytes)
@@ -245,7 +255,7 @@ class FrameMissing(Exception):
 
 def run_framed(runner: CommandRunner, command: str, *, timeout: float | None = None,
                input: str | None = None, max_bytes: int | None = FRAME_MAX_BYTES,
-               what: str | None = None) -> RunResult:
+               what: str | None = None, idempotent: bool = False) -> RunResult:
     """Run ``command`` (a shell string) with its stdout between a begin and an end mark that
     hold a fresh random token, and return the result with ``stdout`` = only what lies between
     them. A login banner or motd printed before the command (lines starting with ``@``,
@@ -255,7 +265,8 @@ def run_framed(runner: CommandRunner, command: str, *, timeout: float | None = N
     an ``exit`` in it still reaches the end mark; the exit status is the command's. When the
     end mark is missing (the command was killed, the link dropped), ``stdout`` holds what came
     after the begin mark. Raises ``remote.errors.RemoteError`` (clear text) when the begin mark
-    is missing. ``max_bytes`` caps what is read (``OutputTooLarge`` past it)."""
+    is missing. ``max_bytes`` caps what is read (``OutputTooLarge`` past it). ``idempotent``:
+    the command only reads, so a runner may run it again after a dropped link."""
     from remote.errors import RemoteError
 
     token = secrets.token_hex(8)
@@ -263,8 +274,10 @@ def run_framed(runner: CommandRunner, command: str, *, timeout: float | None = N
     script = (f"printf '\\n%s\\n' {begin}\n( {command}\n)\nrc=$?\n"
               f"printf '\\n%s\\n' {end}\nexit $rc")
     kwargs: dict = {"timeout": timeout, "input": input}
-    if max_bytes is not None and _takes_max_bytes(runner):
+    if max_bytes is not None and _takes(runner.run_shell, "max_bytes"):
         kwargs["max_bytes"] = max_bytes
+    if idempotent:
+        kwargs.update(idempotent_kwargs(runner))
     result = runner.run_shell(script, **kwargs)
     body = unframe(result.stdout, begin, end)
     if body is None:
@@ -276,13 +289,20 @@ def run_framed(runner: CommandRunner, command: str, *, timeout: float | None = N
                      result.where)
 
 
-def _takes_max_bytes(runner: CommandRunner) -> bool:
+def _takes(method: object, name: str) -> bool:
     import inspect
 
     try:
-        return "max_bytes" in inspect.signature(runner.run_shell).parameters
+        return name in inspect.signature(method).parameters  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return False
+
+
+def idempotent_kwargs(runner: CommandRunner) -> dict[str, bool]:
+    """``{"idempotent": True}`` for a runner whose ``run``/``run_shell`` take the flag, {}
+    for one that does not (a runner written before it, a test double): pass it as
+    ``runner.run_shell(cmd, **idempotent_kwargs(runner))`` for a command that only reads."""
+    return {"idempotent": True} if _takes(runner.run_shell, "idempotent") else {}
 
 
 def unframe(stdout: str, begin: str, end: str) -> str | None:

@@ -160,25 +160,32 @@ def private_open(path: str | os.PathLike[str], mode: str = "ab") -> IO[Any]:
 # --- capped remote output -----------------------------------------------------------------------
 
 
-def _accepts_max_bytes(runner: Any) -> bool:
+def _accepts(runner: Any, name: str) -> bool:
     try:
-        return "max_bytes" in inspect.signature(runner.run).parameters
+        return name in inspect.signature(runner.run).parameters
     except (TypeError, ValueError):
         return False
 
 
+def _accepts_max_bytes(runner: Any) -> bool:
+    return _accepts(runner, "max_bytes")
+
+
 def run_capped(runner: Any, argv: Sequence[Any], *, max_bytes: int, timeout: float,
-               what: str) -> Any:
+               what: str, idempotent: bool = False) -> Any:
     """``runner.run(argv)`` with a time cap and a byte cap on its output. Runners that take
     ``max_bytes`` (``LocalRunner``, ``SSHRunner``) stop reading at the cap, so memory stays
-    bounded; for others the cap is checked afterwards. -> RunResult, or ``OutputTooLarge``."""
+    bounded; for others the cap is checked afterwards. ``idempotent`` (a command that only
+    reads) goes to runners that take it (``remote.runner``). -> RunResult, or
+    ``OutputTooLarge``."""
+    extra = {"idempotent": True} if idempotent and _accepts(runner, "idempotent") else {}
     if _accepts_max_bytes(runner):
         try:
-            result = runner.run(argv, timeout=timeout, max_bytes=max_bytes)
+            result = runner.run(argv, timeout=timeout, max_bytes=max_bytes, **extra)
         except OutputTooLarge as exc:
             raise OutputTooLarge(f"{runner.name}: {what}: {exc}") from None
     else:
-        result = runner.run(argv, timeout=timeout)
+        result = runner.run(argv, timeout=timeout, **extra)
     if len(result.stdout) > max_bytes or len(result.stderr) > max_bytes:
         raise OutputTooLarge(f"{runner.name}: {what}: the answer passed {max_bytes} bytes; "
                              "refused (a chatty or compromised cluster?)")

@@ -36,6 +36,10 @@ exists (many clusters, and the test cluster, have no accounting database). Cance
 the cluster's ``KillWait`` (30 s by default), which is the grace the engine saves in, and the
 job ends ``CANCELLED`` (``scancel --signal=TERM`` would leave it to end ``FAILED`` with 143).
 
+``status`` only reads (the probe, squeue, scontrol, sacct), so its commands are marked
+``idempotent`` (``remote.runner``): a link dropped under one is reconnected and the question
+asked again. ``launch`` and ``cancel`` are never sent twice.
+
 Every value that reaches a shell goes through ``remote.quoting``; values of ``#SBATCH`` lines
 are checked (no newline, which would add directives) or sanitised (the job name); paths go on
 the sbatch command line, quoted, since sbatch's own directive parser knows no shell quoting.
@@ -55,7 +59,7 @@ from typing import Any
 from engine.schema import Resources
 from remote.errors import CommandFailed, RemoteError
 from remote.quoting import command_line, quote, quote_path, script_line
-from remote.runner import CommandRunner, run_framed
+from remote.runner import CommandRunner, idempotent_kwargs, run_framed
 
 STATES = ("pending", "running", "completed", "failed", "cancelled", "unknown")
 TRAINING_STAGES = frozenset({"sft", "rl"})
@@ -280,8 +284,10 @@ class DirectScheduler:
                 f"p=$(cat {quote_path(base + '.pid')} 2>/dev/null); "
                 f"e=$(cat {quote_path(base + '.exit')} 2>/dev/null); a=0; "
                 f"[ -n \"$p\" ] && kill -0 -\"$p\" 2>/dev/null && a=1; echo \"s|$p|$a|$e\"")
+        # Idempotent: it only reads, so a link dropped under it is reconnected and the probe
+        # asked again, instead of failing a follower "because it may have run in part".
         result = run_framed(self.runner, "\n".join(lines), timeout=60,
-                            max_bytes=PROBE_MAX_BYTES,
+                            max_bytes=PROBE_MAX_BYTES, idempotent=True,
                             what=f"the status probe of {handle.job_id}").check()
         out = [_parse_probe_line(line) for line in result.stdout.splitlines()
                if line.startswith("s|")]
@@ -594,13 +600,17 @@ class SlurmScheduler:
 
     # --- watching
 
-    def _run(self, argv: Sequence[str], timeout: float = 60):
+    def _run(self, argv: Sequence[str], timeout: float = 60, *, idempotent: bool = False):
         # Framed: only what the Slurm command printed (not a login banner) is parsed.
+        # idempotent: a query (squeue, scontrol show, sacct), asked again after a dropped link.
         return run_framed(self.runner, command_line(argv, env=self.env), timeout=timeout,
-                          max_bytes=PROBE_MAX_BYTES, what=f"`{argv[0]}`")
+                          max_bytes=PROBE_MAX_BYTES, what=f"`{argv[0]}`", idempotent=idempotent)
 
     def status(self, handle: JobHandle) -> JobState:
-        q = self._run(["squeue", "-h", "-r", "-j", handle.job_id, "-o", "%i|%T|%r|%N"])
+        """Queries only (squeue, scontrol, sacct), each marked idempotent: a dropped link
+        reconnects and asks again rather than failing the status check."""
+        q = self._run(["squeue", "-h", "-r", "-j", handle.job_id, "-o", "%i|%T|%r|%N"],
+                      idempotent=True)
         parsed = parse_squeue(q.stdout) if q.ok else []
         rows = [r for r in parsed if "error" not in r]
         bad = [JobState("unknown", None, r["error"], {"source": "squeue"})
@@ -610,7 +620,7 @@ class SlurmScheduler:
             st = map_slurm_state(row["state"], None, row["reason"])
             return JobState(st.state, st.exit_code, st.reason,
                             {**st.detail, "job_id": row["id"], "nodes": row["nodes"]})
-        s = self._run(["scontrol", "show", "job", "-o", handle.job_id])
+        s = self._run(["scontrol", "show", "job", "-o", handle.job_id], idempotent=True)
         jobs = parse_scontrol(s.stdout) if s.ok else []
         if any("JobState" not in j for j in jobs):
             bad.append(JobState("unknown", None, "scontrol answered a record without JobState: "
@@ -633,10 +643,11 @@ class SlurmScheduler:
         return st
 
     def _sacct(self, handle: JobHandle) -> JobState:
-        check = self.runner.run_shell("command -v sacct", timeout=30)
+        check = self.runner.run_shell("command -v sacct", timeout=30,
+                                      **idempotent_kwargs(self.runner))
         if check.ok:
             r = self._run(["sacct", "-n", "-P", "-X", "-j", handle.job_id,
-                           "-o", "JobID,State,ExitCode,Reason"])
+                           "-o", "JobID,State,ExitCode,Reason"], idempotent=True)
             tasks = []
             for line in r.stdout.splitlines() if r.ok else []:
                 if not line.strip():

@@ -27,7 +27,15 @@ How it behaves:
   unknown-host and file errors never retry. ``run`` retries only failures before the remote
   command started: a link lost while it runs raises ``CommandInterrupted`` and a command past
   its ``timeout`` raises ``CommandTimeout`` (both ``TransientError``, neither retried, since
-  the command may have had effects). Reads and atomic writes (temp + rename) retry safely.
+  the command may have had effects) -- unless the caller marks it ``idempotent=True`` (a
+  status probe, squeue/sacct, a poll: it only reads), which is run again after a drop like a
+  read. Reads and atomic writes (temp + rename) retry safely.
+- A link that dies during authentication is a ``TransientError``, not a refused key: paramiko
+  raises ``AuthenticationException`` ("transport shut down or saw EOF") when the transport
+  dies while it waits for the server's answer. Only an answer of the server counts as a
+  refusal: a USERAUTH failure, or a DISCONNECT it sends during authentication ("Too many
+  authentication failures", MaxAuthTries), which is an ``AuthError`` quoting its reason. No
+  answer within ``connect_timeout`` is transient too.
 - The login shell: sshd runs each command through the user's login shell; ``$SHELL`` is asked
   once, and for a shell that is not POSIX sh (fish, csh, tcsh) every command is carried to
   ``/bin/sh`` unchanged (``remote.quoting.for_login_shell``).
@@ -42,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import os
 import posixpath
 import random
@@ -73,6 +82,11 @@ from remote.quoting import Arg, command_line, for_login_shell
 from remote.runner import RunResult
 
 __all__ = ["SSHRunner", "accept_host_key", "DEFAULT_KNOWN_HOSTS", "DEFAULT_SSH_CONFIG"]
+
+# paramiko's transport thread logs a dropped link as an ERROR with a traceback; with no
+# handler configured, Python's last-resort handler would print that on the CLI's stderr next
+# to our own message. An app that configures logging still gets the records.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -273,12 +287,18 @@ class SSHRunner:
                 look_for_keys=not hop.key_files, timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
                 channel_timeout=self.connect_timeout, sock=sock, passphrase=None,
-                transport_factory=known.transport_factory(hop.host, hop.port))
+                transport_factory=_noting_disconnects(
+                    known.transport_factory(hop.host, hop.port)))
         except BaseException as exc:
+            # Looked at before close(), which ends the transport whatever killed it.
+            in_auth = _auth_failure(exc, client.get_transport(), hop.where,
+                                    self.connect_timeout)
             client.close()
             if isinstance(exc, paramiko.BadHostKeyException):
                 raise HostKeyChanged(hop.host, hop.port, exc.key.get_name(),
                                      fingerprint(exc.key), self.known_hosts_file) from exc
+            if in_auth is not None:
+                raise in_auth from exc
             if isinstance(exc, paramiko.AuthenticationException):
                 raise classify(exc, hop.where, key_files=self._tried_keys(hop),
                                agent_keys=self._agent_key_count()) from exc
@@ -339,8 +359,9 @@ class SSHRunner:
                     closer.close()
 
     def _call(self, op: Callable[[], T], *, may_retry: Callable[[], bool] = lambda: True) -> T:
-        """Run ``op`` on a live connection; reconnect and retry transient failures while
-        ``may_retry()`` says the operation can safely run again."""
+        """Run ``op`` on a live connection; reconnect and retry transient failures (a
+        ``CommandInterrupted`` included) while ``may_retry()`` says the operation can safely
+        run again. A ``CommandTimeout`` is never retried: the link is fine, the command slow."""
         attempt = 0
         while True:
             try:
@@ -353,7 +374,9 @@ class SSHRunner:
                 if not err.transient or isinstance(err, CommandTimeout):
                     raise err from (None if err is exc else exc)  # the link itself is fine
                 self._drop()
-                if isinstance(err, CommandTimeout | CommandInterrupted) or not may_retry():
+                # may_retry() decides for a command interrupted by the drop: False unless
+                # the caller said it is idempotent (run_shell).
+                if not may_retry():
                     raise err from (None if err is exc else exc)
                 if attempt >= self.retries:
                     raise TransientError(f"{err} (gave up after {attempt + 1} attempts)") from exc
@@ -378,14 +401,18 @@ class SSHRunner:
 
     def run(self, argv: Sequence[Arg], *, cwd: Arg | None = None,
             env: Mapping[str, Arg] | None = None, timeout: float | None = None,
-            input: str | None = None, max_bytes: int | None = None) -> RunResult:
+            input: str | None = None, max_bytes: int | None = None,
+            idempotent: bool = False) -> RunResult:
         return self.run_shell(command_line(argv, cwd=cwd, env=env), timeout=timeout, input=input,
-                              max_bytes=max_bytes)
+                              max_bytes=max_bytes, idempotent=idempotent)
 
     def run_shell(self, command: str, *, timeout: float | None = None,
-                  input: str | None = None, max_bytes: int | None = None) -> RunResult:
+                  input: str | None = None, max_bytes: int | None = None,
+                  idempotent: bool = False) -> RunResult:
         """``max_bytes``: stop reading and raise ``OutputTooLarge`` once stdout or stderr
-        passes it (memory stays bounded whatever the remote sends)."""
+        passes it (memory stays bounded whatever the remote sends). ``idempotent``: the
+        command only reads, so a link lost while it runs reconnects and runs it again (up to
+        ``retries`` times) instead of raising ``CommandInterrupted``."""
         started = False
         wire = for_login_shell(command, self.login_shell())
 
@@ -401,9 +428,11 @@ class SSHRunner:
                 channel.close()
 
         try:
-            return self._call(op, may_retry=lambda: not started)
+            return self._call(op, may_retry=lambda: idempotent or not started)
         except TransientError as exc:
-            if started and not isinstance(exc, CommandTimeout | CommandInterrupted):
+            if idempotent:
+                raise  # retried already; "may have run in part" means nothing for a read
+            if started and not isinstance(exc, CommandTimeout):
                 raise CommandInterrupted(
                     f"{self.target.where}: the connection dropped while `{command}` was "
                     "running; not retried because it may have run in part. Check its effects "
@@ -461,11 +490,10 @@ class SSHRunner:
             select.select([channel], [], [], wait)
         status = channel.recv_exit_status()
         if status == -1 and not (self._transport and self._transport.is_active()):
-            # No exit status and a dead link: the connection died under the command.
+            # No exit status and a dead link: the connection died under the command. Whether
+            # that may be retried is run_shell's call (idempotent or not), and so is the text.
             raise CommandInterrupted(
-                f"{self.target.where}: the connection dropped while `{command}` was running; "
-                "not retried because it may have run in part. Check its effects before "
-                "running it again")
+                f"{self.target.where}: the connection dropped while `{command}` was running")
         feeder.join(timeout=1.0)
         # -1 on a live link: killed by a signal (sshd sends exit-signal, which paramiko
         # does not report).
@@ -624,6 +652,64 @@ class SSHRunner:
                 return []
 
         return self._call(op)
+
+
+def _noting_disconnects(factory: Callable[..., paramiko.Transport]
+                        ) -> Callable[..., paramiko.Transport]:
+    """``factory``'s transports, each remembering the DISCONNECT message the server sends
+    (``synthsmith_disconnect`` = (code, text)): it tells a server that ended the login on
+    purpose from a link that died, which paramiko reports with the same exception."""
+
+    def make(sock, **kwargs) -> paramiko.Transport:
+        t = factory(sock, **kwargs)
+        parse = getattr(t, "_parse_disconnect", None)
+        if parse is None:  # a paramiko without it: every death in auth reads as a dead link
+            return t
+
+        def note(m: paramiko.Message) -> None:
+            start = m.packet.tell()
+            try:
+                t.synthsmith_disconnect = (m.get_int(), m.get_text())  # type: ignore[attr-defined]
+            except Exception:
+                t.synthsmith_disconnect = (0, "")  # type: ignore[attr-defined]
+            m.packet.seek(start)  # paramiko's own handler reads it again (and logs it)
+            parse(m)
+
+        t._parse_disconnect = note  # type: ignore[method-assign]
+        return t
+
+    return make
+
+
+def _auth_failure(exc: BaseException, transport: paramiko.Transport | None, where: str,
+                  timeout: float) -> RemoteError | None:
+    """The error for a login that failed after authentication began but without the server
+    refusing a key: the link died under it (transient), or the server hung up with a reason
+    (an ``AuthError`` quoting it). None when authentication had not begun or the server
+    answered with a plain refusal (the caller's "refused every key" message fits then)."""
+    if transport is None or getattr(transport, "auth_handler", None) is None:
+        return None  # failed before authentication (banner, key exchange, host key)
+    if not isinstance(exc, paramiko.SSHException):
+        return None
+    said = getattr(transport, "synthsmith_disconnect", None)
+    if said is not None:
+        code, text = said
+        return AuthError(
+            f"{where}: the server closed the connection during authentication (code {code}: "
+            f"{text or 'no reason given'}). With \"Too many authentication failures\" it "
+            "stopped after MaxAuthTries keys: set IdentityFile for this host in ~/.ssh/config "
+            "(or the profile's key file) so the right key is offered first")
+    if not transport.is_active():
+        # paramiko's "Authentication failed: transport shut down or saw EOF", or "No existing
+        # session" for the keys it tried after that: no key was refused, the link is gone.
+        return TransientError(
+            f"{where}: the connection dropped during authentication ({exc}); no key was "
+            "refused, the link went away")
+    if isinstance(exc, paramiko.AuthenticationException) and "timeout" in str(exc).lower():
+        return TransientError(
+            f"{where}: the server did not answer the login within {timeout:g} s ({exc}); the "
+            "link or the host is slow")
+    return None
 
 
 def scan_host_key(host: str, port: int = 22, timeout: float = 10.0) -> paramiko.PKey:

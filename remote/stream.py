@@ -19,9 +19,14 @@ Guarantees (ARCHITECTURE.md §3, §6):
   AFTER the lines are durable). At load, a cache file longer than the offsets say (a crash
   between the two writes) is cut back, so the bytes are fetched again instead of kept twice.
   On top, ``seq`` drops repeats per file (a file replaced on the cluster is read again from 0).
-- A poll whose command fails on a transient link error (or whose output lacks the end mark:
-  the session died mid-answer) consumes nothing, returns ``[]`` and counts in ``reconnects``;
-  the runner reconnects and the next poll reads from the same offsets.
+- A poll only reads, so its command is marked ``idempotent`` (``remote.runner``): an SSH
+  runner reconnects and runs it again by itself when the link drops under it. One that still
+  fails on a transient link error (or whose output lacks the end mark: the session died
+  mid-answer) consumes nothing, returns ``[]`` and counts in ``reconnects``; the next poll
+  reads from the same offsets.
+- ``drain()`` is the last poll after a run ended: it polls, with backoff, until one poll goes
+  through with nothing left waiting, so the final events are not lost to a link that drops
+  just then.
 - Several tails on one cache (two windows on one run) share it: fetching happens under a
   file lock, and each tail delivers from the cache what it has not delivered yet.
 
@@ -77,6 +82,8 @@ COMMAND_TIMEOUT_S = 60.0
 # (base64 grows 4/3, plus line ends and headers) follows from it.
 ANSWER_FILES_BUDGET = 4
 ANSWER_SLACK = 4 << 20
+# How long drain() keeps trying to get one poll through a link that keeps dropping.
+DRAIN_TIMEOUT_S = 120.0
 _LINK_ERRORS = (TransientError, ConnectionError, EOFError, TimeoutError)
 
 
@@ -367,9 +374,11 @@ class _CachedTail:
                                    self.offsets, self.read_limit)
             chunks = None
             try:
+                # idempotent: the script only reads (offsets travel in it), so running it
+                # again after a dropped link can neither lose nor repeat a line.
                 result = run_capped(self.runner, ["sh", "-c", script],
                                     max_bytes=answer_cap(self.read_limit),
-                                    timeout=COMMAND_TIMEOUT_S,
+                                    timeout=COMMAND_TIMEOUT_S, idempotent=True,
                                     what=f"polling {self.sub} of {self.run_dir}")
             except _LINK_ERRORS as exc:
                 self.last_error = str(exc)
@@ -475,6 +484,28 @@ class _CachedTail:
             if not self._more:
                 time.sleep(self.poll_s)
 
+    def _drain(self, deliver: Callable[[dict[str, list[Any]]], None],
+               timeout_s: float) -> bool:
+        """Poll until one poll goes through (not lost to the link) and no file has more
+        waiting; ``deliver`` gets each poll's items as they come. Waits ``poll_s``, doubling
+        up to 5 s, between polls the link lost. -> False when none went through within
+        ``timeout_s`` (``last_error`` says why)."""
+        deadline = time.monotonic() + timeout_s
+        wait = self.poll_s
+        while True:
+            lost = self.link_errors
+            got = self._poll()
+            if got:
+                deliver(got)
+            if self.link_errors == lost:
+                if not self._more:
+                    return True
+                continue  # a file had more than one read's worth: read on at once
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+
 
 # --- events ----------------------------------------------------------------------------------
 
@@ -509,6 +540,13 @@ class EventTail(_CachedTail):
                 on_events(events)
 
         self._follow(stop, emit)
+
+    def drain(self, on_events: Callable[[list[Event]], None],
+              timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+        """The last poll of a run that ended: polls until one goes through with nothing left
+        waiting (retrying a dropped link with backoff); ``on_events`` gets each non-empty
+        batch. -> False when the link stayed down for ``timeout_s`` (``last_error``)."""
+        return self._drain(lambda per_file: on_events(_ordered(per_file)), timeout_s)
 
     def _accept(self, name: str, st: _FileState, lines: bytes) -> tuple[bytes, list[Event]]:
         keep: list[bytes] = []
@@ -559,6 +597,13 @@ class LogTail(_CachedTail):
                 on_text(text)
 
         self._follow(stop, emit)
+
+    def drain(self, on_text: Callable[[dict[str, str]], None],
+              timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+        """Like ``EventTail.drain``: the last poll, retried until it goes through."""
+        return self._drain(
+            lambda per_file: on_text({n: "".join(parts) for n, parts in per_file.items()}),
+            timeout_s)
 
     def _line_end(self, data: bytes) -> int:
         return max(data.rfind(b"\n"), data.rfind(b"\r")) + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -117,10 +118,21 @@ def test_launch_status_tail_fetch_on_this_computer(desktop, capsys):
     assert cli.main(["launch", SMOKE, "--stages", "seeds", "--run-id", "cli-run"]) == 0
     assert "launched cli-run" in capsys.readouterr().out
     assert cli.main(["tail", "cli-run", "--follow"]) == 0
+    captured = capsys.readouterr()
+    text = captured.out.splitlines()  # readable lines by default: time, stage, kind, essentials
+    assert text and not any(line.startswith("{") for line in text)
+    assert re.fullmatch(r"\d\d:\d\d:\d\d  seeds +stage +started", text[0]), text[0]
+    assert re.match(r"\d\d:\d\d:\d\d  seeds +stage +completed", text[-1]), text[-1]
+    assert any(re.search(r"seeds +progress +\d+/\d+ seeds \(\d+%\)", line) for line in text)
+    assert captured.err.strip() == "# cli-run completed"
+    assert cli.main(["tail", "cli-run", "--json"]) == 0  # the exact records, one per line
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == len(text)
     assert {"stage": "seeds", "kind": "stage"} in [{k: e[k] for k in ("stage", "kind")}
                                                     for e in lines]
     assert lines[-1]["data"]["status"] == "completed"
+    assert set(lines[-1]) == {"v", "seq", "t", "stage", "rank", "kind", "step", "data"}
+    assert [e["seq"] for e in lines] == list(range(len(lines)))  # one file: every seq once
     assert cli.main(["status", "cli-run"]) == 0
     out = capsys.readouterr().out
     assert "cli-run: completed" in out and "seeds: completed" in out

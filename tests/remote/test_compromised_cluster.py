@@ -141,7 +141,8 @@ def test_every_command_works_through_a_login_banner(evil, tmp_path, capsys, shel
     assert cli.main([*base, "launch", SMOKE, "--stages", "seeds", "--cluster", "evil",
                      "--run-id", "through-banner"]) == 0, capsys.readouterr().err
     assert "launched through-banner" in capsys.readouterr().out
-    assert cli.main([*base, "tail", "through-banner", "--follow"]) == 0, capsys.readouterr().err
+    assert cli.main([*base, "tail", "through-banner", "--follow", "--json"]) == 0, (
+        capsys.readouterr().err)
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events and events[-1]["data"]["status"] == "completed"
     assert cli.main([*base, "status", "through-banner"]) == 0, capsys.readouterr().err

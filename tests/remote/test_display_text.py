@@ -72,6 +72,9 @@ class FakeTail:
     def poll(self):
         return {} if isinstance(type(self).items, dict) else []
 
+    def drain(self, deliver, timeout_s=None):
+        return True  # nothing new on this fake cluster
+
 
 @pytest.fixture
 def hostile_cluster(monkeypatch, tmp_path):
@@ -115,11 +118,23 @@ def test_tail_event_lines_stay_exact_json_without_raw_controls(hostile_cluster, 
     payload = {"msg": HOSTILE}
     hostile_cluster.stream.EventTail.items = [SimpleNamespace(
         t=1.0, stage="seeds\u202e", rank=0, kind="log", seq=1, data=payload)]
-    assert cli.main(["tail", "r1"]) == 0
+    assert cli.main(["tail", "r1", "--json"]) == 0
     out = capsys.readouterr().out
     assert_clean(out, newlines=True)
     event = json.loads(out.strip())
     assert event["data"] == payload and event["stage"] == "seeds\u202e"
+
+
+def test_tail_readable_lines_show_hostile_text_as_escapes(hostile_cluster, capsys):
+    hostile_cluster.stream.EventTail.items = [SimpleNamespace(
+        t=1.0, stage="seeds\u202e", rank=0, kind="log", seq=1,
+        data={"level": "error", "message": HOSTILE + "\nsecond line"})]
+    assert cli.main(["tail", "r1"]) == 0
+    out = capsys.readouterr().out
+    assert_clean(out, newlines=True)
+    assert out.count("\n") == 1  # one event, one line: its newline shows as \x0a
+    assert r"seeds\u202e" in out and r"error: \x1b]0;pwned\x07\x1b[2J" in out
+    assert r"\x0asecond line" in out
 
 
 def test_status_shows_reasons_made_visible_and_json_stays_exact(hostile_cluster, capsys):

@@ -341,6 +341,122 @@ def test_drop_during_run_is_not_retried(target, ssh_env, tmp_path):
     assert target.run(["true"]).ok and target.reconnects == 1
 
 
+def test_drop_during_an_idempotent_run_is_retried(target, ssh_env, tmp_path):
+    """A read-only command (idempotent=True: a status probe, a poll) cut off mid-run is run
+    again on a new connection and answers; the count file shows it really ran twice."""
+    counter = tmp_path / "ran"
+    target.connect()
+    killer = threading.Timer(0.5, ssh_env.target.kill_sessions)
+    killer.start()
+    # first run: sleeps, and the link dies under it; second run: answers at once
+    script = (f"echo x >> '{counter}'; [ \"$(wc -l < '{counter}')\" -gt 1 ] && "
+              "echo answered && exit 0; sleep 3")
+    result = target.run(["sh", "-c", script], idempotent=True)
+    killer.join()
+    assert result.ok and result.stdout == "answered\n"
+    assert counter.read_text() == "x\nx\n" and target.reconnects == 1
+
+
+def test_idempotent_run_gives_up_as_transient_not_as_may_have_run(ssh_env, tmp_path):
+    # Every attempt is cut while it runs: after the retries it is a plain TransientError (a
+    # dead link), not the "may have run in part" of a command with effects.
+    r = runner(ssh_env, retries=2)
+    stop = threading.Event()
+
+    def keep_killing() -> None:
+        while not stop.wait(0.3):
+            ssh_env.target.kill_sessions()
+
+    killer = threading.Thread(target=keep_killing)
+    killer.start()
+    try:
+        with pytest.raises(TransientError) as info:
+            r.run(["sleep", "5"], idempotent=True)
+    finally:
+        stop.set()
+        killer.join()
+        r.close()
+    assert not isinstance(info.value, CommandInterrupted)
+    assert "gave up after 3 attempts" in str(info.value)
+    assert "may have run in part" not in str(info.value)
+
+
+@pytest.fixture
+def proxied(ssh_env, tmp_path):
+    """(LinkProxy in front of the target sshd, known_hosts naming the proxy's port)."""
+    from link_proxy import LinkProxy
+
+    proxy = LinkProxy(ssh_env.target.port)
+    known = tmp_path / "proxy_known_hosts"
+    known.write_text(f"[127.0.0.1]:{proxy.port} {ssh_env.target.host_pub}\n")
+    yield proxy, known
+    proxy.close()
+
+
+def proxied_runner(ssh_env, proxied, **kw) -> SSHRunner:
+    proxy, known = proxied
+    return runner(ssh_env, "127.0.0.1", port=proxy.port, ssh_config=None, known_hosts=known,
+                  user=ssh_env.pair.user, identity_file=ssh_env.pair.client_key, **kw)
+
+
+def test_a_link_cut_during_authentication_is_transient_not_a_refused_key(ssh_env, proxied):
+    """paramiko reports a transport that died while it waited for the login verdict as
+    AuthenticationException; that is a dead link (retried), never "refused every key"."""
+    import paramiko
+
+    proxy, _ = proxied
+    proxy.cut_during_auth()
+    r = proxied_runner(ssh_env, proxied, retries=0)
+    with pytest.raises(TransientError) as info:
+        r.connect()
+    assert proxy.auth_cuts == 1
+    causes, e = [], info.value
+    while e is not None:
+        causes.append(e)
+        e = e.__cause__
+    assert any(isinstance(c, paramiko.AuthenticationException) for c in causes)  # the trap
+    text = str(info.value)
+    assert "during authentication" in text and "no key was refused" in text
+    assert "refused every key" not in text and "authorized_keys" not in text
+    # With retries, the same cut is ridden out: the next login goes through.
+    proxy.cut_during_auth()
+    r = proxied_runner(ssh_env, proxied, retries=2)
+    assert r.run(["echo", "in"]).stdout == "in\n"
+    assert proxy.auth_cuts == 2 and proxy.connections == 3  # cut, then cut + through
+    r.close()
+
+
+def test_no_answer_to_the_login_is_transient_not_a_refused_key(ssh_env, proxied):
+    # The link goes silent after the handshake: paramiko's "Authentication timeout."
+    proxy, _ = proxied
+    proxy.hold_logins = True
+    r = proxied_runner(ssh_env, proxied, retries=0, connect_timeout=1)
+    with pytest.raises(TransientError) as info:
+        r.connect()
+    assert "did not answer the login within 1 s" in str(info.value)
+    assert "refused every key" not in str(info.value)
+
+
+def test_a_server_that_hangs_up_on_too_many_keys_is_an_auth_error(ssh_env, tmp_path):
+    """sshd ends the login with a DISCONNECT after MaxAuthTries (6) refused keys; paramiko
+    then says "No existing session" for the next key, which reads like a dead link. The
+    server's own reason makes it an AuthError, not retried."""
+    keys = [keygen(tmp_path / f"stranger{i}") for i in range(7)]
+    cfg = tmp_path / "ssh_config"
+    t = ssh_env.target
+    cfg.write_text(f"Host many\n  HostName 127.0.0.1\n  Port {t.port}\n"
+                   f"  User {ssh_env.pair.user}\n"
+                   + "".join(f"  IdentityFile {k}\n" for k in keys)
+                   + f"  UserKnownHostsFile {ssh_env.known_hosts}\n")
+    r = runner(ssh_env, "many", ssh_config=cfg, backoff_s=2.0)
+    start = time.monotonic()
+    with pytest.raises(AuthError) as info:
+        r.connect()
+    assert time.monotonic() - start < 2.0  # not retried
+    assert "Too many authentication failures" in str(info.value)
+    assert "IdentityFile" in str(info.value)
+
+
 def test_keepalive_is_sent(ssh_env, monkeypatch):
     r = runner(ssh_env, keepalive_s=1)
     r.connect()

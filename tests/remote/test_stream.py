@@ -218,6 +218,30 @@ def test_a_link_error_returns_nothing_and_the_next_poll_catches_up(run_dir, tmp_
     assert [e.seq for e in tail.poll()] == list(range(5))
 
 
+def test_drain_polls_until_one_goes_through_and_nothing_is_left(run_dir, tmp_path):
+    """The last poll after a run ended: a link that drops then (three polls in a row here)
+    is polled through with backoff; a file with more than one read's worth is read to the
+    end; a link that stays down gives False, and what it misses comes on a later drain."""
+    runner = _FlakyRunner()
+    with EventWriter.for_run(run_dir / "events", "sft") as w:
+        for step in range(50):
+            w.metric(step, {"sft/loss": 1.0})
+    tail = EventTail(runner, str(run_dir), tmp_path / "cache", poll_s=0.01, read_limit=400)
+    runner.fail = 3
+    got: list = []
+    assert tail.drain(got.extend) is True
+    assert [e.seq for e in got] == list(range(50)) and tail.link_errors == 3
+    with EventWriter.for_run(run_dir / "events", "sft") as w:
+        w.metric(50, {"sft/loss": 1.0})
+    runner.fail = 10**6
+    start = time.monotonic()
+    assert tail.drain(got.extend, timeout_s=0.3) is False
+    assert time.monotonic() - start < 3 and "dropped" in tail.last_error
+    runner.fail = 0
+    assert tail.drain(got.extend) is True
+    assert [e.seq for e in got] == list(range(51))
+
+
 def test_two_tails_on_one_cache_each_see_every_event(run_dir, tmp_path):
     runner = LocalRunner()
     a = EventTail(runner, str(run_dir), tmp_path / "cache")
