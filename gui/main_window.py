@@ -7,9 +7,14 @@ profiles, run registry, one launcher with its links) and talk only through signa
     Clusters.profiles_changed  -> Pipeline re-reads its placement choices
     Pipeline.config_changed    -> Clusters' Test checks the stages placed there for it
     Pipeline.launched(record)  -> Runs follows the new run; the window shows Runs
-    Runs.events_arrived(id, events) -> Monitor draws them (GPU samples included)
+    run_streams (gui.run_stream.RunStreams, one stream per run) -> Monitor subscribes and draws
+                                  the followed runs' events (GPU samples included); Runs'
+                                  follower fills it, so neither panel feeds the other
+    Runs.show_monitor(id)      -> the Monitor shows (the run's stream is followed by then)
     Runs.browse_data(id)       -> Data opens the run's store: the file on This computer, paged
                                   remote queries over the link for a cluster (never downloaded)
+    Runs.folder_opened(id, dir) -> a run folder read into its stream: Monitor, and Data opens
+                                  its store
     every panel's notice       -> the notification area (and the status bar)
 
 State kept in QSettings (ORG_NAME / APP_NAME): window geometry and dock layout, the selected
@@ -37,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.notify import Notice, NotificationArea
+from gui.run_stream import RunStreams
 from gui.session import AppSession
 from gui.worker import WorkerError, run_in_worker
 
@@ -72,7 +78,9 @@ class MainWindow(QMainWindow):
         if confirm_host_key is not None:
             self.clusters_panel.confirm_host_key = lambda err: confirm_host_key(self, err)
         self.pipeline_panel = PipelinePanel(self.session, pipeline, confirm=confirm_host_key)
-        self.runs_panel = RunsPanel(self.session, poll_s=poll_s, confirm=confirm_host_key)
+        self.run_streams = RunStreams()  # what Runs and Monitor both read
+        self.runs_panel = RunsPanel(self.session, streams=self.run_streams, poll_s=poll_s,
+                                    confirm=confirm_host_key)
         # Monitor and Data (pyqtgraph, numpy, pygments: half the start-up time) are built
         # right after the window first shows, or at once when something needs them.
         self._monitor: Any = None
@@ -128,10 +136,9 @@ class MainWindow(QMainWindow):
             lambda cfg: setattr(self.clusters_panel, "config", cfg))
         self.clusters_panel.config = self.pipeline_panel.config()  # loaded before the wiring
         self.pipeline_panel.launched.connect(self._launched)
-        self.runs_panel.events_arrived.connect(
-            lambda run_id, events: self.monitor_panel.add_events(events, run=run_id))
         self.runs_panel.browse_data.connect(self.browse_run_data)
-        self.runs_panel.show_monitor.connect(lambda _run: self.show_panel("Monitor"))
+        self.runs_panel.show_monitor.connect(self._show_run_in_monitor)
+        self.runs_panel.folder_opened.connect(self._folder_opened)
 
         self._restore_state()
         self.sidebar.installEventFilter(self)  # its first paint starts the deferred build
@@ -174,6 +181,12 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(current)
         self._data.notice.connect(self.notify)
         self._monitor.alert_raised.connect(self._monitor_alert)
+        # The Monitor reads the run streams: what they held until now, then every poll's.
+        self.run_streams.subscribe(self._to_monitor)
+        self.run_streams.publish()
+
+    def _to_monitor(self, run_id: str, events: list[Any]) -> None:
+        self._monitor.add_events(events, run=run_id)
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -199,6 +212,18 @@ class MainWindow(QMainWindow):
     def _monitor_alert(self, line: str) -> None:
         level = "error" if line.startswith("[error]") else "warning"
         self.notify(Notice(level, line.split("] ", 1)[-1], source="Monitor"))
+
+    def _show_run_in_monitor(self, run_id: str) -> None:
+        self.monitor_panel.set_run_shown(run_id, True)  # unhidden, if the picker hid it
+        self.show_panel("Monitor")
+
+    def _folder_opened(self, run_id: str, folder: str) -> None:
+        """A run folder on this computer: its events are in the Monitor (its stream); its
+        store, if it has one, opens in Data."""
+        stream = self.run_streams.get(run_id)
+        if stream is not None and stream.store is not None:
+            self.data_panel.open_store(stream.store)
+        self._show_run_in_monitor(run_id)
 
     def _launched(self, record: Any) -> None:
         self.runs_panel.follow(record.run_id)
@@ -243,6 +268,7 @@ class MainWindow(QMainWindow):
         settings.setValue("main_window/panel", self.sidebar.currentRow())
         settings.setValue("pipeline/state", self.pipeline_panel.state())
         self.runs_panel.stop()
+        self.run_streams.unsubscribe(self._to_monitor)  # a poll in flight draws nothing now
         if self._data is not None:
             self._data.close_store()  # in the worker, like every store call
         run_in_worker(self.session.close, on_failed=_log_close_error)

@@ -4,14 +4,18 @@ Qt-free: the Runs panel (gui/panels/runs.py) calls it in its worker, always thro
 ``AppSession.call`` (so the launcher's links are used by one thread at a time, and this object
 too), and shows what it returns::
 
-    follower = RunFollower(session.registry)
+    follower = RunFollower(session.registry, streams=streams)   # gui.run_stream.RunStreams
     first = session.call(follower.load)            # local only: registry + event caches
     result = session.call(follower.poll, PollRequest(selected="smoke-cpu-2026..."))
     result.runs        # RunView per run, newest first: status, stages with progress and ETA
-    result.events      # {run_id: [Event]} for the runs the Monitor follows (live ones, and
-                       #  those asked for): their whole history once, then only what is new
     result.logs        # {(cluster, file): text} of the run whose log view is open
     result.notices     # (level, text, details): each problem once, not at every poll
+    streams.publish()  # on the GUI thread: the followed runs' new events to the subscribers
+
+Events go into the run-stream model (``gui.run_stream``), the one place every view reads:
+each run's stream gets what the tails bring; a run is *followed* (its events kept for the
+subscribers, the Monitor) when it is live or asked for in ``PollRequest.follow``, from its
+whole history on. The stages' progress in ``RunView`` is read from the same streams.
 
 One poll: the registry is listed (new launches appear by themselves); each run that is live
 (not completed, failed or cancelled), selected, newly followed or showing its logs is
@@ -20,12 +24,17 @@ here), ``Launcher.refresh``-ed (jobs polled, the next segment started), and the 
 of every cluster it touched is polled (``remote.stream.EventTail``; the caches live in
 ``registry.folder(run)/cache-<cluster>``, the same ones ``synthsmith tail`` fills). Because the
 registry and the caches are on disk, ``load`` after an app restart shows every run's status
-and progress without a single remote command.
+and progress without a single remote command. Each poll also reads what the run folders
+opened on this computer gained (``RunStreams.read_folders``).
 
-Progress and ETA (``StageProgress``) come from the engine's ``progress`` events (done/total
-per rank, summed) and ``stage`` events: rate = units done over the last ``RATE_WINDOW_S`` of
-progress events (cluster clock), ETA = remaining / rate; unknown ("—") without a total, with
-fewer than two progress points in the window, or when nothing moved.
+Progress and ETA (``gui.run_stream.StageProgress``) come from the engine's ``progress``
+events (done/total per rank, summed; kept/rejected where the stage says), ``stage`` events and
+the LLM client's call count. A stage's status joins its segment's record and its events: a
+stage with no event of the current attempt is ``queued`` (next in line: the scheduler's reason
+shown), ``waiting`` (behind an earlier stage) or ``not run`` (its segment ended first), and
+shows no reason: a segment's failure is the failed stage's. After a resume, a failure older
+than the segment's restart (desktop clock vs the cluster's, assumed roughly in step) is the
+last attempt's and no longer shown.
 
 GPUs (``remote.gpus``), at most every ``gpu_every_s`` per host or job, for the live runs with
 a running segment: a direct host's GPUs (all runs running there share the sample), or the
@@ -47,111 +56,20 @@ import math
 import re
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.events import Event, MetricEvent, StageEvent
+from gui.run_stream import GPU_STAGE, ProgressBook, RunStream, RunStreams, StageProgress
 from gui.session import connect_step
 from remote.gpus import GpuSample, sample_gpus
 from remote.launch import RunRecord, RunRegistry, Segment
 from remote.stream import EventTail, LogTail
 
 TERMINAL = ("completed", "failed", "cancelled")
-RATE_WINDOW_S = 300.0  # the rate is that of the last 5 minutes of progress
 GPU_EVERY_S = 10.0
 BACKOFF_S = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
-GPU_STAGE = "gpu"
-_ENGINE_STATUS = {"started": "running"}  # the engine's word -> ours; the rest are the same
-
-
-
-# ---------------------------------------------------------------------------------------------
-# Progress and ETA of one stage
-
-
-@dataclass
-class StageProgress:
-    """What the events say about one stage (all ranks together)."""
-
-    status: str | None = None  # running, completed, failed, skipped, interrupted; None: no event
-    reason: str | None = None
-    unit: str = ""
-    last_t: float | None = None
-    ranks: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # rank -> done, total
-    rank_status: dict[int, str] = field(default_factory=dict)
-    points: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=512))
-
-    @property
-    def done(self) -> int | None:
-        return sum(d for d, _ in self.ranks.values()) if self.ranks else None
-
-    @property
-    def total(self) -> int | None:
-        totals = [t for _, t in self.ranks.values()]
-        return sum(totals) if totals and all(t is not None for t in totals) else None
-
-    def add(self, e: Event) -> None:
-        self.last_t = e.t if self.last_t is None else max(self.last_t, e.t)
-        if e.kind == "stage":
-            status = _ENGINE_STATUS.get(e.data.status, e.data.status)
-            if status == "skipped" and self.rank_status.get(e.rank) == "completed":
-                return  # a rerun skipping finished work: still completed
-            if status == "running":
-                self.points.clear()  # a new attempt: the old rate says nothing about it
-            self.rank_status[e.rank] = status
-            self.status = _combine(self.rank_status.values())
-            if e.data.reason or status in ("running", "completed"):
-                self.reason = e.data.reason
-        elif e.kind == "progress":
-            self.ranks[e.rank] = (e.data.done, e.data.total)
-            self.unit = e.data.unit
-            done = self.done or 0
-            if not self.points or e.t >= self.points[-1][0]:
-                self.points.append((e.t, done))
-
-    def rate(self) -> float | None:
-        """Units per second over the last RATE_WINDOW_S of progress; None when unknown."""
-        if len(self.points) < 2:
-            return None
-        t1, d1 = self.points[-1]
-        first = next(((t, d) for t, d in self.points if t1 - t <= RATE_WINDOW_S),
-                     self.points[-1])
-        t0, d0 = first
-        if t1 - t0 <= 0 or d1 <= d0:
-            return None
-        return (d1 - d0) / (t1 - t0)
-
-    def eta_s(self) -> float | None:
-        """Seconds left at the recent rate, from the last progress event; None when unknown."""
-        done, total, rate = self.done, self.total, self.rate()
-        if self.status != "running" or total is None or done is None or not rate:
-            return None
-        return max(0.0, (total - done) / rate)
-
-
-def _combine(statuses: Iterable[str]) -> str:
-    s = set(statuses)
-    for word in ("failed", "running", "interrupted"):
-        if word in s:
-            return word
-    return "completed" if "completed" in s else next(iter(s), "running")
-
-
-class ProgressBook:
-    """Stage -> StageProgress, fed with a run's events in any order of files."""
-
-    def __init__(self) -> None:
-        self.stages: dict[str, StageProgress] = {}
-
-    def add(self, events: Iterable[Event]) -> None:
-        for e in events:
-            if e.kind in ("stage", "progress") and e.stage != GPU_STAGE:
-                self.stages.setdefault(e.stage, StageProgress()).add(e)
-
-    def get(self, stage: str) -> StageProgress | None:
-        return self.stages.get(stage)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,21 +80,30 @@ class ProgressBook:
 class StageView:
     stage: str
     cluster: str
-    status: str  # waiting, queued, running, completed, skipped, failed, interrupted, cancelled
-    done: int | None = None
+    status: str  # waiting, queued, running, completed, skipped, failed, interrupted, cancelled,
+    #              not run (its segment ended before it started)
+    done: int | None = None  # items processed
     total: int | None = None
     unit: str = ""
     rate: float | None = None  # units per second
     eta_s: float | None = None
     reason: str | None = None
+    ok: int | None = None  # of done: kept, where the stage says
+    rejected: int | None = None  # of done: refused, where the stage says
+    llm_calls: int | None = None  # LLM calls this attempt made (answered or failed), if any
 
     @property
     def fraction(self) -> float | None:
-        if self.status in ("completed", "skipped"):
-            return 1.0
-        if self.done is None or not self.total:
+        """The bar: done / total, full only when all is done and the stage completed (a
+        stage that completed with nothing to do at 0 / 2 shows an empty bar)."""
+        if self.done is None or self.total is None:
             return None
-        return min(1.0, self.done / self.total)
+        if self.total == 0:
+            return 1.0 if self.status in ("completed", "skipped") else None
+        f = min(1.0, self.done / self.total)
+        if f >= 1.0 and self.status not in ("completed", "skipped"):
+            return 0.99  # still saving or merging what it made
+        return f
 
 
 @dataclass(frozen=True)
@@ -202,13 +129,24 @@ class RunView:
         return sum(s.status in ("completed", "skipped") for s in self.stages)
 
 
+def segment_started_at(seg: Segment) -> float | None:
+    """When the desktop last (re)started the segment's jobs (its clock), None if never."""
+    times = [j.get("submitted_at") for j in seg.jobs if j.get("submitted_at") is not None]
+    return min(times) if times else None
+
+
 def stage_status(seg: Segment, prog: StageProgress | None) -> str:
     """One stage's status from its segment (the desktop's record) and its events."""
     ev = prog.status if prog else None
     if seg.status == "waiting":
         return "waiting"
-    if ev is None:  # no event of it yet
-        return {"running": "queued", "failed": "not run"}.get(seg.status, seg.status)
+    if ev in ("failed", "interrupted", "cancelled") and seg.status == "running":
+        started = segment_started_at(seg)
+        if started is not None and prog.status_t is not None and prog.status_t < started:
+            ev = None  # Resumed: that outcome was the last attempt's, this one has not begun
+    if ev is None:  # no event of this attempt yet
+        return {"running": "queued", "failed": "not run", "cancelled": "not run"}.get(
+            seg.status, seg.status)
     if ev == "running" and seg.status in ("failed", "cancelled"):
         return seg.status  # killed before it could say so
     return ev
@@ -217,20 +155,36 @@ def stage_status(seg: Segment, prog: StageProgress | None) -> str:
 def run_view(record: RunRecord, book: ProgressBook) -> RunView:
     stages = []
     for seg in record.segments:
+        ahead = False  # an earlier stage of this segment has not finished
         for name in seg.stages:
             prog = book.get(name)
             status = stage_status(seg, prog)
-            reason = (prog.reason if prog else None) or (
-                seg.reason if status in ("queued", "failed", "cancelled", "not run") else None)
+            if status == "queued" and ahead:
+                status = "waiting"  # behind an earlier stage, not behind the scheduler
+            if status == "queued":
+                reason = seg.reason  # what the scheduler says the job waits for
+            elif status in ("waiting", "not run") or prog is None:
+                # It never ran (or not yet in this attempt): no reason of its own. The
+                # segment's failure belongs to the stage that failed, not to every row.
+                reason = None
+            else:
+                reason = prog.reason
+                if not reason and status in ("failed", "cancelled"):
+                    reason = seg.reason  # killed before it could say why
             stages.append(StageView(
                 name, seg.cluster, status, prog.done if prog else None,
                 prog.total if prog else None, prog.unit if prog else "",
-                prog.rate() if prog else None,
-                prog.eta_s() if prog and status == "running" else None, reason))
+                prog.rate() if prog and status == "running" else None,
+                prog.eta_s() if prog and status == "running" else None, reason,
+                prog.ok if prog else None, prog.rejected if prog else None,
+                prog.calls if prog else None))
+            ahead = ahead or status not in ("completed", "skipped")
+    failed = next((s for s in stages if s.status == "failed" and s.reason), None)
     current = next((s for s in record.segments if s.status != "completed"), None)
-    reason = current.reason if current is not None else None
-    if reason is None:
-        reason = next((s.reason for s in stages if s.status == "failed" and s.reason), None)
+    if failed is not None and record.status == "failed":
+        reason = f"{failed.stage}: {failed.reason}"  # the stage's own words, not an exit code
+    else:
+        reason = current.reason if current is not None else None
     return RunView(record.run_id, record.created_at, record.status,
                    tuple(dict.fromkeys(s.cluster for s in record.segments)), tuple(stages),
                    reason)
@@ -273,7 +227,6 @@ class PollRequest:
 @dataclass
 class PollResult:
     runs: list[RunView] = field(default_factory=list)  # newest first
-    events: dict[str, list[Event]] = field(default_factory=dict)
     logs_run: str | None = None
     logs_reset: bool = False  # logs holds the whole text so far (else: what is new)
     logs: dict[tuple[str, str], str] = field(default_factory=dict)  # (cluster, file) -> text
@@ -286,10 +239,9 @@ class PollResult:
 
 @dataclass
 class _RunState:
-    book: ProgressBook = field(default_factory=ProgressBook)
+    stream: RunStream  # the run's events and progress, shared with every view
     tails: dict[str, EventTail] = field(default_factory=dict)
     log_tails: dict[str, LogTail] = field(default_factory=dict)
-    sent: bool = False  # its history went to the Monitor
     failures: int = 0
     retry_at: float = 0.0
     problem: str | None = None  # the last error reported
@@ -300,9 +252,11 @@ class _RunState:
 
 
 class RunFollower:
-    def __init__(self, registry: RunRegistry, *, gpu_every_s: float = GPU_EVERY_S,
+    def __init__(self, registry: RunRegistry, *, streams: RunStreams | None = None,
+                 gpu_every_s: float = GPU_EVERY_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry
+        self.streams = streams if streams is not None else RunStreams()
         self.gpu_every_s = gpu_every_s
         self.clock = clock
         self._runs: dict[str, _RunState] = {}
@@ -313,7 +267,8 @@ class RunFollower:
     # --- entry points (through AppSession.call: fn(launcher, ...))
 
     def load(self, launcher: Any) -> PollResult:
-        """Every run from the registry and the local event caches; sends nothing anywhere."""
+        """Every run from the registry and the local event caches into the streams (live
+        runs followed); sends nothing anywhere."""
         start = self.clock()
         result = PollResult()
         records = self._records()
@@ -324,10 +279,11 @@ class RunFollower:
             except Exception as exc:  # a profile removed since: the record still shows
                 self._report(result, st, rid, "Reading the cached events of", exc)
                 continue
-            st.book.add(history)
-            if record.status not in TERMINAL:
-                result.events[rid] = history
-                st.sent = True
+            with self.streams.lock:
+                if record.status not in TERMINAL:
+                    st.stream.follow(history)
+                else:
+                    st.stream.add(history)
         result.runs = self._views(records)
         result.took_s = self.clock() - start
         return result
@@ -340,7 +296,7 @@ class RunFollower:
         records = self._records()
         live = {rid for rid, r in records.items() if r.status not in TERMINAL}
         wanted = live | {request.selected, request.logs} | {
-            rid for rid in request.follow if not self._state(rid).sent}
+            rid for rid in request.follow if not self._state(rid).stream.followed}
         for rid in [r for r in records if r in wanted]:
             st = self._state(rid)
             if now < st.retry_at and not request.force:
@@ -357,13 +313,12 @@ class RunFollower:
                 if rid in live:
                     record = records[rid] = launcher.refresh(rid)
                 new = self._poll_events(launcher, rid, record)
-                st.book.add(new)
-                if rid in live or rid in request.follow:
-                    if st.sent:
-                        result.events[rid] = new
-                    else:
-                        result.events[rid] = self._history(launcher, rid, record)
-                        st.sent = True
+                follow = (rid in live or rid in request.follow) and not st.stream.followed
+                history = self._history(launcher, rid, record) if follow else []
+                with self.streams.lock:
+                    st.stream.add(new)
+                    if follow:  # its whole history once, then what is new
+                        st.stream.follow(history)
                 if rid == request.logs:
                     result.logs = self._poll_logs(launcher, rid, record, request.logs_reset)
             except Exception as exc:
@@ -372,6 +327,7 @@ class RunFollower:
             result.polled.append(rid)
             st.failures, st.retry_at, st.problem = 0, 0.0, None
         self._sample_gpus(launcher, records, request, result)
+        self.streams.read_folders()  # run folders opened from this computer
         result.runs = self._views(records)
         result.took_s = self.clock() - start
         return result
@@ -382,17 +338,19 @@ class RunFollower:
         records = {r.run_id: r for r in self.registry.list()}
         for gone in set(self._runs) - set(records):  # its folder was removed
             del self._runs[gone]
+            self.streams.forget(gone)
         return records
 
     def _state(self, rid: str) -> _RunState:
         st = self._runs.get(rid)
         if st is None:
-            st = self._runs[rid] = _RunState()
+            st = self._runs[rid] = _RunState(self.streams.stream(rid))
         return st
 
     def _views(self, records: dict[str, RunRecord]) -> list[RunView]:
         ordered = sorted(records.values(), key=lambda r: r.created_at, reverse=True)
-        return [run_view(r, self._state(r.run_id).book) for r in ordered]
+        with self.streams.lock:
+            return [run_view(r, self._state(r.run_id).stream.book) for r in ordered]
 
     def _tail(self, launcher: Any, rid: str, record: RunRecord, cluster: str,
               kind: type) -> Any:
@@ -450,7 +408,8 @@ class RunFollower:
             if record.status in TERMINAL or seg is None:
                 if not st.gpu_stopped:  # the run ended: the sampler stops, on purpose
                     st.gpu_stopped = True
-                    result.events.setdefault(rid, []).append(self._gpu_stop_event(rid, st))
+                    with self.streams.lock:
+                        st.stream.add([self._gpu_stop_event(rid, st)])
                 continue
             if seg.cluster in request.skip_clusters or seg.cluster in self._gpu_less:
                 continue
@@ -460,7 +419,8 @@ class RunFollower:
                 continue  # the poll above reported it
             if profile.scheduler == "slurm":
                 for job in seg.jobs:
-                    prog = st.book.get(job["stage"])
+                    with self.streams.lock:
+                        prog = st.stream.book.get(job["stage"])
                     if (job.get("shards", 1) == 1 and prog is not None
                             and prog.status == "running"
                             and self._wants_gpus(st, record, job["stage"])):
@@ -497,7 +457,8 @@ class RunFollower:
                 st.gpu_seq += 1
                 st.gpu_rounds += 1
                 st.gpu_stopped = False
-                result.events.setdefault(rid, []).append(event)
+                with self.streams.lock:
+                    st.stream.add([event])
 
     def _gpu_stop_event(self, rid: str, st: _RunState) -> StageEvent:
         event = StageEvent(v=1, seq=st.gpu_seq, t=time.time(), stage=GPU_STAGE, rank=0,
@@ -540,5 +501,5 @@ def _clusters(record: RunRecord) -> list[str]:
 
 
 __all__ = ["GPU_STAGE", "PollRequest", "PollResult", "ProgressBook", "RunFollower", "RunView",
-           "StageProgress", "StageView", "gpu_metrics", "run_view",
+           "StageProgress", "StageView", "gpu_metrics", "run_view", "segment_started_at",
            "stage_status"]

@@ -1,35 +1,45 @@
 """The Runs panel: every run launched from this desktop, followed live, with its logs.
 
-    panel = RunsPanel(session)                    # gui.session.AppSession: profiles, registry
+    streams = RunStreams()                        # gui.run_stream: what every view reads
+    panel = RunsPanel(session, streams=streams)   # gui.session.AppSession: profiles, registry
+    streams.subscribe(lambda run, evs: monitor.add_events(evs, run=run))
     panel.notice.connect(notifications.post)      # every failure, as a gui.notify.Notice
-    panel.events_arrived.connect(lambda run, evs: monitor.add_events(evs, run=run))
     panel.browse_data.connect(open_store_of_run)  # run id: "Browse data" was pressed
-    panel.show_monitor.connect(switch_to_monitor) # run id: "Follow in Monitor" was pressed
+    panel.show_monitor.connect(switch_to_monitor) # run id: "Open in Monitor" was pressed
+    panel.folder_opened.connect(show_folder)      # run id, folder: "Open run folder…"
 
     python -m gui.panels.runs                     # the panel alone, on your own registry
 
 Top: a tree of runs, newest first (run id, created, clusters, status, progress in stages, the
 current stage's ETA, why it waits or failed); expand a run for one row per stage (cluster,
-status, done/total as a bar, ETA, reason). Buttons: Refresh, Cancel (asks first), Resume,
-Open logs, Browse data, Follow in Monitor. Below: the selected run's summary and its latest
-GPU sample, and the log view when open: the run's log files (a selector when there are
-several), live, with a search box (matches highlighted, Enter = next, "3 of 12").
+status, items processed / total as a bar with what was kept and rejected, the LLM calls of
+a running stage, ETA, reason). A bar is full only when the stage completed all its items; a
+stage that never ran says "waiting" or "not run", without the run's failure. Buttons (and a
+run's context menu): Refresh, Cancel (asks first), Resume, Open logs, Browse data, Open in
+Monitor (any run, finished or not), Open run folder… (a run folder on this computer, e.g.
+one made by ``python -m engine run``: its events into the Monitor, its store into Data).
+Below: the selected run's summary and its latest GPU sample, and the log view when open: the
+run's log files (a selector when there are several), live, with a search box (matches
+highlighted, Enter = next, "3 of 12").
 
 How: widgets never do I/O. All the work is ``gui.run_follower.RunFollower`` run in the worker
 through ``AppSession.call``: first ``load`` (the registry and the local event caches, so the
 runs and their last known state show at once after a restart), then every ``poll_s`` one
-``poll`` job, never two at once (a tick while one is in flight is skipped). Its result
-updates the tree, feeds ``events_arrived`` (live runs, and runs the user follows: history once,
-then what is new, GPU samples included as ``gpu/...`` metrics) and the log view. A cluster
-whose host key is unknown is connected through ``gui.hostkey_flow.ensure_connected`` (the
-user sees the fingerprint; a refused key stops polls of that cluster until Refresh). Cancel
-and Resume call ``Launcher.cancel`` / ``Launcher.resume`` in the worker. Every failure is a
-``Notice`` on ``notice`` (the traceback in its details), each once, never a dialog.
+``poll`` job, never two at once (a tick while one is in flight is skipped). The follower puts
+the events into the run-stream model (live runs and runs opened in the Monitor: history once,
+then what is new, GPU samples included as ``gpu/...`` metrics); the result updates the tree
+and the log view, and ``streams.publish()`` hands the new events to the model's subscribers.
+A run this panel saw live that completes or fails raises one notice. A cluster whose host
+key is unknown is connected through ``gui.hostkey_flow.ensure_connected`` (the user sees the
+fingerprint; a refused key stops polls of that cluster until Refresh). Cancel and Resume call
+``Launcher.cancel`` / ``Launcher.resume`` in the worker. Every failure is a ``Notice`` on
+``notice`` (the traceback in its details), each once, never a dialog.
 
 Call ``stop()`` before the panel goes (it stops the timer; a job in flight finishes and its
 outcome is dropped). ``busy()`` says whether a job of the panel is pending (tests wait on it).
-Left out: launching (the Pipeline panel does it), deleting runs, log files over a few MB
-(the view keeps each file's last ``LOG_KEEP_CHARS`` characters), regex search.
+Left out: launching (the Pipeline panel does it), deleting runs, listing opened folders in the
+tree (they live in the Monitor and Data), log files over a few MB (the view keeps each file's
+last ``LOG_KEEP_CHARS`` characters), regex search.
 """
 
 from __future__ import annotations
@@ -39,16 +49,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QColor, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -68,6 +80,7 @@ from gui.hostkey_flow import confirm_host_key as confirm_host_key_dialog
 from gui.hostkey_flow import ensure_connected
 from gui.notify import Notice
 from gui.run_follower import PollRequest, PollResult, RunFollower, RunView, StageView
+from gui.run_stream import RunStream, RunStreams
 from gui.session import AppSession
 from gui.worker import Job, WorkerError, run_in_worker
 from remote.display_text import visible
@@ -103,12 +116,21 @@ def format_eta(seconds: float | None) -> str:
 
 
 def format_progress(stage: StageView) -> str:
+    """"3 / 8 seeds · 1 ok, 2 rejected (0.2/s)"; while running, "· 16 LLM calls" too: an
+    LLM stage's items may all wait on their retries for minutes while calls are answered."""
     if stage.done is None:
         return ""
     unit = f" {stage.unit}" if stage.unit else ""
     text = f"{stage.done} / {stage.total}{unit}" if stage.total is not None else \
         f"{stage.done}{unit}"
-    if stage.rate and stage.status == "running":
+    split = [f"{n} {word}" for n, word in ((stage.ok, "ok"), (stage.rejected, "rejected"))
+             if n is not None]
+    if split:
+        text += " · " + ", ".join(split)
+    running = stage.status == "running"
+    if running and stage.llm_calls:
+        text += f" · {stage.llm_calls} LLM call{'' if stage.llm_calls == 1 else 's'}"
+    if stage.rate and running:
         text += f" ({stage.rate:.3g}/s)"
     return text
 
@@ -153,18 +175,22 @@ class _ProgressDelegate(QStyledItemDelegate):
 
 class RunsPanel(QWidget):
     notice = Signal(object)  # gui.notify.Notice
-    events_arrived = Signal(str, object)  # run id, list[engine.events.Event]
     browse_data = Signal(str)  # run id
     show_monitor = Signal(str)  # run id
+    folder_opened = Signal(str, str)  # run id (its stream), the run folder on this computer
+    updated = Signal()  # a load or poll result is shown (the tree holds its views)
 
     def __init__(self, session: AppSession, parent: QWidget | None = None, *,
+                 streams: RunStreams | None = None,
                  poll_s: float = 2.0, gpu_every_s: float = 10.0,
                  confirm: Callable[[QWidget, HostKeyUnknown], bool] | None = None,
                  confirm_cancel: Callable[[QWidget, str], bool] | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("panel_runs")
         self.session = session
-        self.follower = RunFollower(session.registry, gpu_every_s=gpu_every_s)
+        self.streams = streams if streams is not None else RunStreams()
+        self.follower = RunFollower(session.registry, streams=self.streams,
+                                    gpu_every_s=gpu_every_s)
         self._confirm_key = confirm or confirm_host_key_dialog
         self._confirm_cancel = confirm_cancel or ask_before_cancel
         self._views: dict[str, RunView] = {}
@@ -207,19 +233,24 @@ class RunsPanel(QWidget):
         self.resume_button = QPushButton("Resume")
         self.logs_button = QPushButton("Open logs")
         self.browse_button = QPushButton("Browse data")
-        self.follow_button = QPushButton("Follow in Monitor")
+        self.follow_button = QPushButton("Open in Monitor")
+        self.folder_button = QPushButton("Open run folder…")
+        self.folder_button.setToolTip("A run folder on this computer (config.yaml, events/, "
+                                      "data/): its events into the Monitor, its store into "
+                                      "Data")
         for button, slot in ((self.refresh_button, self.refresh),
                              (self.cancel_button, self.cancel_selected),
                              (self.resume_button, self.resume_selected),
                              (self.logs_button, self.open_logs),
                              (self.browse_button, self.browse_selected),
-                             (self.follow_button, self.follow_selected)):
+                             (self.follow_button, self.follow_selected),
+                             (self.folder_button, self.choose_folder)):
             button.clicked.connect(slot)
         self.status_label = QLabel("Loading runs…")
         self.status_label.setObjectName("runs_status")
         bar = QHBoxLayout()
         for w in (self.refresh_button, self.cancel_button, self.resume_button,
-                  self.logs_button, self.browse_button, self.follow_button):
+                  self.logs_button, self.browse_button, self.follow_button, self.folder_button):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.status_label)
@@ -238,10 +269,12 @@ class RunsPanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(True)
         for col, width in ((COL_RUN, 260), (COL_CREATED, 120), (COL_CLUSTER, 130),
-                           (COL_STATUS, 90), (COL_PROGRESS, 200), (COL_ETA, 70)):
+                           (COL_STATUS, 90), (COL_PROGRESS, 280), (COL_ETA, 70)):
             header.resizeSection(col, width)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
 
         self.detail_label = QLabel("Select a run.")
         self.detail_label.setObjectName("run_detail")
@@ -386,10 +419,72 @@ class RunsPanel(QWidget):
             self.browse_data.emit(rid)
 
     def follow_selected(self) -> None:
+        """"Open in Monitor": the run's events (its history, then live) go to its stream, which
+        the Monitor reads; any run, finished or not."""
         rid = self.selected_run()
         if rid:
             self.follow(rid)
             self.show_monitor.emit(rid)
+
+    def run_menu(self, run_id: str) -> QMenu:
+        """The context menu of a run's row (its actions act on that run)."""
+        menu = QMenu(self)
+        menu.setObjectName("run_menu")
+        view = self._views.get(run_id)
+
+        def on_run(slot: Callable[[], None]) -> Callable[[], None]:
+            def act() -> None:
+                self.select_run(run_id)
+                slot()
+            return act
+
+        for text, slot, enabled in (
+                ("Open in Monitor", self.follow_selected, True),
+                ("Browse data", self.browse_selected, True),
+                ("Open logs", self.open_logs, True),
+                (None, None, True),
+                ("Cancel…", self.cancel_selected, view is not None and view.live),
+                ("Resume", self.resume_selected,
+                 view is not None and view.status in ("failed", "cancelled"))):
+            if text is None:
+                menu.addSeparator()
+                continue
+            action = menu.addAction(text)
+            action.setEnabled(enabled)
+            action.triggered.connect(on_run(slot))
+        return menu
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.tree.itemAt(pos)
+        rid = item.data(COL_RUN, RUN_ROLE) if item is not None else None
+        if rid:
+            self.run_menu(rid).exec(self.tree.viewport().mapToGlobal(pos))
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open run folder")
+        if folder:
+            self.open_folder(folder)
+
+    def open_folder(self, folder: str) -> Job:
+        """Read a run folder on this computer (its ``events/*.jsonl``) into its own stream, in
+        the worker; then ``folder_opened(run id, folder)`` (the window shows it in the Monitor
+        and opens its store in Data). Later polls read what its files gain."""
+        self._actions += 1
+
+        def done(stream: RunStream) -> None:
+            self._actions -= 1
+            self.streams.publish()
+            self.notice.emit(Notice("info", f"Opened run folder {visible(folder)} as "
+                                    f"{visible(stream.run_id)}", "", SOURCE))
+            self.folder_opened.emit(stream.run_id, str(stream.folder))
+
+        def failed(error: WorkerError) -> None:
+            self._actions -= 1
+            self.notice.emit(Notice.from_error(f"Opening the run folder {folder}", error,
+                                               SOURCE))
+
+        return run_in_worker(self.streams.open_folder, folder, owner=self, on_done=done,
+                             on_failed=failed)
 
     def open_logs(self) -> None:
         rid = self.selected_run()
@@ -506,13 +601,13 @@ class RunsPanel(QWidget):
     def _apply(self, result: PollResult) -> None:
         for level, text, details in result.notices:
             self.notice.emit(Notice(level, text, details, SOURCE))
+        for view in result.runs:
+            self._say_if_finished(self._views.get(view.run_id), view)
         self._update_tree(result.runs)
         now = time.time()
         for rid, samples in result.gpus.items():
             self._gpus[rid] = (now, samples)
-        for rid, events in result.events.items():
-            if events:
-                self.events_arrived.emit(rid, events)
+        self.streams.publish()  # the followed runs' new events, to the Monitor
         if result.logs_run is not None and result.logs_run == self._log_run \
                 and self._job_log_gen == self._log_gen:
             if result.logs_reset:
@@ -529,6 +624,23 @@ class RunsPanel(QWidget):
             f"{runs} run{'' if runs == 1 else 's'}, {live} live · updated "
             f"{time.strftime('%H:%M:%S')} ({result.took_s:.1f} s)")
         self._selection_changed()
+        self.updated.emit()
+
+    def _say_if_finished(self, before: RunView | None, now: RunView) -> None:
+        """One notice when a run this panel saw live has completed or failed (a run that
+        was finished at start-up says nothing; a cancel says so itself)."""
+        if before is None or not before.live or now.status not in ("completed", "failed"):
+            return
+        n = len(now.stages)
+        took = format_eta(max(0.0, time.time() - now.created_at))
+        if now.status == "completed":
+            self.notice.emit(Notice("info", f"Run {now.run_id} completed: {n} stage"
+                                    f"{'' if n == 1 else 's'}, {took} since launch", "",
+                                    SOURCE))
+        else:
+            why = f": {now.reason}" if now.reason else ""
+            self.notice.emit(Notice("error", f"Run {now.run_id} failed{why}",
+                                    now.reason or "", SOURCE))
 
     # --- the tree --------------------------------------------------------------------------
 
@@ -788,7 +900,9 @@ def main() -> int:
     pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11
     app = QApplication.instance() or QApplication(sys.argv)
     session = AppSession()
-    panel = RunsPanel(session)
+    streams = RunStreams()
+    streams.subscribe(lambda *_: None)  # no Monitor here: the events need not be kept
+    panel = RunsPanel(session, streams=streams)
     panel.notice.connect(lambda n: print(f"[{n.level}] {n.text}", file=sys.stderr))
     panel.resize(1100, 700)
     panel.setWindowTitle("SynthSmith — Runs")
