@@ -123,6 +123,7 @@ from gui.worker import Job, JobCounter, WorkerError
 from remote.display_text import visible
 
 PAGE_SIZE = 100
+TITLE_WIDTH = 240  # px: the task table's title column, at first
 DEBOUNCE_MS = 300
 PREVIEW_CHARS = 2000
 STATUSES = ("pending", "accepted", "rejected")
@@ -635,7 +636,14 @@ class DataPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        # The title is what a person reads: a width of its own (a stretched title was squeezed
+        # to ~50 px by the columns sized to their contents); the user may drag it, and the
+        # last column takes what is left.
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(1, TITLE_WIDTH)
+        header.resizeSection(4, 110)
+        header.setStretchLastSection(True)
         header.setMinimumSectionSize(40)
         # Sorting is the store's (a click re-queries from the first page), not the view's:
         # a page of 100 sorted locally would be a lie about the other pages.

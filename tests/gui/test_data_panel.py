@@ -710,3 +710,11 @@ def test_the_panel_opens_a_run_folder_and_is_never_a_dead_end(qtbot, panel, smal
     open_and_wait(qtbot, panel, run_dir)
     assert panel.path == small_store and shown_ids(panel) == expected(small_store)[0]
     assert panel.open_button.isEnabled()
+
+
+def test_the_title_column_is_wide_enough_to_read(qtbot, panel, small_store):
+    panel.resize(1100, 600)
+    open_and_wait(qtbot, panel, small_store)
+    header = panel.table.horizontalHeader()
+    assert header.sectionSize(1) >= 200  # it was squeezed to ~50 px
+    assert header.sectionSize(1) >= max(header.sectionSize(c) for c in (0, 2, 3, 5, 6))
