@@ -679,6 +679,12 @@ class SolutionsConfig(StageBase):
     temperature: float = _temperature_field(0.6)
     top_p: float = _top_p_field(0.95)
     max_tokens: int = _max_tokens_field(32768)
+    truncation_retries: int = Field(
+        1, ge=0, le=4, title="Truncation retries",
+        description="A candidate cut off at max_tokens is asked again with twice the budget, "
+        "up to what the endpoint's context leaves after the prompt, this many times; then it "
+        "is rejected as truncated with the limit named.",
+    )
 
     @field_validator("languages")
     @classmethod

@@ -120,12 +120,15 @@ def add_commands(sub: Any) -> None:
     llm = sub.add_parser("llm", help="LLM endpoints of a pipeline config")
     lsub = llm.add_subparsers(dest="llm_command", metavar="ACTION", required=True)
     lt = lsub.add_parser("test", help="reachability, model, context length, a 1-token "
-                         "completion, latency and the API key's presence (from this computer)")
+                         "completion, latency and the API key's presence, from the cluster "
+                         "the stages using it are placed on")
     lt.add_argument("name", help="an endpoint's key in the config's llms:")
     lt.add_argument("--config", required=True, help="pipeline config YAML")
     lt.add_argument("--json", action="store_true", help="print the report as JSON")
     lt.add_argument("--timeout", type=float, default=120.0, metavar="S",
                     help="cap on each request's wait (default 120 s)")
+    lt.add_argument("--cluster", help="test from this cluster profile (default: where the "
+                    "config places the first enabled stage using the endpoint)")
 
 
 COMMANDS = ("cluster", "launch", "runs", "status", "tail", "cancel", "resume", "fetch", "llm")
@@ -589,25 +592,85 @@ def _event_text(ev: Any) -> str:
 
 
 def cmd_llm(args: argparse.Namespace) -> int:
-    """``llm test NAME``: engine.llm.endpoint_check from this computer. Exit 0 when the
-    endpoint is usable, 1 with the problems listed otherwise."""
+    """``llm test NAME``: engine.llm.endpoint_check where the stages will reach the endpoint:
+    on this computer, or on the cluster they are placed on (the engine's ``check-llm`` run
+    there, in the uploaded bundle, with the profile's Python and environment: a server on a
+    compute node's network, or a key only the cluster's environment has, is tested as the
+    stage will meet it). Exit 0 when the endpoint is usable, 1 with the problems otherwise."""
     from engine.llm import LLMError
-    from engine.llm.endpoint_check import check_endpoint
-    from engine.schema import load_config
+    from engine.llm.endpoint_check import EndpointCheck, check_endpoint
+    from engine.schema import STAGE_ORDER, load_config
+    from remote.profiles import ProfileStore
 
     config = load_config(args.config)
     if args.name not in config.llms:
         known = ", ".join(sorted(config.llms)) or "none"
         raise ValueError(f"{args.config} has no endpoint {args.name!r} under llms: "
                          f"(it has {known}); pick one of those")
-    try:
-        report = check_endpoint(config.llms[args.name], args.name, timeout_s=args.timeout)
-    except LLMError as e:
-        raise ValueError(str(e)) from None
+    cluster = args.cluster or next(
+        (getattr(config, s).placement for s in STAGE_ORDER if getattr(config, s).enabled
+         and getattr(getattr(config, s), "llm", None) == args.name), None)
+    profile = ProfileStore().get(cluster) if cluster else None
+    if profile is None or profile.is_local:
+        try:
+            report = check_endpoint(config.llms[args.name], args.name, timeout_s=args.timeout)
+        except LLMError as e:
+            raise ValueError(str(e)) from None
+        where = "this computer"
+    else:
+        report = EndpointCheck(**_check_llm_on(profile, config, args))
+        where = profile.name
     if args.json:
         # ensure_ascii: server-sent text arrives as \uXXXX escapes, never as terminal controls.
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=True))
+        print(json.dumps({**report.to_dict(), "tested_from": where}, indent=2,
+                         ensure_ascii=True))
     else:
+        print(f"tested from {_v(where)}")
         for line in report.lines():
             print(_v(line))
     return 0 if report.ok else EXIT_FAILED
+
+
+def _check_llm_on(profile: Any, config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """``python -m engine check-llm --json`` on the profile's cluster -> the report's fields."""
+    import secrets
+
+    from engine.llm.endpoint_check import EndpointCheck
+    from engine.schema import dump_config
+    from remote.bundle import sync_bundle
+    from remote.errors import RemoteSetupError
+    from remote.profiles import runner_for
+    from remote.quoting import command_line
+    from remote.runner import run_framed
+
+    runner = runner_for(profile, **_ssh_options(args))
+    try:
+        _connect(runner, args)
+        bundle = sync_bundle(runner, profile.workdir).bundle_dir
+        home = runner.home().rstrip("/")
+        work = profile.workdir.rstrip("/")
+        if work == "~" or work.startswith("~/"):
+            work = home + work[1:]
+        path = f"{work}/tmp/llm-test-{secrets.token_hex(6)}.yaml"
+        runner.put_bytes(dump_config(config).encode(), path, mode=0o600)
+        try:
+            command = command_line([profile.python, "-m", "engine", "check-llm", "--config",
+                                    path, args.name, "--json"], cwd=bundle,
+                                   env=dict(profile.env), prefix=profile.activate)
+            result = run_framed(runner, command, timeout=args.timeout + 60,
+                                max_bytes=1 << 20, what="`python -m engine check-llm`")
+        finally:
+            runner.run(["rm", "-f", "--", path], timeout=30)
+        start = result.stdout.find("{")
+        try:
+            fields = json.loads(result.stdout[start:]) if start >= 0 else None
+        except ValueError:
+            fields = None
+        if not isinstance(fields, dict):
+            raise RemoteSetupError(f"{profile.name}: check-llm gave no report (exit "
+                                   f"{result.returncode}): "
+                                   f"{(result.stderr or result.stdout).strip()[-400:]}")
+        known = set(EndpointCheck.__dataclass_fields__)
+        return {k: v for k, v in fields.items() if k in known}
+    finally:
+        runner.close()

@@ -1076,6 +1076,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"a fault and its probability per answer; NAME in {', '.join(FAULTS)}")
     ap.add_argument("--fault-kinds", help=f"comma-separated prompt kinds the faults apply to "
                     f"(default all: {', '.join(KINDS)})")
+    ap.add_argument("--cut-at-max-tokens", action="store_true",
+                    help="cut an answer longer than the request's budget (in words) to it, "
+                    "finish_reason length, as a real server does")
     args = ap.parse_args(argv)
     faults = {}
     for item in args.fault:
@@ -1089,7 +1092,7 @@ def main(argv: list[str] | None = None) -> int:
             args.fault_kinds.split(",") if args.fault_kinds else None))
     except ValueError as e:
         ap.error(str(e))
-    server = StubServer(args.host, args.port)
+    server = StubServer(args.host, args.port, cut_at_max_tokens=args.cut_at_max_tokens)
     server.rule = responder
     server.start()
     print(f"serving {server.url} (Ctrl-C stops)", flush=True)

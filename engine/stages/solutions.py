@@ -8,6 +8,10 @@ Run it alone (after ``tasks``)::
 or as shards (``--shard I/N``: tasks with ``task_id % N == I``; each shard writes
 ``data/shards/solutions.<I>of<N>.sqlite``, the last one merges them into the store).
 
+A candidate cut off at ``max_tokens`` is asked again (the same draw) with twice the budget, up
+to what the endpoint's context leaves after the prompt, ``solutions.truncation_retries`` times;
+one still cut off is rejected ``truncated: ...`` naming the budget or the limit it hit.
+
 A task made from a seed problem (``seeds.as_tasks``) also gets the seed's reference solution as
 candidate ``candidates_per_task`` (Python, no reasoning), written with the others.
 
@@ -43,6 +47,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from engine.prompts import render_prompt
@@ -125,14 +130,39 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     k_total, langs = cfg.candidates_per_task, cfg.languages
     example: dict | None = None
 
+    # Per task in flight: its requests, the answers so far, which candidates the last round
+    # asked, and how many budget raises it has had.
+    asks: dict[int, tuple[list[Any], list[Any], list[int], list[int]]] = {}
+
     def first(task_id: int) -> list[Any]:
         task = store.get_task(task_id)
-        return [ChatRequest.for_stage(cfg, solution_messages(task.statement, langs[k % len(langs)]),
-                                      sample_index=k, seed=ctx.config.run.seed,
-                                      tag=f"{task_id}:{k}") for k in range(k_total)]
+        requests = [ChatRequest.for_stage(cfg, solution_messages(task.statement,
+                                                                 langs[k % len(langs)]),
+                                          sample_index=k, seed=ctx.config.run.seed,
+                                          tag=f"{task_id}:{k}") for k in range(k_total)]
+        asks[task_id] = (requests, [None] * k_total, list(range(k_total)), [0])
+        return list(requests)
 
-    def then(task_id: int, results: list[Any]) -> Done:
-        return Done(results)
+    def then(task_id: int, results: list[Any]) -> list[Any] | Done:
+        requests, answers, asked, rounds = asks[task_id]
+        again = []
+        for k, r in zip(asked, results, strict=True):
+            answers[k] = r
+            if not (r.ok and r.truncated) or rounds[0] >= cfg.truncation_retries:
+                continue
+            # Cut off: the same draw with twice the budget, up to what the endpoint's
+            # context leaves after the prompt (the same budget would be cut again).
+            sent = r.max_tokens_sent or requests[k].max_tokens
+            limit = r.max_tokens_limit
+            if limit is None or sent < limit:
+                requests[k] = replace(requests[k], max_tokens=min(2 * sent, limit or 2 * sent))
+                again.append(k)
+        if again:
+            asked[:] = again
+            rounds[0] += 1
+            return [requests[k] for k in again]
+        del asks[task_id]
+        return Done(answers)
 
     def commit(task_id: int, answers: list[Any]) -> None:
         nonlocal example
@@ -149,7 +179,13 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
                     continue
                 count["truncated"] += r.truncated
                 x = extract_solution(r.text, lang, reasoning=r.reasoning, truncated=r.truncated)
-                rows.append((k, lang, x.code, x.reasoning or None, x.reject_reason))
+                reason = x.reject_reason
+                if reason and r.truncated:  # name the budget it was cut at, and the limit
+                    sent, limit = r.max_tokens_sent, r.max_tokens_limit
+                    reason += (f" (cut at the {limit} tokens the endpoint's context leaves "
+                               "after this prompt)" if limit and sent and sent >= limit else
+                               f" (cut at max_tokens={sent})" if sent else "")
+                rows.append((k, lang, x.code, x.reasoning or None, reason))
             reference = store.seed_reference(task_id)
             if reference is not None:  # seeds.as_tasks: the seed's own solution is a candidate
                 # No reasoning: none was written, and the SFT export would train on any text.

@@ -284,3 +284,28 @@ def test_a_wrong_url_is_a_configuration_error_without_a_traceback(spawn, tmp_pat
     assert "no such route or model" in reason and "base_url" in reason
     log = run.log_file("features", 0).read_text()
     assert "Traceback" not in log and "crashed" not in log
+
+
+# ---------------------------------------------------------------------------------------------
+# A candidate cut off at max_tokens is asked again with a larger budget, or named truncated
+
+
+@pytest.mark.parametrize("retries", [0, 3])
+def test_a_cut_off_candidate_is_asked_again_with_twice_the_budget(spawn, tmp_path, retries):
+    server = spawn("--cut-at-max-tokens")
+    run = new_run(tmp_path)
+    cfg = config(server.url, solutions={"candidates_per_task": 2, "max_tokens": 16,
+                                        "truncation_retries": retries})
+    assert run_stages(run, cfg, FRONT) == EXIT_OK
+    assert run_stages(run, cfg, ["solutions"]) == EXIT_OK
+    budgets = sorted({r["body"]["max_tokens"] for r in asked(server, "# Solve")})
+    with Store(run.store_path) as store:
+        rows = store._conn.execute("SELECT status, reject_reason FROM solutions").fetchall()
+    assert rows
+    if retries == 0:
+        assert budgets == [16]
+        assert all(st == "rejected" and why.startswith("truncated") and
+                   "(cut at max_tokens=16)" in why for st, why in rows), rows[:3]
+    else:
+        assert budgets[:2] == [16, 32] and max(budgets) <= 128, budgets
+        assert sum(st == "ok" for st, _ in rows) > 0, rows[:3]  # the larger budget fit

@@ -190,3 +190,42 @@ def test_cancel_then_resume_a_run(desktop, hanging_llm, capsys):
     assert cli.main(["resume", "hang"]) == 0
     assert "hang: running" in capsys.readouterr().out
     assert cli.main(["cancel", "hang"]) == 0
+
+
+def test_llm_test_runs_on_the_cluster_the_endpoint_is_used_from(desktop, ssh_env, capsys,
+                                                                 monkeypatch, tmp_path):
+    """Issue 16: the check runs where the stage will run. The key's variable is set on this
+    computer but not in the cluster's environment: the cluster's answer says so."""
+    import yaml
+    from openai_stub_server import spawn
+
+    add_cluster(ssh_env, tmp_path)
+    capsys.readouterr()
+    monkeypatch.setenv("STUB_KEY_FOR_TEST", "not-a-real-key")
+    with spawn("--props", "--slots", "2", "--max-model-len", "512",
+               "--cut-at-max-tokens") as stub:
+        config = yaml.safe_load(SMOKE_TEXT())
+        config["llms"]["gen"] = {"backend": "openai", "base_url": stub.url,
+                                 "model": "stub-model", "api_key_env": "STUB_KEY_FOR_TEST"}
+        config["features"]["llm"] = "gen"
+        config["features"]["placement"] = "lab"
+        path = tmp_path / "p.yaml"
+        path.write_text(yaml.safe_dump(config))
+        base = ["--known-hosts", str(ssh_env.known_hosts), "--ssh-config",
+                str(ssh_env.ssh_config)]
+        rc = cli.main([*base, "llm", "test", "gen", "--config", str(path), "--json"])
+        captured = capsys.readouterr()
+        assert captured.out.strip(), captured.err
+        report = json.loads(captured.out)
+        assert rc == 1 and report["tested_from"] == "lab"
+        assert report["reachable"] and report["model_listed"] and report["context_length"] == 512
+        assert report["key_present"] is False  # the cluster's environment lacks it
+        rc = cli.main([*base, "llm", "test", "gen", "--config", str(path), "--cluster",
+                       "This computer"])
+        out = capsys.readouterr().out
+        assert rc == 0 and out.startswith("tested from this computer"), out
+    assert not list((tmp_path / "remote-lab" / "tmp").glob("llm-test-*"))  # cleaned up
+
+
+def SMOKE_TEXT() -> str:
+    return Path(SMOKE).read_text()

@@ -50,8 +50,19 @@ def test_a_missing_python_or_engine_import_error_names_the_fix(tmp_path):
         pytest.skip("the system python3 has pydantic: no import error to provoke")
 
 
-def test_stage_problems_read_the_config_and_the_disk():
+def _facts_with_everything() -> dict:
+    """This host's facts, with every package installed (the tests choose what is missing:
+    CI also runs them in a venv without torch)."""
+    from engine.doctor import PACKAGES
+
     facts = collect(".")
+    facts["packages"] = dict.fromkeys(PACKAGES, "1.0")
+    facts["tools"] = {"bwrap": True, "g++": True, "nvidia-smi": False}
+    return facts
+
+
+def test_stage_problems_read_the_config_and_the_disk():
+    facts = _facts_with_everything()
     facts["packages"]["vllm"] = None
     facts["stages"]["rl"] = {"ok": False, "missing": ["vllm"]}
     facts["work_dir"]["free_gb"] = 0.4
@@ -69,7 +80,7 @@ def test_stage_problems_read_the_config_and_the_disk():
 
 def test_stage_problems_follow_the_config_not_every_option():
     """The finding of issue 17: "rl needs vllm" right after rl completed with HF generate."""
-    facts = collect(".")
+    facts = _facts_with_everything()
     for dist in ("vllm", "deepspeed", "trl"):
         facts["packages"][dist] = None
     facts["tools"]["g++"] = False
