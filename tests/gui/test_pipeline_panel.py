@@ -11,6 +11,7 @@ real sshd of tests/remote/fixtures_ssh.py and skips without one.
 from __future__ import annotations
 
 import sys
+import shutil
 import time
 from pathlib import Path
 
@@ -487,6 +488,24 @@ def test_launch_runs_the_enabled_stages_on_this_computer(qtbot, session, desktop
             "completed", "failed") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert state == "completed"
+
+
+def test_launch_refuses_with_the_preflights_fixes_and_starts_nothing(qtbot, session, desktop):
+    """Issue 17: what a stage lacks on its cluster stops Launch before anything starts."""
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this machine has a GPU")
+    sections = {s: {"enabled": s in ("seeds", "sft")} for s in STAGE_ORDER}
+    sections["sft"]["resources"] = {"gpus_per_node": 1, "cpus_per_task": 2}
+    path = _smoke_with(desktop, "needs-gpu.yaml", **sections)
+    panel, notices = _panel(qtbot, session, pipeline=LoadedPipeline(path, problems=()))
+    panel.launch_button.click()
+    qtbot.waitUntil(lambda: any(n.level == "error" for n in notices), timeout=60_000)
+    _wait(qtbot, panel)
+    error = next(n for n in notices if n.level == "error")
+    text = error.text + error.details
+    assert "preflight" in text and "sft asks for 1 GPU(s) per node" in text, text
+    assert session.registry.list() == []  # no run recorded, nothing started
+    assert panel.launch_button.isEnabled()
 
 
 def test_a_launch_stops_when_the_user_refuses_an_unknown_host_key(qtbot, ssh_env, desktop):
