@@ -71,6 +71,7 @@ from typing import Any
 
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
+from engine.train.portable import make_portable
 
 STAGE = "rl"
 SHARDABLE = False
@@ -464,6 +465,8 @@ def run(ctx: Any) -> dict:
             final = out_dir / "final"
             trainer.save_model(str(final))
             tok.save_pretrained(str(final))
+            if ctx.rank == 0:
+                make_portable(final)  # readable by the transformers 4.x vLLM versions pin
             if ctx.rank == 0:
                 ctx.events.artifact("rl/final", final, kind="checkpoint")
     finally:

@@ -51,6 +51,7 @@ from typing import Any
 
 from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
+from engine.train.portable import make_portable
 
 STAGE = "sft"
 # Dense bf16 peak FLOP/s by a substring of torch.cuda.get_device_name(); first match wins.
@@ -470,6 +471,7 @@ def _save_final(ctx: Any, cfg: Any, engine: Any, model: Any, tok: Any, final: Pa
         else:
             model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        make_portable(tmp)  # readable by the transformers 4.x that vLLM versions pin too
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         ctx.events.artifact("sft/final", final, kind="checkpoint")
