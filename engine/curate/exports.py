@@ -1,10 +1,17 @@
 """The SFT and RL export formats, and writers that put a file in place only when it is whole.
 
-SFT rows (``sft.jsonl`` / ``sft.parquet``): exactly two string columns, as in the public
-X-Coder SFT set (IIGroup/X-Coder-SFT-376k)::
+SFT rows (``sft.jsonl`` / ``sft.parquet``): the two string columns of the public X-Coder SFT
+set (IIGroup/X-Coder-SFT-376k), and the same pair in the shapes the trainers read as they are::
 
     {"query": "<task statement>",
-     "response": "<think>\\n<reasoning>\\n</think>\\n\\n```python\\n<code>\\n```"}
+     "response": "<think>\\n<reasoning>\\n</think>\\n\\n```python\\n<code>\\n```",
+     "messages": [{"role": "user", "content": query}, {"role": "assistant", "content": response}],
+     "prompt": [{"role": "user", "content": query}],
+     "completion": [{"role": "assistant", "content": response}]}
+
+``messages`` is what verl's ``MultiTurnSFTDataset`` and TRL's language-modelling SFT read;
+``prompt``/``completion`` (conversational) is TRL's prompt-completion form, which it prefers when
+both are there (loss on the completion only). The sft stage reads ``query``/``response``.
 
 ``query`` is the statement as stored (the prompt a user sends). ``response`` is the solution's
 ``reasoning`` (its thinking, stored apart from the extracted ``code``) inside ``<think>`` tags
@@ -62,7 +69,10 @@ DATA_SOURCE = "synthsmith"
 FENCE_LANGUAGE = {"python": "python", "python3": "python", "py": "python", "cpp": "cpp",
                   "c++": "cpp", "cxx": "cpp", "java": "java", "rust": "rust", "go": "go"}
 
-SFT_SCHEMA = pa.schema([("query", pa.string()), ("response", pa.string())])
+_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+SFT_SCHEMA = pa.schema([("query", pa.string()), ("response", pa.string()),
+                        ("messages", _MESSAGES), ("prompt", _MESSAGES),
+                        ("completion", _MESSAGES)])
 RL_SCHEMA = pa.schema([
     ("data_source", pa.string()),
     ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
@@ -95,10 +105,18 @@ def sft_response(sol: SolutionText) -> str:
     return f"{reasoning}\n\n{block}"
 
 
-def sft_rows(task: ExportTask, per_task: int) -> list[dict[str, str]]:
+def sft_row(query: str, response: str) -> dict[str, Any]:
+    """One SFT row in every shape (module docstring)."""
+    user = {"role": "user", "content": query}
+    assistant = {"role": "assistant", "content": response}
+    return {"query": query, "response": response, "messages": [user, assistant],
+            "prompt": [user], "completion": [assistant]}
+
+
+def sft_rows(task: ExportTask, per_task: int) -> list[dict[str, Any]]:
     """Up to ``per_task`` rows: the golden solution first, then other correct ones by idx."""
     sols = [s for s in [task.golden, *task.others] if s is not None and s.code]
-    return [{"query": task.statement, "response": sft_response(s)} for s in sols[:per_task]]
+    return [sft_row(task.statement, sft_response(s)) for s in sols[:per_task]]
 
 
 def rl_row(task: ExportTask, index: int) -> dict[str, Any]:
@@ -110,10 +128,10 @@ def rl_row(task: ExportTask, index: int) -> dict[str, Any]:
         "seed_id": None, "seed_key": None})
 
 
-def seed_sft_row(seed: SeedProblem) -> dict[str, str]:
+def seed_sft_row(seed: SeedProblem) -> dict[str, Any]:
     """The SFT row of a seed problem: its text, and its reference solution fenced."""
     sol = SolutionText(id=seed.id, idx=0, language="python", code=seed.solution, reasoning=None)
-    return {"query": seed.problem, "response": sft_response(sol)}
+    return sft_row(seed.problem, sft_response(sol))
 
 
 def seed_rl_row(seed: SeedProblem, index: int) -> dict[str, Any]:

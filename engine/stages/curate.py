@@ -29,7 +29,8 @@ a near duplicate of a kept task (or of an earlier kept seed) is the one left out
    Contaminated tasks are removed first, so a near duplicate never names one of them. Seeds
    join the same index after the tasks, keyed ``seed:<id>``, so they never remove a task.
 3. Exports (formats in ``engine/curate/exports.py``): ``sft.jsonl`` / ``sft.parquet`` (the
-   formats in ``export_formats``), rows of exactly ``{query, response}``: the statement, and the
+   formats in ``export_formats``), rows of ``{query, response}`` (plus the same pair as
+   ``messages`` and ``prompt``/``completion`` for TRL and verl: engine/curate/exports.py): the statement, and the
    golden solution's reasoning plus its code in a fenced block; with
    ``sft_solutions_per_task`` > 1 also the task's other correct candidates (status ok, passing
    every labelled test), golden first, then by candidate index. ``rl.parquet`` always: verl's

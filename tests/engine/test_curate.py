@@ -290,6 +290,51 @@ def test_without_a_benchmark_file_decontamination_is_skipped_with_a_log_line(tmp
 # Exports
 
 
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_trl_sft_trainer_trains_on_the_sft_export_as_written(tmp_path, kind):
+    """Issue 18: TRL's SFTTrainer takes the export with no mapping (it failed with
+    KeyError 'text' on {query, response}); 2 steps of a tiny random model."""
+    pytest.importorskip("torch")
+    datasets = pytest.importorskip("datasets")
+    trl = pytest.importorskip("trl")
+    from engine.llm.transformers_local import build_tiny_random
+
+    run = make_run(tmp_path)
+    with Store(run.store_path) as store:
+        for i in range(4):
+            add_verified_task(store, text(300 + i))
+    run_curate(run)
+    export = run.exports_dir / f"sft.{kind}"
+    dataset = datasets.load_dataset("json" if kind == "jsonl" else "parquet",
+                                    data_files=str(export), split="train")
+    assert len(dataset) == 4, export.read_bytes()[:300]
+    model, tok = build_tiny_random()
+    args = trl.SFTConfig(output_dir=str(tmp_path / "trl"), max_steps=2,
+                         per_device_train_batch_size=2, report_to=[], use_cpu=True,
+                         save_strategy="no", logging_steps=1, max_length=4096)
+    trainer = trl.SFTTrainer(model=model, processing_class=tok, args=args,
+                             train_dataset=dataset)
+    result = trainer.train()
+    assert trainer.state.global_step == 2 and result.training_loss > 0
+
+
+def test_verl_sft_dataset_reads_the_export_where_verl_is_installed(tmp_path):
+    verl_sft = pytest.importorskip("verl.utils.dataset.multiturn_sft_dataset")
+    pytest.importorskip("torch")
+    from engine.llm.transformers_local import build_tiny_random
+
+    run = make_run(tmp_path)
+    with Store(run.store_path) as store:
+        add_verified_task(store, text(310))
+    run_curate(run)
+    _, tok = build_tiny_random()
+    dataset = verl_sft.MultiTurnSFTDataset(
+        parquet_files=str(run.exports_dir / "sft.parquet"), tokenizer=tok,
+        config={"messages_key": "messages", "max_length": 512, "truncation": "right"})
+    assert len(dataset) == 1 and "input_ids" in dataset[0]
+
+
+
 def test_sft_rows_are_exactly_query_and_response_with_the_code_fenced(tmp_path):
     run = make_run(tmp_path)
     statements = [text(80), text(81)]
@@ -299,13 +344,17 @@ def test_sft_rows_are_exactly_query_and_response_with_the_code_fenced(tmp_path):
         add_verified_task(store, text(82), reasoning=None)
     run_curate(run)
     rows = read_jsonl(run.exports_dir / "sft.jsonl")
-    assert all(set(r) == {"query", "response"} for r in rows)
+    assert all(set(r) == {"query", "response", "messages", "prompt", "completion"}
+               for r in rows)
+    assert all(r["messages"] == r["prompt"] + r["completion"] == [
+        {"role": "user", "content": r["query"]},
+        {"role": "assistant", "content": r["response"]}] for r in rows)
     assert [r["query"] for r in rows[:2]] == statements
     assert rows[0]["response"] == ("<think>\nThink it through.\n</think>\n\n"
                                    "```python\nprint(input())  # candidate 0\n```")
     assert rows[2]["response"] == "```python\nprint(input())  # candidate 0\n```"
     table = pq.read_table(run.exports_dir / "sft.parquet")
-    assert table.schema.names == ["query", "response"]
+    assert table.schema.names == ["query", "response", "messages", "prompt", "completion"]
     assert table.to_pylist() == rows
 
 
@@ -474,7 +523,9 @@ def test_included_seed_problems_follow_the_tasks_in_both_exports(tmp_path):
     summary = run_curate(run, include_seed_problems=True)
     sft = read_jsonl(run.exports_dir / "sft.jsonl")
     assert [r["query"] for r in sft] == [text(200), text(201), text(202)]
-    assert sft[1] == {"query": text(201), "response": "```python\nprint(1)\n```"}
+    assert {k: sft[1][k] for k in ("query", "response")} == {
+        "query": text(201), "response": "```python\nprint(1)\n```"}
+    assert sft[1]["completion"] == [{"role": "assistant", "content": sft[1]["response"]}]
     rl = pq.read_table(run.exports_dir / "rl.parquet").to_pylist()
     assert [r["extra_info"]["origin"] for r in rl] == ["task", "seed", "seed"]
     assert [r["extra_info"]["index"] for r in rl] == [0, 1, 2]

@@ -10,8 +10,8 @@ real sshd of tests/remote/fixtures_ssh.py and skips without one.
 
 from __future__ import annotations
 
-import sys
 import shutil
+import sys
 import time
 from pathlib import Path
 
