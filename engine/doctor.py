@@ -179,7 +179,9 @@ def collect(work_dir: str | os.PathLike[str] = ".", config: Any = None) -> dict[
         needs = stage_needs(config)
     stages = {}
     for stage, need in needs.items():
-        missing = [n for n in need["packages"] if versions.get(n, _version(n)) is None]
+        # A dict.get default would look every package up again, present or not.
+        missing = [n for n in need["packages"]
+                   if (versions[n] if n in versions else _version(n)) is None]
         missing += [t for t in need["tools"] if shutil.which(t) is None]
         stages[stage] = {"ok": not missing, "missing": missing}
     return {

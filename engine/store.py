@@ -698,6 +698,11 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+# A seed's reference solution, in SQL over a ``seeds`` row: the first entry of its
+# ``solutions`` JSON list that is a string holding more than white space (NULL without one).
+FIRST_SOLUTION = ("(SELECT value FROM json_each(seeds.solutions) WHERE type = 'text'"
+                  " AND trim(value, ' ' || char(9, 10, 13)) != '' ORDER BY key LIMIT 1)")
+
 # Sort expressions; most have an index whose leading columns are (expr, id).
 _SORT_EXPR: dict[str, str] = {
     "id": "t.id",
@@ -1157,9 +1162,7 @@ class Store:
         """The reference solution of the seed a task was made from (``seeds.as_tasks``: the
         lineage ``task -seed_problem-> seed``); None for a synthesized task."""
         row = self._conn.execute(
-            "SELECT (SELECT value FROM json_each(s.solutions) WHERE type = 'text'"
-            "        AND trim(value, ' ' || char(9, 10, 13)) != '' ORDER BY key LIMIT 1)"
-            " FROM lineage l JOIN seeds s ON s.id = l.parent_id"
+            f"SELECT {FIRST_SOLUTION} FROM lineage l JOIN seeds ON seeds.id = l.parent_id"
             " WHERE l.child_kind = 'task' AND l.child_id = ? AND l.parent_kind = 'seed'"
             "   AND l.relation = 'seed_problem'", (task_id,)).fetchone()
         return row[0] if row else None

@@ -633,6 +633,7 @@ def cmd_llm(args: argparse.Namespace) -> int:
 
 def _check_llm_on(profile: Any, config: Any, args: argparse.Namespace) -> dict[str, Any]:
     """``python -m engine check-llm --json`` on the profile's cluster -> the report's fields."""
+    import posixpath
     import secrets
 
     from engine.llm.endpoint_check import EndpointCheck
@@ -647,10 +648,8 @@ def _check_llm_on(profile: Any, config: Any, args: argparse.Namespace) -> dict[s
     try:
         _connect(runner, args)
         bundle = sync_bundle(runner, profile.workdir).bundle_dir
-        home = runner.home().rstrip("/")
-        work = profile.workdir.rstrip("/")
-        if work == "~" or work.startswith("~/"):
-            work = home + work[1:]
+        # The bundle is <workdir>/engine/<digest>, its path already absolute (~ expanded).
+        work = posixpath.dirname(posixpath.dirname(bundle))
         path = f"{work}/tmp/llm-test-{secrets.token_hex(6)}.yaml"
         runner.put_bytes(dump_config(config).encode(), path, mode=0o600)
         try:

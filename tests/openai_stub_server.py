@@ -453,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
                         max_model_len=args.max_model_len, slots=args.slots, props=args.props,
                         cut_at_max_tokens=args.cut_at_max_tokens,
                         require_max_completion_tokens=args.require_max_completion_tokens).start()
+    return serve_until_stopped(server)
+
+
+def serve_until_stopped(server: StubServer) -> int:
+    """Say where ``server`` (started) serves, as ``spawn`` reads it, and serve until SIGTERM
+    or Ctrl-C. -> 0."""
     print(f"serving {server.url} (Ctrl-C stops)", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

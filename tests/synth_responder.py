@@ -1061,11 +1061,8 @@ def spawn_synth(*args: str, port: int = 0):
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import signal
-    import sys
-    import time
 
-    from openai_stub_server import StubServer
+    from openai_stub_server import StubServer, serve_until_stopped
 
     ap = argparse.ArgumentParser(description="The stub server answering synthesis prompts "
                                  "with SynthResponder (test double).")
@@ -1095,16 +1092,7 @@ def main(argv: list[str] | None = None) -> int:
     server = StubServer(args.host, args.port, cut_at_max_tokens=args.cut_at_max_tokens)
     server.rule = responder
     server.start()
-    print(f"serving {server.url} (Ctrl-C stops)", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while True:
-            time.sleep(3600)
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_stopped(server)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.curate.accepted_tasks import read_only_connection
+from engine.store import FIRST_SOLUTION
 
-FIRST_SOLUTION = ("(SELECT value FROM json_each(seeds.solutions) WHERE type = 'text'"
-                  " AND trim(value, ' ' || char(9, 10, 13)) != '' ORDER BY key LIMIT 1)")
 STDIO_TESTS = (
     "(json_extract(seeds.tests, '$.fn_name') IS NULL"
     " AND json_array_length(seeds.tests, '$.inputs') > 0"

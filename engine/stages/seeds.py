@@ -374,7 +374,7 @@ def run(ctx: Any) -> dict:
         "interrupted": interrupted,
     }
     if cfg.as_tasks and not interrupted:
-        summary["seed_tasks"] = add_seed_tasks(store)
+        summary["seed_tasks"] = add_seed_tasks(store, ctx.run.store_path)
         log.info("seeds as tasks: %d tasks (%d new)", *summary["seed_tasks"].values())
     if not interrupted and total.kept == 0:
         first = total.bad_examples[0] if total.bad_examples else None
@@ -389,35 +389,36 @@ def run(ctx: Any) -> dict:
 SEED_TASK_MAX_TESTS = 50  # a TACO seed may carry hundreds; verification needs a handful
 
 
-def add_seed_tasks(store: Any) -> dict[str, int]:
+def add_seed_tasks(store: Any, store_path: Path) -> dict[str, int]:
     """``seeds.as_tasks``: every stored seed with a reference solution and stdin/stdout tests
-    becomes a pending task (key ``seed:<id>``, so a rerun adds nothing twice) whose tests keep
-    their known outputs (source ``seed``: verification passes them to the vote as known) and
-    whose lineage says ``seed_problem``; the solutions stage adds the reference solution to
-    its candidates (``Store.seed_reference``). -> {"tasks": n, "new": m}."""
+    (what curation counts as such: ``engine.curate.seed_problems``) becomes a pending task (key
+    ``seed:<id>``, so a rerun adds nothing twice) whose tests keep their known outputs (source
+    ``seed``: verification passes them to the vote as known) and whose lineage says
+    ``seed_problem``; the solutions stage adds the reference solution to its candidates
+    (``Store.seed_reference``). -> {"tasks": n, "new": m}."""
+    from engine.curate.seed_problems import SeedReader
+
     n = new = 0
-    for seed in store.iter_seeds():
-        inputs, outputs = seed.tests.get("inputs") or [], seed.tests.get("outputs") or []
-        usable = (seed.tests.get("fn_name") is None and inputs and len(inputs) == len(outputs)
-                  and all(isinstance(x, str) for x in [*inputs, *outputs]))
-        if not usable or not any(isinstance(c, str) and c.strip() for c in seed.solutions):
-            continue
-        n += 1
-        key = f"seed:{seed.id}"
-        with store.transaction():
-            before = store.task_id_for_key(key)
-            if before is not None:
-                continue
-            title = next((line.strip() for line in seed.problem.splitlines() if line.strip()),
-                         seed.source_key)[:120]
-            tid = store.add_task(style="codeforces", title=title, statement=seed.problem,
-                                 selected_features={}, key=key,
-                                 integration_strategy=f"seed problem {seed.source_key}")
-            for j, (inp, out) in enumerate(list(zip(inputs, outputs, strict=True))[:SEED_TASK_MAX_TESTS]):
-                store.add_test(tid, j, input=inp, kind="random", source="seed",
-                               expected_output=out, meta={"seed": seed.source_key})
-            store.add_lineage("task", tid, "seed", seed.id, "seed_problem")
-            new += 1
+    with SeedReader(store_path) as reader:
+        for batch in reader.iter_candidates():
+            usable = [c.id for c in batch if c.has_solution and c.has_tests]
+            for seed in reader.export_batch(usable):
+                n += 1
+                key = f"seed:{seed.id}"
+                if store.task_id_for_key(key) is not None:
+                    continue
+                title = next((line.strip() for line in seed.problem.splitlines()
+                              if line.strip()), seed.source_key)[:120]
+                with store.transaction():
+                    tid = store.add_task(style="codeforces", title=title,
+                                         statement=seed.problem, selected_features={}, key=key,
+                                         integration_strategy=f"seed problem {seed.source_key}")
+                    pairs = list(zip(seed.inputs, seed.outputs, strict=True))
+                    for j, (inp, out) in enumerate(pairs[:SEED_TASK_MAX_TESTS]):
+                        store.add_test(tid, j, input=inp, kind="random", source="seed",
+                                       expected_output=out, meta={"seed": seed.source_key})
+                    store.add_lineage("task", tid, "seed", seed.id, "seed_problem")
+                new += 1
     return {"tasks": n, "new": new}
 
 
