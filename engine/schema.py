@@ -1885,6 +1885,12 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConf
 # --- Walking the schema
 
 
+def nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model class a field of this annotation holds (a section, ``resources``), else None."""
+    inner, _, _ = _unwrap(annotation)
+    return inner if _is_model(inner) else None
+
+
 def iter_fields(
     model_cls: type[BaseModel], prefix: str = ""
 ) -> Iterator[tuple[str, FieldInfo, Any]]:

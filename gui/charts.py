@@ -135,7 +135,7 @@ class MetricLabel:
     axis: str
 
 
-# Known keys (engine/stages/*.py, gui/run_follower.py's GPU samples). A key not listed gets
+# Known keys (engine/stages/*.py, remote/run_follower.py's GPU samples). A key not listed gets
 # a title from its own words (``metric_label``); rates are fractions 0..1 unless named "%".
 METRIC_LABELS: dict[str, MetricLabel] = {
     "sft/loss": MetricLabel("SFT loss", "loss"),
@@ -184,7 +184,7 @@ METRIC_LABELS: dict[str, MetricLabel] = {
     "verify/agreement": MetricLabel("Verification agreement", "agreement (fraction)"),
     "verify/timeouts": MetricLabel("Verification timeouts", "timeouts"),
 }
-# Last word of a GPU sample key (gpu/<host>/<index>/<quantity>, gui/run_follower.py).
+# Last word of a GPU sample key (gpu/<host>/<index>/<quantity>, remote/run_follower.py).
 GPU_LABELS: dict[str, tuple[str, str]] = {
     "util": ("utilisation", "utilisation (%)"),
     "mem_used": ("memory used", "memory (GiB)"),

@@ -5,7 +5,7 @@
     synthsmith --version          print the version and exit
 
     synthsmith cluster|launch|runs|status|tail|cancel|resume|fetch|llm ...   headless
-                                  (gui/headless.py)
+                                  (remote/cli.py)
 
 This module never imports PySide6 at import time: the headless subcommands work where Qt is
 not installed. Only the no-subcommand path imports ``gui.app``, and it does so lazily.
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ssh_config file for cluster hosts (default ~/.ssh/config)")
     parser.add_argument("--known-hosts", metavar="PATH",
                         help="known_hosts file (default ~/.ssh/known_hosts)")
-    from gui.headless import add_commands  # Qt-free: the headless commands
+    from remote.cli import add_commands  # Qt-free: the headless commands
 
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return parser
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if args.command:
-        from gui.headless import run
+        from remote.cli import run
 
         return run(args)
 

@@ -2,7 +2,7 @@
 
     ensure_connected(panel, session, ["gpu-a", "gpu-b"], on_ready=launch, on_failed=show)
 
-Each cluster is connected in the worker (``gui.session.connect_step``). An unknown host key
+Each cluster is connected in the worker (``remote.session.connect_step``). An unknown host key
 comes back to the GUI thread and is shown with its fingerprint (``confirm_host_key``; tests
 pass their own ``confirm``); only an accepted key is written to known_hosts (in the worker),
 then the connection is tried again. A refused key stops the flow and nothing is trusted or
@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from gui.session import AppSession, UnknownHostKey, connect_step
 from gui.worker import WorkerError, run_in_worker
 from remote.errors import HostKeyUnknown
+from remote.session import AppSession, UnknownHostKey, connect_step
 
 MAX_KEY_PROMPTS = 4  # the target and up to three jump hosts may each be new
 

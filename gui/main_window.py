@@ -1,13 +1,13 @@
 """The main window: a sidebar of five panels (Clusters, Pipeline, Runs, Monitor, Data) and the
 notification area.
 
-Run it with ``synthsmith``. The panels share one ``AppSession`` (gui/session.py: cluster
+Run it with ``synthsmith``. The panels share one ``AppSession`` (remote/session.py: cluster
 profiles, run registry, one launcher with its links) and talk only through signals wired here:
 
     Clusters.profiles_changed  -> Pipeline re-reads its placement choices
     Pipeline.config_changed    -> Clusters' Test checks the stages placed there for it
     Pipeline.launched(record)  -> Runs follows the new run; the window shows Runs
-    run_streams (gui.run_stream.RunStreams, one stream per run) -> Monitor subscribes and draws
+    run_streams (remote.run_stream.RunStreams, one stream per run) -> Monitor subscribes and draws
                                   the followed runs' events (GPU samples included); Runs'
                                   follower fills it, so neither panel feeds the other
     Runs.show_monitor(id)      -> the Monitor shows (the run's stream is followed by then)
@@ -42,12 +42,12 @@ from PySide6.QtWidgets import (
 )
 
 from gui.notify import Notice, NotificationArea
-from gui.run_stream import RunStreams
-from gui.session import AppSession
 from gui.worker import WorkerError, run_in_worker
+from remote.run_stream import RunStreams
+from remote.session import AppSession
 
 if TYPE_CHECKING:
-    from gui.app import LoadedPipeline
+    from remote.pipeline_edit import LoadedPipeline
 
 log = logging.getLogger(__name__)
 

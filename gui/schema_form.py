@@ -147,12 +147,6 @@ def _is_model(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
-def nested_model(annotation: Any) -> type[BaseModel] | None:
-    """The model class a field of this annotation holds (a section, ``resources``), else None."""
-    inner, _, _ = _peel(annotation)
-    return inner if _is_model(inner) else None
-
-
 def _plain_list(tp: Any) -> bool:
     """A list of scalars, or of lists of scalars: fits on one line as YAML."""
     if typing.get_origin(tp) is not list:

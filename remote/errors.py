@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from remote.fingerprints import fingerprint
+
 
 class RemoteError(Exception):
     """Base class. ``transient`` says whether a retry may help."""
@@ -124,8 +126,6 @@ def classify(exc: BaseException, where: str, *, key_files: tuple[str, ...] | lis
     if isinstance(exc, RemoteError):
         return exc
     if isinstance(exc, paramiko.BadHostKeyException):
-        from remote.hostkeys import fingerprint
-
         host, port = exc.hostname, 22
         if host.startswith("[") and "]:" in host:
             host, _, p = host[1:].partition("]:")

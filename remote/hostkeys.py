@@ -42,6 +42,7 @@ from pathlib import Path
 import paramiko
 
 from remote.errors import HostKeyChanged, HostKeyRevoked, HostKeyUnknown, classify
+from remote.fingerprints import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,6 @@ log = logging.getLogger(__name__)
 def known_hosts_name(host: str, port: int) -> str:
     """The name OpenSSH files a host under: ``host`` on port 22, ``[host]:port`` otherwise."""
     return host if port == 22 else f"[{host}]:{port}"
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """``SHA256:<base64 without padding>``, the format ``ssh-keygen -lf`` prints."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ read-only (engine/store_rpc.py)::
 
 The command is built by ``remote.quoting.command_line`` (the one quoting point) with the
 profile's activation ``prefix`` and ``env``, exactly as stage jobs run (remote/schedulers.py).
-``lock``: the app's session lock (gui/session.py), taken around every use of the runner, so
+``lock``: the app's session lock (remote/session.py), taken around every use of the runner, so
 these queries never interleave with launches and polls on the same link.
 
 Errors name the cause and the fix: ``RemoteSetupError`` for a missing Python, a missing
@@ -32,12 +32,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
 from engine.rollouts import GroupSummary, RolloutRecord
-from engine.store import LineageEdge, NodeKind, Solution, TaskDetail, TaskPage, TaskQuery
+from engine.store import (
+    LineageEdge,
+    NodeKind,
+    Solution,
+    StoreError,
+    TaskDetail,
+    TaskPage,
+    TaskQuery,
+)
 from engine.store_rpc import RequestError, RpcError, decode_answer, request
 from remote.errors import RemoteSetupError
 from remote.quoting import command_line
@@ -174,3 +183,25 @@ class RemoteStore:
 
 
 __all__ = ["DEFAULT_MAX_TEST_CHARS", "RemoteStore"]
+
+
+class StoreSession:
+    """An open store (a local ``StoreReader`` or a ``RemoteStore``) and the lock that keeps it
+    to one thread at a time: the Data and rollout views call it from their worker."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self.lock:
+            if self.closed:
+                raise StoreError("the store was closed")
+            return fn(self.source, *args)
+
+    def close(self) -> None:
+        with self.lock:  # waits for a query in flight
+            if not self.closed:
+                self.closed = True
+                self.source.close()

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from gui.app import load_pipeline
 from gui.main_window import MainWindow
 from gui.qt_guard import pin_singletons
+from remote.pipeline_edit import load_pipeline
 
 RUN_ID = "smoke-first-run"
 

@@ -34,9 +34,10 @@ from engine.llm.base import (
     LLMStats,
     ResultCallback,
     Usage,
+    cache_key,
     run_batch,
 )
-from engine.llm.cache import CACHE_FILE, ResponseCache, cache_key
+from engine.llm.cache import CACHE_FILE, ResponseCache
 
 __all__ = [
     "CACHE_FILE",

@@ -35,17 +35,16 @@ that each is cached and retried on its own).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from engine.events import NullEventWriter
-
-if TYPE_CHECKING:
-    from engine.llm.cache import ResponseCache
 
 ROLES = frozenset({"system", "user", "assistant"})
 SEED_MODULUS = 2**31  # backends take signed 32-bit seeds; seed + sample_index wraps here
@@ -118,6 +117,23 @@ class ChatRequest:
             "stop": list(self.stop),
             "seed": self.seed,
         }
+
+
+KEY_VERSION = 1  # bump when the key's contents change, so old cache entries stop matching
+
+
+def cache_key(backend: str, model: str, request: ChatRequest) -> str:
+    """sha256 of the canonical JSON of everything that decides a call's answer."""
+    payload = {
+        "v": KEY_VERSION,
+        "backend": backend,
+        "model": model,
+        "messages": [dict(m) for m in request.messages],
+        "params": request.sampling_params(),
+        "sample_index": request.sample_index,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -321,6 +337,14 @@ class _Flusher:
             st.flush(self.events)
 
 
+class ResultCache(Protocol):
+    """Where ``generate_cached`` keeps answers (``engine.llm.cache.ResponseCache``)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, ChatResult]: ...
+
+    def put(self, key: str, backend: str, model: str, result: ChatResult) -> None: ...
+
+
 RunMisses = Callable[[list[tuple[int, ChatRequest]], Callable[[int, ChatResult], None]],
                      Awaitable[None]]
 
@@ -330,7 +354,7 @@ async def generate_cached(
     *,
     backend: str,
     model: str,
-    cache: ResponseCache | None,
+    cache: ResultCache | None,
     stats: LLMStats,
     run_misses: RunMisses,
     events: Any = None,
@@ -346,8 +370,6 @@ async def generate_cached(
     ``on_result``. ``events`` (an EventWriter) gets the stats at most every
     ``flush_interval_s`` and when the client's last batch in flight ends (``_Flusher``).
     """
-    from engine.llm.cache import cache_key
-
     flusher = _Flusher(stats, events if events is not None else NullEventWriter(), flush_interval_s)
     results: list[ChatResult | None] = [None] * len(requests)
     keys = [cache_key(backend, model, r) for r in requests]

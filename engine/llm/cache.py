@@ -1,7 +1,7 @@
 """The persistent LLM response cache: ``<run>/data/cache/llm_responses.sqlite``.
 
 Every successful call is stored under a key that covers everything that decides its answer
-(``cache_key``): the backend, the model, the messages, the sampling parameters (temperature,
+(``engine.llm.base.cache_key``): the backend, the model, the messages, the sampling parameters (temperature,
 top_p, max_tokens, stop, seed) and the sample index. A rerun of a killed stage asks again,
 finds each completed call here and gets the identical text without calling the model.
 
@@ -31,8 +31,6 @@ cache between runs (copy the file if you want that).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sqlite3
 import threading
@@ -41,11 +39,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from engine.llm.base import ChatRequest, ChatResult, Usage
+from engine.llm.base import ChatResult, Usage
 from engine.store import is_network_fs, mount_fstype
 
 CACHE_FILE = "llm_responses.sqlite"
-KEY_VERSION = 1  # bump when the key's contents change, so old entries stop matching
 _CHUNK = 500  # keys per SELECT: under SQLite's default limit of bound parameters
 
 _SCHEMA = """
@@ -61,20 +58,6 @@ CREATE TABLE IF NOT EXISTS responses (
     created_at        REAL NOT NULL
 ) WITHOUT ROWID;
 """
-
-
-def cache_key(backend: str, model: str, request: ChatRequest) -> str:
-    """sha256 of the canonical JSON of everything that decides a call's answer."""
-    payload = {
-        "v": KEY_VERSION,
-        "backend": backend,
-        "model": model,
-        "messages": [dict(m) for m in request.messages],
-        "params": request.sampling_params(),
-        "sample_index": request.sample_index,
-    }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _journal_for(path: Path, requested: str) -> str:

@@ -8,7 +8,7 @@ The list shows "This computer" first (built in, read-only) and every stored prof
 validates with ``ClusterProfile`` and shows each pydantic error next to the field it names,
 keeping what was typed. Renaming a profile adds the new name, then removes the old one.
 
-Test runs, in the worker, what ``synthsmith cluster test`` runs (gui/headless.py
+Test runs, in the worker, what ``synthsmith cluster test`` runs (remote/cli.py
 ``_cluster_test``): ``runner_for`` -> connect -> ``sync_bundle`` -> ``remote_doctor`` ->
 ``stage_problems`` for every stage, and shows ``summary_lines`` and the per-stage problems.
 An unknown host key is not an error here: the worker returns it (a ``WorkerError`` carries

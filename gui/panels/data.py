@@ -64,7 +64,6 @@ import dataclasses
 import functools
 import html
 import json
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,6 +120,7 @@ from gui.panels.rollouts import RolloutView
 from gui.widgets.status_label import StatusLabel
 from gui.worker import Job, JobCounter, WorkerError
 from remote.display_text import visible
+from remote.store_client import StoreSession
 
 PAGE_SIZE = 100
 TITLE_WIDTH = 240  # px: the task table's title column, at first
@@ -257,40 +257,19 @@ def pass_counts(detail: TaskDetail) -> dict[int, int]:
 Source = Any
 
 
-class _Session:
-    """An open source and the lock that keeps it to one thread at a time."""
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.lock = threading.Lock()
-        self.closed = False
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        with self.lock:
-            if self.closed:
-                raise StoreError("the store was closed")
-            return fn(self.source, *args)
-
-    def close(self) -> None:
-        with self.lock:  # waits for a query in flight
-            if not self.closed:
-                self.closed = True
-                self.source.close()
-
-
 def _open(source_or_factory: Source | Callable[[], Source]
-          ) -> tuple[_Session, list[tuple[str, int]] | None, str | None]:
+          ) -> tuple[StoreSession, list[tuple[str, int]] | None, str | None]:
     """(session, reject reasons, None), or (session, None, why the store is unusable): the
     run's rollouts may be there without a store. Other failures raise (nothing to show)."""
     source = source_or_factory() if callable(source_or_factory) else source_or_factory
     try:
         reasons = source.reject_reasons()
     except StoreError as exc:
-        return _Session(source), None, str(exc)
+        return StoreSession(source), None, str(exc)
     except BaseException:
         source.close()
         raise
-    return _Session(source), reasons, None
+    return StoreSession(source), reasons, None
 
 
 def _query(source: Source, q: TaskQuery) -> TaskPage:
@@ -496,7 +475,7 @@ class DataPanel(QWidget):
         self.page_size = page_size
         self.path: Path | None = None  # a local store's file; None for a remote one
         self.label = ""  # what the message line names: the file, or cluster:path
-        self._session: _Session | None = None
+        self._session: StoreSession | None = None
         self._has_store = False  # the session's store opened (else: rollouts only)
         self._gen = 0  # bumped per open/close: answers about an older store are dropped
         self._query_seq = 0
@@ -856,7 +835,7 @@ class DataPanel(QWidget):
         return self._submit(session.close, on_done=lambda _: None, on_failed=lambda _: None)
 
     @_guarded
-    def _opened(self, gen: int, result: tuple[_Session, list[tuple[str, int]] | None,
+    def _opened(self, gen: int, result: tuple[StoreSession, list[tuple[str, int]] | None,
                                               str | None]) -> None:
         session, reasons, store_error = result
         if gen != self._gen:  # another store was opened (or this one closed) meanwhile

@@ -120,7 +120,7 @@ PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "verify/timeouts"),
         ("verify/",),
     ),
-    # GPU samples (gui/run_follower.py turns nvidia-smi readings into metric events of stage
+    # GPU samples (remote/run_follower.py turns nvidia-smi readings into metric events of stage
     # "gpu"): gpu/<node>/<index>/util and .../mem_used, one plot per node and quantity.
     "GPUs": ((), ("gpu/",)),
     "Other": ((), ()),

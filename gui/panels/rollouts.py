@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from engine.store_rpc import StoreReader
-    from gui.panels.data import _Session
+    from remote.store_client import StoreSession
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([])
     view = RolloutView()
     view.resize(1300, 800)
-    view.set_session(_Session(reader))
+    view.set_session(StoreSession(reader))
     view.show()
     code = app.exec()
     view.set_session(None)

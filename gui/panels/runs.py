@@ -1,7 +1,7 @@
 """The Runs panel: every run launched from this desktop, followed live, with its logs.
 
-    streams = RunStreams()                        # gui.run_stream: what every view reads
-    panel = RunsPanel(session, streams=streams)   # gui.session.AppSession: profiles, registry
+    streams = RunStreams()                        # remote.run_stream: what every view reads
+    panel = RunsPanel(session, streams=streams)   # remote.session.AppSession: profiles, registry
     streams.subscribe(lambda run, evs: monitor.add_events(evs, run=run))
     panel.notice.connect(notifications.post)      # every failure, as a gui.notify.Notice
     panel.browse_data.connect(open_store_of_run)  # run id: "Browse data" was pressed
@@ -22,7 +22,7 @@ Below: the selected run's summary and its latest GPU sample, and the log view wh
 run's log files (a selector when there are several), live, with a search box (matches
 highlighted, Enter = next, "3 of 12").
 
-How: widgets never do I/O. All the work is ``gui.run_follower.RunFollower`` run in the worker
+How: widgets never do I/O. All the work is ``remote.run_follower.RunFollower`` run in the worker
 through ``AppSession.call``: first ``load`` (the registry and the local event caches, so the
 runs and their last known state show at once after a restart), then every ``poll_s`` one
 ``poll`` job, never two at once (a tick while one is in flight is skipped). The follower puts
@@ -79,14 +79,14 @@ from PySide6.QtWidgets import (
 from gui.hostkey_flow import confirm_host_key as confirm_host_key_dialog
 from gui.hostkey_flow import ensure_connected
 from gui.notify import Notice
-from gui.run_follower import PollRequest, PollResult, RunFollower, RunView, StageView
-from gui.run_stream import RunStream, RunStreams
-from gui.session import AppSession
 from gui.worker import Job, WorkerError, run_in_worker
 from remote.display_text import visible
 from remote.errors import HostKeyUnknown
 from remote.gpus import GpuSample
 from remote.launch import Launcher, RunRecord
+from remote.run_follower import PollRequest, PollResult, RunFollower, RunView, StageView
+from remote.run_stream import RunStream, RunStreams
+from remote.session import AppSession
 
 SOURCE = "Runs"
 COLUMNS = ("Run / stage", "Created", "Cluster", "Status", "Progress", "ETA", "Reason")

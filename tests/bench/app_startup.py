@@ -28,7 +28,7 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication
 from gui.qt_guard import pin_singletons
 pin_singletons()
-from gui.app import load_pipeline
+from remote.pipeline_edit import load_pipeline
 from gui.main_window import MainWindow
 app = QApplication([])
 window = MainWindow(load_pipeline())

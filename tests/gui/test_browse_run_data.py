@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from gui.app import load_pipeline
 from gui.main_window import PANELS, MainWindow, store_source_for
-from gui.session import AppSession
 from remote.launch import RunRecord, RunRegistry, Segment
+from remote.pipeline_edit import load_pipeline
 from remote.profiles import LOCAL, ClusterProfile, ProfileStore
+from remote.session import AppSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))

@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from gui.app import load_pipeline
 from gui.main_window import PANELS, MainWindow
+from remote.pipeline_edit import load_pipeline
 from remote.profiles import LOCAL
 
 pytest.importorskip("torch")

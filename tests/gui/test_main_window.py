@@ -20,9 +20,9 @@ from PySide6.QtWidgets import QLabel
 import engine
 from engine.schema import STAGE_ORDER, load_config
 from gui import cli
-from gui.app import SMOKE_PRESET, load_pipeline
 from gui.main_window import APP_NAME, ORG_NAME, PANELS, MainWindow
 from gui.notify import Notice
+from remote.pipeline_edit import SMOKE_PRESET, load_pipeline
 from remote.profiles import LOCAL
 
 
@@ -123,7 +123,7 @@ def test_on_a_4k_screen_at_200_percent_the_window_renders_sharp(tmp_path, screen
         "from PySide6.QtWidgets import QApplication\n"
         "from gui.qt_guard import pin_singletons\n"
         "pin_singletons()\n"
-        "from gui.app import load_pipeline\n"
+        "from remote.pipeline_edit import load_pipeline\n"
         "from gui.main_window import MainWindow\n"
         "app = QApplication([])\n"
         "w = MainWindow(load_pipeline())\n"

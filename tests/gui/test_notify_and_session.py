@@ -1,4 +1,4 @@
-"""gui/notify.py (the notification area), gui/session.py (one launcher behind one lock) and
+"""gui/notify.py (the notification area), remote/session.py (one launcher behind one lock) and
 gui/hostkey_flow.py (connect from the GUI, asking about unknown host keys) against a real sshd
 (tests/remote/fixtures_ssh.py; those tests skip where /usr/sbin/sshd is missing).
 """
@@ -15,9 +15,9 @@ from PySide6.QtCore import QThreadPool
 
 from gui.hostkey_flow import ensure_connected
 from gui.notify import Notice, NotificationArea
-from gui.session import AppSession, connect_step
 from gui.worker import WorkerError, run_in_worker
 from remote.profiles import LOCAL, ClusterProfile, ProfileStore
+from remote.session import AppSession, connect_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))
 import fixtures_ssh  # noqa: E402

@@ -22,13 +22,13 @@ from PySide6.QtWidgets import QApplication
 
 from engine.paths import ASSETS_DIR
 from engine.schema import STAGE_ORDER, dump_config, load_config
-from gui.app import LoadedPipeline
 from gui.notify import Notice
 from gui.panels.pipeline import PipelinePanel
-from gui.session import AppSession
 from gui.widgets import stage_graph
 from remote.launch import Launcher, RunRecord, RunRegistry, Segment
+from remote.pipeline_edit import LoadedPipeline
 from remote.profiles import LOCAL, ClusterProfile, ProfileStore
+from remote.session import AppSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))
 import fixtures_ssh  # noqa: E402
@@ -332,7 +332,7 @@ def test_opening_a_file_with_problems_shows_its_values_and_every_problem(qtbot, 
 
 def test_a_config_the_app_could_not_load_lists_its_problems_and_cannot_launch(
         qtbot, session, tmp_path):
-    from gui.app import load_pipeline
+    from remote.pipeline_edit import load_pipeline
 
     missing = load_pipeline(tmp_path / "missing.yaml")
     panel, notices = _panel(qtbot, session, pipeline=missing)

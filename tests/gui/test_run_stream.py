@@ -1,4 +1,4 @@
-"""gui/run_stream.py and its wiring: one run-stream model per run, filled by the Runs panel's
+"""remote/run_stream.py and its wiring: one run-stream model per run, filled by the Runs panel's
 follower and read by the Monitor; any run opened in Monitor and Data from the Runs list, and a
 run folder on this computer opened into both.
 
@@ -23,11 +23,11 @@ from PySide6.QtWidgets import QApplication
 
 from engine.events import EventWriter, read_events
 from engine.paths import ASSETS_DIR
-from gui.app import load_pipeline
 from gui.main_window import PANELS, MainWindow
-from gui.run_stream import RunStreams
 from remote.launch import Launcher
+from remote.pipeline_edit import load_pipeline
 from remote.profiles import LOCAL
+from remote.run_stream import RunStreams
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sample_run import build_sample_run  # noqa: E402

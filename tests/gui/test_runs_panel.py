@@ -1,4 +1,4 @@
-"""gui/panels/runs.py and gui/run_follower.py: real runs on "This computer", followed live.
+"""gui/panels/runs.py and remote/run_follower.py: real runs on "This computer", followed live.
 
 Run: .venv/bin/python -m pytest tests/gui/test_runs_panel.py -q
 
@@ -43,11 +43,11 @@ from gui.panels.runs import (
     ask_before_cancel,
     format_eta,
 )
-from gui.run_follower import ProgressBook, gpu_metrics
-from gui.session import AppSession
 from remote.gpus import GpuSample
 from remote.launch import Launcher, RunRecord, Segment
 from remote.profiles import LOCAL
+from remote.run_follower import ProgressBook, gpu_metrics
+from remote.session import AppSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))
 import fixtures_slurm  # noqa: E402
@@ -419,7 +419,7 @@ HOSTILE = "\x1b]0;pwned\x07\x1b[2J<b>bold</b><img src=x> \u202egnp.exe\u009b31m"
 
 def test_text_from_a_cluster_is_shown_with_controls_visible_and_never_as_markup(
         qtbot, make_panel):
-    from gui.run_follower import RunView, StageView
+    from remote.run_follower import RunView, StageView
 
     panel = make_panel()
     view = RunView("r1", 0.0, "failed", ("c1",),

@@ -1,4 +1,4 @@
-"""The headless ``synthsmith`` commands (gui/headless.py) on the real sshd and real processes.
+"""The headless ``synthsmith`` commands (remote/cli.py) on the real sshd and real processes.
 
 Run: .venv/bin/python -m pytest tests/remote/test_cli_remote.py -q
 """

@@ -66,7 +66,7 @@ exec {python} "$@"
 def test_readable_lines_hold_time_stage_kind_and_the_essentials(tmp_path):
     """What `tail` prints by default, for every kind the engine writes (EventWriter)."""
     from engine.events import EventWriter, parse_lines
-    from gui.headless import _event_line, _event_text
+    from remote.cli import _event_line, _event_text
 
     path = tmp_path / "sft.1.jsonl"
     with EventWriter(path, "sft", 1) as w:

@@ -4,7 +4,7 @@ Qt-free: the Runs panel (gui/panels/runs.py) calls it in its worker, always thro
 ``AppSession.call`` (so the launcher's links are used by one thread at a time, and this object
 too), and shows what it returns::
 
-    follower = RunFollower(session.registry, streams=streams)   # gui.run_stream.RunStreams
+    follower = RunFollower(session.registry, streams=streams)   # remote.run_stream.RunStreams
     first = session.call(follower.load)            # local only: registry + event caches
     result = session.call(follower.poll, PollRequest(selected="smoke-cpu-2026..."))
     result.runs        # RunView per run, newest first: status, stages with progress and ETA
@@ -12,7 +12,7 @@ too), and shows what it returns::
     result.notices     # (level, text, details): each problem once, not at every poll
     streams.publish()  # on the GUI thread: the followed runs' new events to the subscribers
 
-Events go into the run-stream model (``gui.run_stream``), the one place every view reads:
+Events go into the run-stream model (``remote.run_stream``), the one place every view reads:
 each run's stream gets what the tails bring; a run is *followed* (its events kept for the
 subscribers, the Monitor) when it is live or asked for in ``PollRequest.follow``, from its
 whole history on. The stages' progress in ``RunView`` is read from the same streams.
@@ -27,7 +27,7 @@ registry and the caches are on disk, ``load`` after an app restart shows every r
 and progress without a single remote command. Each poll also reads what the run folders
 opened on this computer gained (``RunStreams.read_folders``).
 
-Progress and ETA (``gui.run_stream.StageProgress``) come from the engine's ``progress``
+Progress and ETA (``remote.run_stream.StageProgress``) come from the engine's ``progress``
 events (done/total per rank, summed; kept/rejected where the stage says), ``stage`` events and
 the LLM client's call count. A stage's status joins its segment's record and its events: a
 stage with no event of the current attempt is ``queued`` (next in line: the scheduler's reason
@@ -61,10 +61,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.events import Event, MetricEvent, StageEvent
-from gui.run_stream import GPU_STAGE, ProgressBook, RunStream, RunStreams, StageProgress
-from gui.session import connect_step
 from remote.gpus import GpuSample, sample_gpus
 from remote.launch import RunRecord, RunRegistry, Segment
+from remote.run_stream import GPU_STAGE, ProgressBook, RunStream, RunStreams, StageProgress
+from remote.session import connect_step
 from remote.stream import EventTail, LogTail
 
 TERMINAL = ("completed", "failed", "cancelled")

@@ -48,7 +48,7 @@ from engine.events import Event, EventReader, event_files
 from engine.rundir import RunDir
 
 RATE_WINDOW_S = 300.0  # the rate is that of the last 5 minutes of progress
-GPU_STAGE = "gpu"  # the desktop's GPU samples (gui/run_follower.py): metrics, not a stage
+GPU_STAGE = "gpu"  # the desktop's GPU samples (remote/run_follower.py): metrics, not a stage
 LLM_CALLS_KEY = "llm/requests"  # engine/llm/base.py: calls made so far, per client
 _ENGINE_STATUS = {"started": "running"}  # the engine's word -> ours; the rest are the same
 
