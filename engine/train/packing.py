@@ -140,15 +140,19 @@ def model_labels(batch: Batch, attention: str, device: Any) -> Any:
     return labels.reshape(1, -1) if attention == "flash_attention_2" else labels
 
 
-def flex_supported(device: Any) -> bool:
-    """Whether FlexAttention runs a tiny masked call on ``device`` with this torch build."""
+def flex_supported(device: Any, *, training: bool = True) -> bool:
+    """Whether FlexAttention runs a tiny masked call on ``device`` with this torch build;
+    ``training``: forward AND backward (torch 2.13 has a CPU forward but no CPU backward, and
+    a forward-only probe let ``attention: flex`` through on CPU to fail mid-step)."""
     try:
         import torch
         from torch.nn.attention.flex_attention import flex_attention
 
-        q = torch.zeros(1, 1, 128, 16, device=device)
+        q = torch.zeros(1, 1, 128, 16, device=device, requires_grad=training)
         docs = torch.zeros(1, 128, dtype=torch.long, device=device)
-        flex_attention(q, q, q, block_mask=flex_block_mask(docs))
+        out = flex_attention(q, q, q, block_mask=flex_block_mask(docs))
+        if training:
+            out.sum().backward()
         return True
     except Exception:  # any failure (no kernel, no compiler) means: not here
         return False

@@ -85,7 +85,7 @@ def test_flex_block_mask_matches_documents_alone(tiny):
     from engine.train.packing import flex_supported
 
     model, _ = tiny
-    if not flex_supported(torch.device("cpu")):
+    if not flex_supported(torch.device("cpu"), training=False):
         pytest.skip("FlexAttention does not run on this device with this torch")
     model.set_attn_implementation("flex_attention")
     try:
@@ -97,6 +97,32 @@ def test_flex_block_mask_matches_documents_alone(tiny):
         assert _max_doc_diff(model, docs, logits[0]) < 1e-4
     finally:
         model.set_attn_implementation("sdpa")
+
+
+def test_sft_refuses_flex_up_front_where_flex_cannot_train():
+    # torch 2.13 on CPU runs FlexAttention forward but has no backward: a forward-only probe
+    # let `sft.attention: flex` through, and the stage crashed mid-step (NotImplementedError).
+    from engine.stages.errors import StageError
+    from engine.stages.sft import _check_attention
+    from engine.train.packing import flex_supported
+
+    cpu = torch.device("cpu")
+    if flex_supported(cpu):
+        _check_attention("flex", cpu)  # trains here: accepted
+        return
+    with pytest.raises(StageError, match="flex.*set sft.attention to sdpa"):
+        _check_attention("flex", cpu)
+    try:  # and the probe is right: a backward really fails here
+        from torch.nn.attention.flex_attention import flex_attention
+
+        from engine.train.packing import flex_block_mask
+
+        q = torch.zeros(1, 1, 128, 16, requires_grad=True)
+        flex_attention(q, q, q, block_mask=flex_block_mask(torch.zeros(1, 128, dtype=torch.long))
+                       ).sum().backward()
+    except Exception:
+        return
+    pytest.fail("flex_supported said no, yet a FlexAttention backward ran on CPU")
 
 
 def test_collate_marks_documents_positions_and_padding():
