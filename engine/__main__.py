@@ -9,6 +9,7 @@
     python -m engine check-llm --config CONFIG NAME [--json]   # test one llms: endpoint from here
     python -m engine verify-folder PATH [--json OUT] [--jobs N] [--time-limit S] [--memory-mb MB]
     python -m engine query STORE [--request JSON]   # one data-browser request (JSON on stdin)
+    python -m engine export-metrics RUN_DIR [--csv PATH] [--tensorboard DIR]  # metrics out
 
 Exit codes: 0 ok; 1 a stage failed (its reason is in state.json and the stage's log);
 2 bad input (every problem listed, no traceback); 143 interrupted by SIGTERM/SIGINT after
@@ -94,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="answer one data-browser request (JSON on stdin) about a "
                        "store and its run's rollouts, read-only (engine/store_rpc.py)")
     query_arguments(q)
+
+    from engine.metrics_export import add_arguments as export_metrics_arguments
+
+    x = sub.add_parser("export-metrics", help="write a run's metrics (its event files) as a "
+                       "tidy CSV and/or TensorBoard files; rerunning replaces them "
+                       "(engine/metrics_export.py)")
+    export_metrics_arguments(x)
     return p
 
 
@@ -224,8 +232,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def cmd_export_metrics(args: argparse.Namespace) -> int:
+    from engine.metrics_export import main as export_main
+
+    return export_main(args)
+
+
 COMMANDS = {"validate": cmd_validate, "run": cmd_run, "merge": cmd_merge, "status": cmd_status,
-            "doctor": cmd_doctor, "check-llm": cmd_check_llm, "verify-folder": cmd_verify_folder, "query": cmd_query}
+            "doctor": cmd_doctor, "check-llm": cmd_check_llm, "verify-folder": cmd_verify_folder,
+            "query": cmd_query, "export-metrics": cmd_export_metrics}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,6 +263,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunDirError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def run_stage_alone(stage: str, argv: Sequence[str] | None = None) -> int:
+    """``python -m engine.stages.<stage> ARGS`` = ``python -m engine run ARGS --stages <stage>``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--stages" not in args and not any(a.startswith("--stages=") for a in args):
+        args += ["--stages", stage]
+    return main(["run", *args])
 
 
 if __name__ == "__main__":

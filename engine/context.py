@@ -6,7 +6,7 @@ the resolved config, the run directory, its event writer, its logger, the datase
 the stop flag set on SIGTERM (finish the current unit of work, save, return).
 
 ``shard_index`` / ``shard_count`` come from ``python -m engine run --shard I/N``: a stage that
-scales out by shards (``SHARDABLE = True`` in its module) does only the part of the work that
+scales out by shards (``engine.schema.SHARDABLE_STAGES``) does only the part of the work that
 falls to shard I of N, e.g. the tasks with ``task_id % N == I``. Unsharded: 0 / 1.
 """
 

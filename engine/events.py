@@ -38,6 +38,12 @@ Decisions a reader of the stream needs to know:
   the terminal status survives a node crash, per-step metrics do not pay an fsync each (slow
   on NFS/Lustre).
 
+Metric sinks: ``EventWriter.add_sink(sink)`` hands every metric the writer writes (after its
+line is written, with the line's ``step`` and ``t``) to a ``MetricSink`` too, e.g. TensorBoard or
+W&B (engine/metrics_export.py attaches them from ``run.metrics``, so no stage knows of them).
+A sink that raises is closed and dropped, with one ``alert`` warning (code ``metrics_sink``) in
+this file: a failing export never stops a stage, and the event file keeps every metric.
+
 Left out: rotation or compaction of event files, cross-host locking (one writer process per
 file is the rule, not something enforced), and a live ``--follow`` mode in the CLI (use
 ``tail -f``).
@@ -45,6 +51,7 @@ file is the rule, not something enforced), and a live ``--follow`` mode in the C
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -55,7 +62,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
@@ -192,6 +199,16 @@ _STAGE_NAME_RE = re.compile(STAGE_NAME_PATTERN)
 _TAIL_CHUNK = 64 * 1024
 
 
+class MetricSink(Protocol):
+    """Somewhere else metrics go as they are written (``EventWriter.add_sink``)."""
+
+    name: str  # what an alert calls it, e.g. "TensorBoard"
+
+    def metric(self, step: int, t: float, values: Mapping[str, float]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def _nonfinite(x: float) -> str:
     return "NaN" if x != x else ("Infinity" if x > 0 else "-Infinity")
 
@@ -294,6 +311,8 @@ class EventWriter:
         self._prefix = f'{{"v":{EVENT_VERSION},"seq":'
         self._who = f',"stage":{json.dumps(stage)},"rank":{rank},"kind":"'
         self._metric_keys: dict[str, str] = {}  # name -> '"name":', checked once
+        self._sinks: list[MetricSink] = []
+        self._sink_lock = threading.Lock()
 
     @classmethod
     def for_run(cls, events_dir: str | os.PathLike[str], stage: str, rank: int = 0) -> EventWriter:
@@ -325,6 +344,7 @@ class EventWriter:
         step = _step(step)
         keys = self._metric_keys
         parts = []
+        floats: dict[str, float] | None = {} if self._sinks else None
         for name, value in values.items():
             key = keys.get(name)
             if key is None:
@@ -335,7 +355,32 @@ class EventWriter:
                 key = keys[name] = json.dumps(name) + ":"
             x = float(value)  # also takes numpy and 1-element torch scalars
             parts.append(key + (repr(x) if math.isfinite(x) else f'"{_nonfinite(x)}"'))
-        self._write("metric", step, "{" + ",".join(parts) + "}")
+            if floats is not None:
+                floats[name] = x
+        t = self._write("metric", step, "{" + ",".join(parts) + "}")
+        if floats is not None:
+            self._feed_sinks(step, t, floats)
+
+    def add_sink(self, sink: MetricSink) -> None:
+        """Also hand every later metric to ``sink`` (closed with this writer)."""
+        with self._sink_lock:
+            self._sinks.append(sink)
+
+    def _feed_sinks(self, step: int, t: float, values: dict[str, float]) -> None:
+        with self._sink_lock:
+            for sink in list(self._sinks):
+                try:
+                    sink.metric(step, t, values)
+                except Exception as e:  # never the stage's problem: drop the sink, say so once
+                    self._drop_sink(sink, f"{type(e).__name__}: {e}")
+
+    def _drop_sink(self, sink: MetricSink, why: str) -> None:
+        self._sinks.remove(sink)
+        with contextlib.suppress(Exception):  # it failed already: its first error is the news
+            sink.close()
+        self.alert(f"metrics to {sink.name} stopped for this stage: {why}. The event file "
+                   "keeps every metric: `python -m engine export-metrics RUN_DIR "
+                   "--tensorboard DIR` rebuilds the files later", code="metrics_sink")
 
     def progress(
         self, done: int, total: int | None = None, unit: str = "items", step: int | None = None,
@@ -372,6 +417,13 @@ class EventWriter:
         self._write("alert", None, _dumps({"level": level, "code": code, "message": str(message)}))
 
     def close(self) -> None:
+        with self._sink_lock:
+            for sink in list(self._sinks):
+                try:
+                    sink.close()
+                    self._sinks.remove(sink)
+                except Exception as e:
+                    self._drop_sink(sink, f"closing failed: {type(e).__name__}: {e}")
         with self._lock:
             if self._fh is None:
                 return
@@ -387,14 +439,16 @@ class EventWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, kind: str, step: int | None, data_json: str, sync: bool = False) -> None:
+    def _write(self, kind: str, step: int | None, data_json: str, sync: bool = False) -> float:
+        """Write one line; returns its ``t``."""
         step_json = "null" if step is None else str(step)
         with self._lock:
             if self._fh is None:
                 raise ValueError(f"EventWriter for {self.path} is closed")
             # seq and t are taken under the lock, so both rise together down the file.
+            t = time.time()
             line = (
-                f'{self._prefix}{self._seq},"t":{time.time()!r}{self._who}{kind}",'
+                f'{self._prefix}{self._seq},"t":{t!r}{self._who}{kind}",'
                 f'"step":{step_json},"data":{data_json}}}\n'
             ).encode()
             view = memoryview(line)
@@ -403,6 +457,7 @@ class EventWriter:
             self._seq += 1
             if sync:
                 os.fsync(self._fh.fileno())
+        return t
 
 
 def _step(step: int) -> int:
@@ -438,6 +493,9 @@ class NullEventWriter:
         pass
 
     def alert(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def add_sink(self, *args: object, **kwargs: object) -> None:
         pass
 
     def close(self) -> None:

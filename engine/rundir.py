@@ -132,6 +132,11 @@ class RunDir:
             old = self.config_path.read_text(encoding="utf-8")
             if old == text:
                 return
+            if _same_config(old, text):
+                # Launched by an older engine: the same experiment, written before fields
+                # with defaults were added. Kept in today's form so the next check is exact.
+                atomic_write_text(self.config_path, text)
+                return
             if not allow_change:
                 diff = "".join(difflib.unified_diff(
                     old.splitlines(keepends=True), text.splitlines(keepends=True),
@@ -200,3 +205,15 @@ class RunDir:
             yield
         finally:
             os.close(fd)  # closing releases the flock
+
+
+def _same_config(old: str, new: str) -> bool:
+    """Whether ``old`` (a config.yaml an earlier engine wrote) says what ``new`` says once read
+    by today's schema: fields added since then take their defaults, so only a real change of
+    a value counts. False when the old text no longer reads."""
+    from engine.schema import ConfigError, dump_config, parse_config
+
+    try:
+        return dump_config(parse_config(old)) == new
+    except ConfigError:
+        return False

@@ -14,7 +14,9 @@
 A stage left ``running`` by a killed process is simply run again: stages are idempotent
 (they skip work already in the store and caches), which is what makes this safe.
 
-Only rank 0 writes state.json; every rank gets its own event and log file. Leaves out:
+Only rank 0 writes state.json; every rank gets its own event and log file. Each stage's
+writer also hands its metrics to the TensorBoard / W&B sinks ``run.metrics`` asks for
+(engine/metrics_export.py). Leaves out:
 launching multi-rank work (the scheduler in ``remote/`` starts one engine per rank).
 
 Rejections asked again: ``--retry-rejected CODE`` (repeatable; ``run_pipeline(...,
@@ -27,7 +29,7 @@ change (``--update-config``), e.g. a 400 for a prompt over the context once
 ``llms.NAME.context_length`` or ``max_tokens`` is fixed. Not with ``--shard``.
 
 Shards: ``--shard I/N`` (``run_pipeline(..., shard_index=I, shard_count=N)``) runs shard I of N
-of stages whose module sets ``SHARDABLE = True`` (others are refused). Shard processes of one
+of the stages in ``engine.schema.SHARDABLE_STAGES`` (others are refused). Shard processes of one
 run may run at once on one node: each takes a *shared* lock on the run dir (an unsharded
 launch, which takes it exclusively, cannot overlap them), writes ``events/<stage>.<I>.jsonl``
 and ``logs/<stage>.<I>.log`` (rank = I), and records its own outcome in state.json under
@@ -67,8 +69,9 @@ from dataclasses import dataclass
 from engine.context import StageContext
 from engine.events import EventWriter
 from engine.llm import LLMError
+from engine.metrics_export import attach_metric_sinks
 from engine.rundir import RunDir, RunDirError
-from engine.schema import STAGE_ORDER, PipelineConfig
+from engine.schema import SHARDABLE_STAGES, STAGE_ORDER, PipelineConfig
 from engine.stages import IMPLEMENTED, load_stage
 from engine.stages.errors import StageError
 
@@ -121,9 +124,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 def _refuse_unshardable(chosen: Sequence[str], shard_count: int) -> None:
     if shard_count == 1:
         return
-    flat = [s for s in chosen if not getattr(load_stage(s), "SHARDABLE", False)]
+    flat = [s for s in chosen if s not in SHARDABLE_STAGES]
     if flat:
-        shardable = [s for s in IMPLEMENTED if getattr(load_stage(s), "SHARDABLE", False)]
+        shardable = [s for s in STAGE_ORDER if s in SHARDABLE_STAGES]
         raise PipelineRefused(
             f"stage(s) {', '.join(flat)} cannot run as shards; run them without --shard, or "
             f"pick shardable stages with --stages {','.join(shardable) or '(none)'}")
@@ -308,6 +311,7 @@ def _run_one(config: PipelineConfig, run: RunDir, name: str, dist: Distributed,
     lead = shard_count > 1 or dist.rank == 0  # who writes this outcome to state.json
     key = shard_key(name, shard_index, shard_count)
     with EventWriter.for_run(run.events_dir, name, dist.rank) as ev, _StopOnSignal(stop, log):
+        attach_metric_sinks(ev, config, run, name, dist.rank)  # TensorBoard, W&B: run.metrics
         if lead:
             with state_lock():
                 prev = run.read_state().stage(key)
@@ -436,8 +440,8 @@ def merge_stage(run: RunDir, stage: str, shard_count: int | None = None) -> dict
     ``shard_count`` defaults to the N of the ``<stage>@<I>of<N>`` entries in state.json.
     Refused (``PipelineRefused``) unless all N shards are completed, so no shard is writing;
     holds the same locks as a shard. -> the stage's summary (with ``merged`` counts)."""
-    if stage not in IMPLEMENTED or not getattr(load_stage(stage), "SHARDABLE", False):
-        shardable = [s for s in IMPLEMENTED if getattr(load_stage(s), "SHARDABLE", False)]
+    if stage not in IMPLEMENTED or stage not in SHARDABLE_STAGES:
+        shardable = [s for s in STAGE_ORDER if s in SHARDABLE_STAGES]
         raise PipelineRefused(f"{stage!r} is not a shardable stage; pick one of "
                               f"{', '.join(shardable)}")
     if not run.state_path.exists():

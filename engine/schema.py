@@ -82,6 +82,11 @@ STAGE_ORDER: tuple[str, ...] = (
     "seeds", "features", "evolve", "tasks", "solutions", "tests",
     "verify", "curate", "sft", "rl", "eval",
 )
+# Stages whose work splits into independent shards (the runner's ``--shard I/N``; on Slurm a
+# job array when ``resources.nodes`` > 1 and the stage asks for no GPU). Data here, so the
+# desktop plans jobs without importing stage modules; each module says how it splits.
+SHARDABLE_STAGES: frozenset[str] = frozenset(
+    {"features", "evolve", "tasks", "solutions", "tests", "verify"})
 
 # The keys of the JSON the features stage asks for (SYNTHSMITH.md §1): ten feature
 # categories plus the one-line summary, which is free text and dropped when trees merge.
@@ -401,6 +406,60 @@ def _default_llms() -> dict[str, Any]:
 # --- Run and resources
 
 
+class WandbSettings(_Strict):
+    """Weights & Biases: off unless enabled; the API key is never part of the config."""
+
+    enabled: bool = Field(
+        False, title="W&B",
+        description="Also send each stage's metrics to Weights & Biases, from rank 0 (needs "
+        "the wandb package where the stage runs; engine/metrics_export.py). The API key is "
+        "read from the WANDB_API_KEY environment variable of the job, never from this config.",
+    )
+    project: Name = Field(
+        "synthsmith", title="W&B project",
+        description="Project the runs are logged to; each stage is one W&B run, grouped by "
+        "run id.",
+    )
+    entity: Name | None = Field(
+        None, title="W&B entity",
+        description="Team or user that owns the project; empty: the API key's default.",
+    )
+    mode: Literal["offline", "online"] = Field(
+        "offline", title="W&B mode",
+        description="offline writes <run-dir>/wandb/ with no network (upload it later with "
+        "`wandb sync <run-dir>/wandb/offline-run-*`); online sends as it goes (needs network "
+        "and WANDB_API_KEY on the compute nodes).",
+    )
+
+    @field_validator("project", "entity", mode="before")
+    @classmethod
+    def _not_a_key(cls, value: Any) -> Any:
+        if isinstance(value, str) and _looks_like_secret(value):
+            raise _rule_error([(
+                "",
+                "looks like an API key, not a W&B name (the value is not shown)",
+                "remove the key from the config (and rotate it if the file was shared); "
+                "export WANDB_API_KEY on the machine that runs the stage instead",
+            )])
+        return value
+
+
+class MetricsSection(_Strict):
+    """Where each stage's metrics go besides the run's event files."""
+
+    tensorboard: bool = Field(
+        True, title="TensorBoard",
+        description="Write TensorBoard files into <run-dir>/tensorboard/<stage>.<rank>/ as "
+        "metrics arrive (needs tensorboardX where the stage runs; without it one warning and "
+        "the run goes on). `python -m engine export-metrics RUN --tensorboard DIR` writes "
+        "them from the event files at any time.",
+    )
+    wandb: WandbSettings = Field(
+        default_factory=WandbSettings, title="Weights & Biases",
+        description="Weights & Biases logging: off unless enabled.",
+    )
+
+
 class RunSection(_Strict):
     """What the run is called and the seed every random choice derives from."""
 
@@ -412,6 +471,11 @@ class RunSection(_Strict):
         42, title="Seed",
         description="Base random seed; each stage and item derives its own seed from it, "
         "so reruns sample the same configs, tests and splits.",
+    )
+    metrics: MetricsSection = Field(
+        default_factory=MetricsSection, title="Metrics export",
+        description="Where stages also send their metrics: TensorBoard files (on by default) "
+        "and Weights & Biases (off by default). A failing export never stops a stage.",
     )
 
 
@@ -866,6 +930,13 @@ class VerifyConfig(StageBase):
     )
 
 
+# The RL export's data_source values: ours (judged by engine/train/verl_reward.py), then the
+# ones verl's built-in default_compute_score sends to its prime_code scorer (stdin/stdout tests).
+RL_DATA_SOURCES = ("synthsmith", "codecontests", "apps", "codeforces", "taco")
+RlDataSource = Literal["synthsmith", "codecontests", "apps", "codeforces", "taco"]
+LICENSE_PATTERN = r"^[a-z0-9][a-z0-9.+-]*$"  # a Hugging Face licence identifier: mit, cc-by-4.0
+
+
 class CurateConfig(StageBase):
     """Dedup, decontaminate and export the SFT and RL sets."""
 
@@ -926,6 +997,30 @@ class CurateConfig(StageBase):
         title="Export formats",
         description="File formats of the SFT set in exports/ (both load in HF datasets and "
         "TRL); the RL set is always rl.parquet, the one format verl reads.",
+    )
+    rl_data_source: RlDataSource = Field(
+        "synthsmith", title="RL data source",
+        description="data_source of every RL row. synthsmith: verl judges with SynthSmith's "
+        "sandboxed reward (custom_reward_function = engine/train/verl_reward.py, the rl "
+        "stage's rule); codecontests, apps, codeforces or taco: verl's built-in prime_code "
+        "scorer also accepts the rows (0..1 pass fraction, run outside our sandbox).",
+    )
+    rl_val_fraction: float = Field(
+        0.02, ge=0.0, le=0.5, title="RL validation share",
+        description="Share of RL tasks held out in rl_val.parquet (extra_info.split 'test'), "
+        "picked by a seeded hash of each task's key; at least one when there are two or "
+        "more RL tasks, never all of them. 0 writes no validation file.",
+    )
+    rl_val_max_tasks: int = Field(
+        500, ge=0, le=1_000_000, title="RL validation tasks",
+        description="Most tasks in rl_val.parquet (verl validates on all of them every "
+        "test_freq steps); 0 sets no cap.",
+    )
+    dataset_license: str = Field(
+        "other", pattern=LICENSE_PATTERN, max_length=64, title="Dataset licence",
+        description="Licence identifier written to exports/README.md for a dataset hub "
+        "(e.g. cc-by-4.0, apache-2.0); 'other' until you decide: the terms of the models "
+        "that generated the data apply to it.",
     )
 
     @field_validator("export_formats")
@@ -1241,8 +1336,25 @@ class EvalConfig(StageBase):
     resources: Resources = _resources_field(gpus_per_node=1, cpus_per_task=8)
     problems: Text | None = Field(
         None, title="Problems file",
-        description="JSONL of problems with tests in LiveCodeBench format, or "
-        "assets://eval/...; required when the stage is enabled.",
+        description="JSONL or Parquet file of problems with tests in LiveCodeBench format "
+        "(or assets://eval/...), or a folder of LiveCodeBench's test*.jsonl files with a "
+        "release; required when the stage is enabled.",
+    )
+    release: str | None = Field(
+        None, pattern=r"^(release_(v[1-6]|latest)|v[1-6](_v[1-6])?)$", title="Release",
+        description="LiveCodeBench release to take from the problems folder: release_v1.."
+        "release_v6 (cumulative), release_latest, vN (that release's new problems) or vN_vM; "
+        "empty when problems is one file.",
+    )
+    start_date: str | None = Field(
+        None, pattern=r"^\d{4}-\d{2}-\d{2}$", title="Contest date from",
+        description="Keep problems whose contest_date is on or after this day (YYYY-MM-DD), "
+        "as LiveCodeBench's --start_date; empty keeps all.",
+    )
+    end_date: str | None = Field(
+        None, pattern=r"^\d{4}-\d{2}-\d{2}$", title="Contest date to",
+        description="Keep problems whose contest_date is at or before this day's midnight "
+        "(YYYY-MM-DD), as LiveCodeBench's --end_date; empty keeps all.",
     )
     max_problems: int | None = Field(
         None, ge=1, le=1_000_000, title="Max problems",
@@ -1265,7 +1377,8 @@ class EvalConfig(StageBase):
     top_p: float = _top_p_field(0.95)
     max_tokens: int = _max_tokens_field(32768)
     time_limit_s: float = Field(
-        10.0, ge=0.1, le=600.0, title="Time limit", description="Seconds per test run.",
+        6.0, ge=0.1, le=600.0, title="Time limit",
+        description="Wall-clock seconds per test call (LiveCodeBench's --timeout, default 6).",
     )
     memory_mb: int = Field(
         1024, ge=16, le=65_536, title="Memory limit",
@@ -1285,6 +1398,24 @@ class EvalConfig(StageBase):
                 "engine", "is vllm, which needs CUDA GPUs, but eval.resources.gpus_per_node is 0",
                 "set engine: transformers for a CPU run, or give the stage GPUs",
             ))
+        from datetime import date  # only here: the rest of the schema has no dates
+
+        for key in ("start_date", "end_date"):
+            value = getattr(self, key)
+            try:
+                if value is not None:
+                    date.fromisoformat(value)
+            except ValueError:
+                problems.append((key, f"{value!r} is not a calendar date",
+                                 f"set eval.{key} to a real day, e.g. 2024-08-01"))
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            problems.append(("end_date", f"{self.end_date} is before start_date "
+                             f"{self.start_date}", "swap them, or empty one"))
+        if self.release and "_v" in self.release[1:] and not self.release.startswith("release"):
+            lo, hi = self.release[1], self.release[-1]
+            if hi < lo:
+                problems.append(("release", f"{self.release} ends before it starts",
+                                 f"write v{hi}_v{lo}"))
         if problems:
             raise _rule_error(problems)
         return self

@@ -1,11 +1,11 @@
-"""Qt-free chart data for the Monitor panel: series buffers, debiased EMA, labels, tick text, CSV.
+"""Qt-free chart data for the Monitor panel: series buffers, debiased EMA, labels, tick text.
 
 ``SeriesBuffer`` holds one curve (one run, one metric key) as numpy arrays that grow by
 doubling, so appending a batch is amortised O(batch) and a redraw hands pyqtgraph array views
 with no copy. ``debiased_ema`` is TensorBoard's smoothing (``ema = a*ema + (1-a)*x``, divided
 by ``1 - a**n``), vectorised in chunks so a million points smooth in milliseconds, and resumable
-from a saved state so a live curve only smooths its new points. ``write_series_csv`` is the slow
-half of a CSV export, to run on the worker (widgets never do I/O).
+from a saved state so a live curve only smooths its new points. (The Monitor's CSV export is
+the engine's exporter, ``engine.metrics_export.write_metrics_csv``, run on the worker.)
 
 How a chart reads: ``metric_label`` turns a metric key into a title and a y-axis label with its
 unit, from the ``METRIC_LABELS`` table of known keys or, for any other key, from the key itself
@@ -21,9 +21,7 @@ steps draws them again) and any on-disk cache of series.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -293,16 +291,3 @@ def format_value(v: float) -> str:
         text = f"{v:.0f}"
     return text
 
-
-def write_series_csv(path: str | os.PathLike[str],
-                     series: Iterable[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]]) -> int:
-    """Write ``run,key,step,t,value`` rows (one per point); returns the number of rows."""
-    rows = 0
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["run", "key", "step", "t", "value"])
-        for run, key, steps, times, values in series:
-            for s, t, v in zip(steps.tolist(), times.tolist(), values.tolist(), strict=True):
-                w.writerow([run, key, int(s), repr(t), repr(v)])
-                rows += 1
-    return rows

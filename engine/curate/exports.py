@@ -23,10 +23,11 @@ A seed problem (``curate.include_seed_problems``) makes the same row from its pr
 its first reference solution: seeds carry no reasoning, so the response is the fenced block
 alone, tagged ``python`` (seeds record no language; TACO's and the bundled set's are Python).
 
-RL rows (``rl.parquet``): the columns verl's RLHFDataset reads, which HF ``datasets`` and TRL
-load as they are (TRL's GRPO passes the extra columns on to reward functions)::
+RL rows (``rl.parquet``, and the held-out ``rl_val.parquet``): the columns verl's RLHFDataset
+reads, which HF ``datasets`` and TRL load as they are (TRL's GRPO passes the extra columns on
+to reward functions)::
 
-    data_source   string   "synthsmith"
+    data_source   string   "synthsmith" (curate.rl_data_source)
     prompt        list<struct<role: string, content: string>>   [{"role": "user", "content": statement}]
     ability       string   "code"
     reward_model  struct<style: string, ground_truth: string>
@@ -37,25 +38,45 @@ load as they are (TRL's GRPO passes the extra columns on to reward functions)::
                          agreement: double, pass_rate: double,
                          origin: string, seed_id: int64, seed_key: string>
 
-``ground_truth`` is the TACO/APPS "input_output" layout that verl's own ``prime_code`` scorer
-parses too. ``pass_rate`` is the share of a task's usable candidates that passed every
+``index`` is the row's position in its own file and ``split`` names the file: ``"train"``
+(rl.parquet) or ``"test"`` (rl_val.parquet, verl's ``data.val_files``), as verl's data
+preparation scripts write them.
+
+``data_source`` picks the reward in verl. ``"synthsmith"`` (default) needs our
+``compute_score`` (``engine/train/verl_reward.py``: the rl stage's rule, judged in our
+sandbox). ``"codecontests"``, ``"apps"``, ``"codeforces"`` or ``"taco"`` are the names verl's
+built-in ``default_compute_score`` hands to its ``prime_code`` scorer, which reads this same
+ground truth: the TACO/APPS "input_output" layout (no ``fn_name``: stdin/stdout programs); our
+``compute_score`` judges those names too. ``pass_rate`` is the share of a task's usable candidates that passed every
 labelled test (null without candidates): a difficulty proxy for easy-to-hard ordering.
 ``origin`` is ``"task"`` for a synthesized task (``seed_id`` / ``seed_key`` null) and ``"seed"``
 for a seed problem: then ``seed_id`` is its id in the store's seeds table, ``seed_key`` its
 ``source_key`` (``<file>:<line>``), the tests are the seed's own, and ``task_id``,
 ``task_key``, ``style``, ``title``, ``agreement`` and ``pass_rate`` are null (it is not a task
-and nothing voted on it). ``data_source`` stays ``"synthsmith"`` for both, so one reward
+and nothing voted on it). ``data_source`` is the same for both, so one reward
 function serves the whole set.
 
+The validation split (``split_rl``): each RL row's key (``task:<task_key>``, else
+``task-id:<task_id>``; ``seed:<seed_key>``) hashed with the run's seed gives u in [0, 1); a
+row goes to rl_val.parquet when u < ``rl_val_fraction``, so a task's side depends only on the
+seed and its key, never on the other tasks. Then, in this order: past ``rl_val_max_tasks``
+only the lowest u stay (0: no cap); with two or more rows and none held out, the lowest u is;
+if every row was held out, the highest u goes back to training. So with n >= 2 rows there is
+at least one of each (verl refuses an empty validation set), with n = 1 the one row trains,
+and ``rl_val_fraction`` 0 holds out nothing. ``rl_max_tasks`` caps the rows before the split.
+
 Writers: each file is written to a hidden temporary sibling, fsynced, and renamed over the
-target by ``commit()``; ``abort()`` removes the temporary. A reader sees the old file or the
+target by ``commit()``; ``abort()`` removes the temporary (``write_text_file``: the same for one
+text file, the dataset card). A reader sees the old file or the
 new one, never half of one. Parquet files use zstd and one row group per written batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,9 +140,9 @@ def sft_rows(task: ExportTask, per_task: int) -> list[dict[str, Any]]:
     return [sft_row(task.statement, sft_response(s)) for s in sols[:per_task]]
 
 
-def rl_row(task: ExportTask, index: int) -> dict[str, Any]:
+def rl_row(task: ExportTask, index: int, data_source: str = DATA_SOURCE) -> dict[str, Any]:
     """The verl row of a task that has labelled tests."""
-    return _rl_row(task.statement, task.inputs, task.outputs, {
+    return _rl_row(data_source, task.statement, task.inputs, task.outputs, {
         "index": index, "split": "train", "task_id": task.id, "task_key": task.key,
         "style": task.style, "title": task.title, "n_tests": len(task.inputs),
         "agreement": task.agreement, "pass_rate": task.pass_rate, "origin": "task",
@@ -134,19 +155,19 @@ def seed_sft_row(seed: SeedProblem) -> dict[str, Any]:
     return sft_row(seed.problem, sft_response(sol))
 
 
-def seed_rl_row(seed: SeedProblem, index: int) -> dict[str, Any]:
+def seed_rl_row(seed: SeedProblem, index: int, data_source: str = DATA_SOURCE) -> dict[str, Any]:
     """The verl row of a seed problem that has stdin/stdout tests."""
-    return _rl_row(seed.problem, seed.inputs, seed.outputs, {
+    return _rl_row(data_source, seed.problem, seed.inputs, seed.outputs, {
         "index": index, "split": "train", "task_id": None, "task_key": None, "style": None,
         "title": None, "n_tests": len(seed.inputs), "agreement": None, "pass_rate": None,
         "origin": "seed", "seed_id": seed.id, "seed_key": seed.source_key})
 
 
-def _rl_row(statement: str, inputs: list[str], outputs: list[str],
+def _rl_row(data_source: str, statement: str, inputs: list[str], outputs: list[str],
             extra: dict[str, Any]) -> dict[str, Any]:
     truth = {"inputs": inputs, "outputs": outputs}
     return {
-        "data_source": DATA_SOURCE,
+        "data_source": data_source,
         "prompt": [{"role": "user", "content": statement}],
         "ability": "code",
         "reward_model": {"style": "rule",
@@ -156,7 +177,70 @@ def _rl_row(statement: str, inputs: list[str], outputs: list[str],
 
 
 # ---------------------------------------------------------------------------------------------
+# The held-out validation split
+
+
+def split_key(extra: dict[str, Any]) -> str:
+    """A row's identity for the split: its task key, else task id, else seed key."""
+    if extra.get("origin") == "seed":
+        return f"seed:{extra.get('seed_key')}"
+    if extra.get("task_key"):
+        return f"task:{extra['task_key']}"
+    return f"task-id:{extra.get('task_id')}"
+
+
+def split_draw(seed: int, key: str) -> float:
+    """u in [0, 1) for a row key: the same on every machine and run (not Python's hash)."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_rl(keys: Sequence[str], fraction: float, max_val: int, seed: int) -> list[bool]:
+    """Which rows (by position) go to the validation file; the rule is in the module docstring."""
+    n = len(keys)
+    draws = [split_draw(seed, k) for k in keys]
+    if fraction <= 0 or n < 2:
+        return [False] * n
+    by_draw = sorted(range(n), key=lambda i: (draws[i], i))
+    held = [i for i in by_draw if draws[i] < fraction]
+    if max_val > 0:
+        held = held[:max_val]
+    if not held:
+        held = by_draw[:1]
+    if len(held) == n:
+        held = held[:-1]
+    chosen = set(held)
+    return [i in chosen for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------
 # Writers
+
+
+def write_text_file(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8, LF) to a temporary sibling, fsync it, rename it over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class ExportFile:
@@ -201,11 +285,7 @@ class ExportFile:
             finally:
                 os.close(fd)
         os.replace(self._tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)  # make the rename itself durable
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(self.path.parent)  # make the rename itself durable
 
     def abort(self) -> None:
         try:
@@ -215,3 +295,71 @@ class ExportFile:
                 self._pq.close()
         finally:
             self._tmp.unlink(missing_ok=True)
+
+
+class RlSplitWriter:
+    """The RL rows, written whole to a temporary file, then split by ``commit`` into the
+    training file and (``val_path`` set) the validation file, both renamed into place.
+
+    The split needs every row's key (at least one row on each side, a cap on the lowest
+    draws), so the rows go to disk once as they come and are read back batch by batch: memory
+    holds one batch, however big the tests. ``index`` and ``split`` are rewritten per file.
+    """
+
+    def __init__(self, path: Path, val_path: Path | None) -> None:
+        self.path, self.val_path = Path(path), val_path
+        self.rows = 0  # rows written so far; after commit: rows in the training file
+        self.val_rows = 0  # after commit: rows in the validation file
+        self._keys: list[str] = []
+        self._tmp = self.path.with_name(f".{self.path.name}.all.{os.getpid()}.tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._tmp, RL_SCHEMA,
+                                                                 compression="zstd")
+        self._out: list[ExportFile] = []
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        self._keys += [split_key(r["extra_info"]) for r in rows]
+        self._writer.write_table(pa.Table.from_pylist(rows, schema=RL_SCHEMA))
+        self.rows += len(rows)
+
+    def commit(self, fraction: float, max_val: int, seed: int) -> None:
+        """Split, write both files and rename them into place (the training file last)."""
+        held = split_rl(self._keys, fraction if self.val_path else 0.0, max_val, seed)
+        self._writer.close()
+        self._writer = None
+        train = ExportFile(self.path, "parquet", RL_SCHEMA)
+        self._out = [train]
+        val = None
+        if self.val_path is not None:
+            val = ExportFile(self.val_path, "parquet", RL_SCHEMA)
+            self._out.append(val)
+        position = 0
+        for batch in pq.ParquetFile(self._tmp).iter_batches(batch_size=100):
+            sides: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+            for row in batch.to_pylist():
+                sides[held[position]].append(row)
+                position += 1
+            for is_val, f in ((False, train), (True, val)):
+                if f is None:
+                    continue
+                for k, row in enumerate(sides[is_val]):
+                    row["extra_info"] = {**row["extra_info"], "index": f.rows + k,
+                                         "split": "test" if is_val else "train"}
+                f.write(sides[is_val])
+        for f in reversed(self._out):
+            f.commit()
+        self._tmp.unlink(missing_ok=True)
+        self.rows, self.val_rows = train.rows, 0 if val is None else val.rows
+
+    def abort(self) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        finally:
+            self._tmp.unlink(missing_ok=True)
+            for f in self._out:
+                if f._tmp.exists():
+                    f.abort()

@@ -8,8 +8,6 @@ a stage is never faked.
 from __future__ import annotations
 
 import importlib
-import sys
-from collections.abc import Sequence
 from types import ModuleType
 
 IMPLEMENTED: dict[str, str] = {
@@ -25,16 +23,6 @@ IMPLEMENTED: dict[str, str] = {
     "rl": "engine.stages.rl",
     "eval": "engine.stages.eval",
 }
-
-
-def run_stage_alone(stage: str, argv: Sequence[str] | None = None) -> int:
-    """``python -m engine.stages.<stage> ARGS`` = ``python -m engine run ARGS --stages <stage>``."""
-    from engine.__main__ import main as engine_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--stages" not in args and not any(a.startswith("--stages=") for a in args):
-        args += ["--stages", stage]
-    return engine_main(["run", *args])
 
 
 def load_stage(name: str) -> ModuleType:

@@ -40,6 +40,17 @@ a near duplicate of a kept task (or of an earlier kept seed) is the one left out
    the tasks in both files: SFT ``{query: problem, response: first solution fenced}`` (no
    reasoning), RL rows with the seed's tests as ground truth and ``extra_info.origin`` =
    ``"seed"`` (``seed_id``, ``seed_key``); ``rl_max_tasks`` counts them after the tasks.
+   Every RL row's ``data_source`` is ``rl_data_source`` ("synthsmith": verl judges it with
+   ``engine/train/verl_reward.py``; "codecontests" / "apps" / "codeforces" / "taco": verl's
+   built-in prime_code scorer takes it too).
+4. The validation split: ``rl_val_fraction`` of the RL rows (at most ``rl_val_max_tasks``)
+   go to ``rl_val.parquet`` instead of ``rl.parquet``, by a hash of (run.seed, the task's key),
+   at least one when there are two rows or more and never all (rule:
+   ``engine/curate/exports.py``); ``extra_info.split`` "train" / "test", ``index`` per file.
+   With ``rl_val_fraction`` 0 no validation file is written (a stale one is removed).
+5. The dataset card ``README.md`` (``engine/curate/dataset_card.py``): hub front matter
+   (``dataset_license``, the files as configs and splits), counts, sources, the verification
+   rule and thresholds, decontamination, the RL reward and how to use it with verl.
 
 Where removals are recorded: in the store, as ``set_task_result(status="rejected",
 reason=...)`` with the task's agreement and golden solution kept, so the data browser filters
@@ -55,7 +66,8 @@ files. An SFT file of a format no longer in ``export_formats`` is removed (it wo
 Events: ``progress`` (tasks checked, seeds checked, then tasks and seeds exported); metrics
 ``curate/checked``, ``curate/contaminated``, ``curate/near_duplicates`` (tasks so removed in the
 store, earlier runs included), ``curate/kept``, ``curate/seed_problems_kept`` (with seeds), and
-at the end ``curate/exported_sft`` / ``curate/exported_rl`` (rows, seeds included); one
+at the end ``curate/exported_sft`` / ``curate/exported_rl`` (rows, seeds included; RL counts
+both files) / ``curate/exported_rl_val`` (rows in rl_val.parquet); one
 ``artifact`` (kind ``export``, path relative to the run dir) per file written. When no task is
 kept and the seeds carry the whole export: a warning log line and an ``alert`` (level
 warning, code ``curate/seeds_only``), since the synthesized part of the run produced nothing.
@@ -66,8 +78,9 @@ Summary returned (lands in state.json)::
      "removed_now": {"contaminated": 40, "near_duplicates": 60},
      "accepted_without_golden": 0, "benchmark": {"path": ..., "problems": 880, ...},
      "seed_problems": null,
-     "exported_sft": 1100, "exported_rl": 1090, "rl_without_tests": 10,
-     "sft_without_code": 0, "exports": {"sft.jsonl": "exports/sft.jsonl", ...},
+     "exported_sft": 1100, "exported_rl": 1090, "exported_rl_val": 22, "rl_without_tests": 10,
+     "sft_without_code": 0, "exports": {"sft.jsonl": "exports/sft.jsonl", ...,
+                                        "README.md": "exports/README.md"},
      "interrupted": false}
 
 With ``include_seed_problems`` ``seed_problems`` holds the seeds' side (``exported_sft`` /
@@ -100,8 +113,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.__main__ import run_stage_alone
 from engine.paths import resolve_data_path
-from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 
 BATCH = 500
@@ -111,6 +124,8 @@ CONTAMINATED = "contaminated:"
 NEAR_DUPLICATE = "near_duplicate_of:"
 KINDS = {"contaminated": CONTAMINATED, "near_duplicates": NEAR_DUPLICATE}
 SEED_KEY = "seed:"  # a seed's key in the near-duplicate index (tasks use their int id)
+RL_VAL = "rl_val.parquet"  # the held-out RL tasks (verl's data.val_files)
+CARD = "README.md"  # the dataset card, in exports/ beside the files it describes
 
 
 @dataclass
@@ -122,7 +137,7 @@ class _Tally:
     before: dict[str, int] = field(default_factory=dict)  # removed by earlier runs, per kind
     now: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     exported: dict[str, int] = field(default_factory=lambda: {
-        "sft": 0, "rl": 0, "rl_without_tests": 0, "sft_without_code": 0})
+        "sft": 0, "rl": 0, "rl_val": 0, "rl_without_tests": 0, "sft_without_code": 0})
     benchmark: dict | None = None
     exports: dict[str, str] = field(default_factory=dict)
     seeds: _SeedTally | None = None  # with curate.include_seed_problems only
@@ -141,6 +156,7 @@ class _Tally:
                 "accepted_without_golden": self.no_golden, "benchmark": self.benchmark,
                 "seed_problems": None if self.seeds is None else self.seeds.summary(),
                 "exported_sft": self.exported["sft"], "exported_rl": self.exported["rl"],
+                "exported_rl_val": self.exported["rl_val"],
                 "rl_without_tests": self.exported["rl_without_tests"],
                 "sft_without_code": self.exported["sft_without_code"],
                 "exports": self.exports, "interrupted": interrupted}
@@ -201,12 +217,14 @@ def run(ctx: Any) -> dict:
             _warn_seeds_only(ctx, tally)
         if not _export(ctx, reader, seeds, tally):
             return tally.summary(interrupted=True)
+        _write_card(ctx, tally, n_seeds)
 
     ev = ctx.events
     for name, path in tally.exports.items():
         ev.artifact(name, path, kind="export")
     ev.metric(tally.checked, {**tally.metrics(), "curate/exported_sft": tally.exported["sft"],
-                              "curate/exported_rl": tally.exported["rl"]})
+                              "curate/exported_rl": tally.exported["rl"],
+                              "curate/exported_rl_val": tally.exported["rl_val"]})
     if tally.exported["rl"] == 0:
         ev.alert("the RL export is empty: no kept task has a labelled test", level="warning",
                  code="curate/empty_rl")
@@ -424,11 +442,13 @@ def _export(ctx: Any, reader: Any, seeds: Any, tally: _Tally) -> bool:
     from engine.curate import exports
 
     cfg, ev, out = ctx.config.curate, ctx.events, ctx.run.exports_dir
-    files = {f"sft.{kind}": exports.ExportFile(out / f"sft.{kind}", kind, exports.SFT_SCHEMA)
-             for kind in cfg.export_formats}
-    rl_file = files["rl.parquet"] = exports.ExportFile(out / "rl.parquet", "parquet",
-                                                       exports.RL_SCHEMA)
+    files: dict[str, Any] = {
+        f"sft.{kind}": exports.ExportFile(out / f"sft.{kind}", kind, exports.SFT_SCHEMA)
+        for kind in cfg.export_formats}
+    rl_file = files["rl.parquet"] = exports.RlSplitWriter(
+        out / "rl.parquet", out / RL_VAL if cfg.rl_val_fraction > 0 else None)
     counts, kept = tally.exported, tally.kept
+    source = cfg.rl_data_source
     try:
         for start in range(0, len(kept), BATCH):
             tasks = reader.export_batch(kept[start : start + BATCH],
@@ -441,7 +461,8 @@ def _export(ctx: Any, reader: Any, seeds: Any, tally: _Tally) -> bool:
                 if not task.inputs:
                     counts["rl_without_tests"] += 1
                 elif cfg.rl_max_tasks == 0 or counts["rl"] + len(rl) < cfg.rl_max_tasks:
-                    rl.append(exports.rl_row(task, index=counts["rl"] + len(rl)))
+                    rl.append(exports.rl_row(task, index=counts["rl"] + len(rl),
+                                             data_source=source))
             for f in files.values():
                 f.write(rl if f is rl_file else sft)
             counts["sft"] += len(sft)
@@ -460,7 +481,8 @@ def _export(ctx: Any, reader: Any, seeds: Any, tally: _Tally) -> bool:
                 sft.append(exports.seed_sft_row(seed))
                 if seed.inputs and (cfg.rl_max_tasks == 0
                                     or counts["rl"] + len(rl) < cfg.rl_max_tasks):
-                    rl.append(exports.seed_rl_row(seed, index=counts["rl"] + len(rl)))
+                    rl.append(exports.seed_rl_row(seed, index=counts["rl"] + len(rl),
+                                                  data_source=source))
             for f in files.values():
                 f.write(rl if f is rl_file else sft)
             for key, rows in (("sft", sft), ("rl", rl)):
@@ -473,19 +495,43 @@ def _export(ctx: Any, reader: Any, seeds: Any, tally: _Tally) -> bool:
                     f.abort()
                 return False
         for f in files.values():
-            f.commit()
+            if f is rl_file:
+                f.commit(cfg.rl_val_fraction, cfg.rl_val_max_tasks, ctx.config.run.seed)
+            else:
+                f.commit()
     except BaseException:
         for f in files.values():
             f.abort()
         raise
-    for fmt in ("jsonl", "parquet"):  # an SFT file of a format no longer asked for is stale
-        stale = out / f"sft.{fmt}"
-        if fmt not in cfg.export_formats and stale.exists():
-            stale.unlink()
-            ev.log(f"removed the stale {stale.name} (not in curate.export_formats)")
+    counts["rl_val"] = rl_file.val_rows
+    stale = [out / f"sft.{fmt}" for fmt in ("jsonl", "parquet") if fmt not in cfg.export_formats]
+    if cfg.rl_val_fraction == 0:
+        stale.append(out / RL_VAL)
+    for path in stale:  # a file of a format or split no longer asked for is stale
+        if path.exists():
+            path.unlink()
+            ev.log(f"removed the stale {path.name} (not asked for by curate.export_formats / "
+                   "curate.rl_val_fraction)")
     tally.exports = {name: f.path.relative_to(ctx.run.root).as_posix()
                      for name, f in files.items()}
+    if rl_file.val_path is not None:
+        tally.exports[RL_VAL] = rl_file.val_path.relative_to(ctx.run.root).as_posix()
+        if counts["rl"] >= 1 and counts["rl_val"] == 0:
+            ev.log(f"only {counts['rl']} RL task: it trains, and {RL_VAL} is empty (verl needs "
+                   "a validation row: export two or more RL tasks)", level="warning")
     return True
+
+
+def _write_card(ctx: Any, tally: _Tally, seeds_in_store: int) -> None:
+    """exports/README.md: the dataset card (engine/curate/dataset_card.py), written atomically."""
+    from engine.curate import dataset_card, exports
+
+    out = ctx.run.exports_dir
+    text = dataset_card.render(ctx.config, tally.summary(), seeds_in_store=seeds_in_store,
+                               files=sorted(p.name for p in out.iterdir()
+                                            if p.name in tally.exports))
+    exports.write_text_file(out / CARD, text)
+    tally.exports[CARD] = (out / CARD).relative_to(ctx.run.root).as_posix()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Run it alone (after ``rl``, or with any model)::
 
     python -m engine run --config assets/presets/smoke-cpu.yaml --run-dir /tmp/run1 --stages eval
 
-What: for each problem of ``eval.problems`` (engine/eval/problems.py; the first
-``eval.max_problems``), ``eval.k`` samples from the eval model with the prompt
+What: for each problem of ``eval.problems`` (engine/eval/problems.py: a JSONL or Parquet
+file, or the files of ``eval.release`` in a folder; those with a contest_date in
+``eval.start_date`` .. ``eval.end_date``; the first ``eval.max_problems``), ``eval.k`` samples from the eval model with the prompt
 assets/prompts/eval_solve.md (the statement, the starter code if any, and the I/O convention:
 stdin/stdout, or "complete the starter code" for function-style problems); the program of each
 answer is ``extract_solution(text, "python")`` (for a function-style problem a block holding
@@ -29,21 +30,29 @@ the same path is never answered from the old one's replies.
 Outputs, under ``<run>/exports/eval/``:
 
 - ``results.jsonl``: one row per problem (question_id, title, difficulty, platform, k, model,
-  passes per sample, statuses per sample, pass_at_1), appended as each problem is judged
-  and rewritten in file order at the end. A rerun reads it back and skips the problems it
-  holds (rows for another k or model are dropped): this is what makes the stage resumable.
+  passes per sample, statuses per sample, code per sample (the program judged, null for a
+  sample without one), pass_at_1), appended as each problem is judged and rewritten in file
+  order at the end. A rerun reads it back and skips the problems it holds (rows for another
+  k or model are dropped; rows written before code was kept are read, without code): this
+  is what makes the stage resumable.
+- ``lcb_custom.json``: ``[{"question_id": ..., "code_list": [code, ...]}, ...]``, the input of
+  LiveCodeBench's ``lcb_runner.runner.custom_evaluator --custom_output_file`` to re-grade
+  the same code with its grader (a sample without code is ``""``, which fails there too).
+  It must cover exactly LiveCodeBench's problem set for the same ``--release_version`` /
+  ``--start_date`` / ``--end_date`` (it asserts equal counts), so evaluate all problems.
 - ``summary.csv``: ``scope,name,problems,samples,avg_at_k`` rows for all problems, each
-  difficulty and each platform. Both are ``artifact`` events.
+  difficulty and each platform.
 
-Events: progress (problems), metrics ``eval/avg_at_k``, ``eval/pass_at_1/<difficulty>``,
-``eval/problems_done``, ``eval/no_code_rate`` (samples without a program), ``eval/timeouts``
-(samples whose first failure was the time limit), ``llm/...``; a few ``sample`` events (kind
+Events: artifacts ``eval/results``, ``eval/summary``, ``eval/lcb_custom``; progress (problems),
+metrics ``eval/avg_at_k``, ``eval/pass_at_1/<difficulty>``, ``eval/problems_done``,
+``eval/no_code_rate`` (samples without a program), ``eval/timeouts`` (samples whose first
+failure was the time limit), ``llm/...``; a few ``sample`` events (kind
 ``eval_sample``: problem id, passed, status, code). Problems go through the LLM in chunks of
 ``CHUNK_PROBLEMS``; a problem's samples are judged as soon as they are all back, while the
 rest of the chunk generates; SIGTERM stops between chunks.
 
-Left out: pass@k for k > 1 (avg@k is what §9 reports), C++ samples, contest-date windows
-(filter the file), and sharding (one process; vLLM batches the whole chunk).
+Left out: pass@k for k > 1 (avg@k is what §9 reports), C++ samples, and sharding (one
+process; vLLM batches the whole chunk).
 """
 
 from __future__ import annotations
@@ -60,12 +69,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from engine.__main__ import run_stage_alone
 from engine.eval.judge import SampleVerdict, avg_at_k, judge_sample, pass_at_1
 from engine.eval.problems import EvalProblem, ProblemFormatError, load_problems
 from engine.paths import resolve_data_path
 from engine.prompts import render_prompt
 from engine.rundir import atomic_write_text
-from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.synth_common import deferred_error, is_transient
 from engine.synth.code_extract import (
@@ -77,11 +86,11 @@ from engine.synth.code_extract import (
 )
 
 STAGE = "eval"
-SHARDABLE = False
 CHUNK_PROBLEMS = 64  # problems per LLM batch: the stop-check and durability granularity
 MAX_SAMPLE_EVENTS = 6
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.csv"
+LCB_CUSTOM_FILE = "lcb_custom.json"
 _DEFINITIONS_ONLY = "incomplete_program: only definitions, nothing runs"
 
 STDIN_CONVENTION = (
@@ -188,14 +197,32 @@ def read_results(path: Path, k: int, model: str) -> dict[str, dict]:
 
 
 def result_row(problem: EvalProblem, verdicts: Sequence[SampleVerdict], k: int,
-               model: str) -> dict:
+               model: str, codes: Sequence[str | None] | None = None) -> dict:
+    """One problem's results; ``codes`` are the judged programs, aligned with the verdicts."""
     passes = [v.passed for v in verdicts]
+    codes = list(codes) if codes is not None else [None] * len(verdicts)
+    if len(codes) != len(verdicts):
+        raise ValueError(f"{len(codes)} codes for {len(verdicts)} verdicts")
     return {
         "question_id": problem.question_id, "title": problem.title,
         "difficulty": problem.difficulty, "platform": problem.platform, "k": k,
         "model": model, "tests": len(problem.tests), "passes": passes,
-        "statuses": [v.status for v in verdicts], "pass_at_1": pass_at_1(passes),
+        "statuses": [v.status for v in verdicts], "code": codes,
+        "pass_at_1": pass_at_1(passes),
     }
+
+
+def lcb_custom_outputs(rows: Sequence[dict]) -> list[dict]:
+    """LiveCodeBench's custom_evaluator input: question_id and code_list per problem; a
+    sample without code (or a row from before code was kept) is ``""``."""
+    out = []
+    for r in rows:
+        codes = r.get("code")
+        if not isinstance(codes, list) or len(codes) != len(r["passes"]):
+            codes = [None] * len(r["passes"])
+        out.append({"question_id": r["question_id"],
+                    "code_list": [c if isinstance(c, str) else "" for c in codes]})
+    return out
 
 
 def summary_rows(rows: Sequence[dict]) -> list[dict]:
@@ -270,12 +297,15 @@ def run(ctx: Any) -> dict:
     if cfg.problems is None:
         raise StageError("eval.problems is empty: set it to a LiveCodeBench-format JSONL file")
     try:
-        problems = load_problems(resolve_data_path(cfg.problems), cfg.max_problems)
+        problems = load_problems(resolve_data_path(cfg.problems), cfg.max_problems,
+                                 release=cfg.release, start_date=cfg.start_date,
+                                 end_date=cfg.end_date)
     except (ProblemFormatError, ValueError) as e:
         raise StageError(f"eval.problems: {e}") from None
     out_dir = ctx.run.exports_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path, summary_path = out_dir / RESULTS_FILE, out_dir / SUMMARY_FILE
+    custom_path = out_dir / LCB_CUSTOM_FILE
     label = cfg.model
     earlier = read_results(results_path, cfg.k, label)
     order = {p.question_id: i for i, p in enumerate(problems)}
@@ -297,9 +327,16 @@ def run(ctx: Any) -> dict:
     done_rows.sort(key=lambda r: order[r["question_id"]])
     atomic_write_text(results_path, "".join(json.dumps(r) + "\n" for r in done_rows))
     table = write_summary(summary_path, done_rows)
+    atomic_write_text(custom_path, json.dumps(lcb_custom_outputs(done_rows), indent=1) + "\n")
+    no_code_kept = sum(not isinstance(r.get("code"), list) for r in done_rows)
+    if no_code_kept:
+        log.warning("eval: %d problems were judged before code was kept; %s has empty code "
+                    "for them (delete %s and rerun to regrade them with LiveCodeBench)",
+                    no_code_kept, custom_path.name, results_path.name)
     ev.metric(len(done_rows), tally.metrics(done_rows))
     ev.artifact("eval/results", results_path, kind="table")
     ev.artifact("eval/summary", summary_path, kind="table")
+    ev.artifact("eval/lcb_custom", custom_path, kind="file")
     overall = avg_at_k([r["pass_at_1"] for r in done_rows])
     log.info("eval: avg@%d = %.4f over %d problems (%.1f s)%s", cfg.k, overall, len(done_rows),
              time.perf_counter() - t0, ", interrupted" if interrupted else "")
@@ -310,6 +347,7 @@ def run(ctx: Any) -> dict:
         "by_difficulty": {r["name"]: r["avg_at_k"] for r in table if r["scope"] == "difficulty"},
         "by_platform": {r["name"]: r["avg_at_k"] for r in table if r["scope"] == "platform"},
         "results": str(results_path), "summary": str(summary_path),
+        "lcb_custom": str(custom_path),
     }
     if left and not interrupted:
         raise StageError(left)
@@ -352,10 +390,12 @@ def _generate_and_judge(ctx: Any, cfg: Any, todo: list[EvalProblem], results_pat
             answers: list[list[Any]] = [[None] * cfg.k for _ in chunk]
             pending = [cfg.k] * len(chunk)
             futures: dict[int, list[Future]] = {}
+            codes: dict[int, list[str | None]] = {}
 
             def on_result(index: int, result: Any, chunk: list[EvalProblem] = chunk,
                           answers: list[list[Any]] = answers, pending: list[int] = pending,
-                          futures: dict[int, list[Future]] = futures) -> None:
+                          futures: dict[int, list[Future]] = futures,
+                          codes: dict[int, list[str | None]] = codes) -> None:
                 # Runs on the LLM's event loop: hand the judging to the executor and return,
                 # so the sandbox works on finished problems while the rest generate.
                 i, s = divmod(index, cfg.k)
@@ -364,8 +404,9 @@ def _generate_and_judge(ctx: Any, cfg: Any, todo: list[EvalProblem], results_pat
                 if pending[i] == 0 and not any(not r.ok and is_transient(r.error)
                                                for r in answers[i]):
                     p = chunk[i]
-                    futures[i] = [executor.submit(judge_sample, pool, p, _code_of(r, p), limits)
-                                  for r in answers[i]]
+                    codes[i] = [_code_of(r, p) for r in answers[i]]
+                    futures[i] = [executor.submit(judge_sample, pool, p, c, limits)
+                                  for c in codes[i]]
 
             run_batch(client, requests, on_result=on_result)
             for i, problem in enumerate(chunk):
@@ -373,19 +414,18 @@ def _generate_and_judge(ctx: Any, cfg: Any, todo: list[EvalProblem], results_pat
                     deferred += 1
                     continue
                 verdicts = [f.result() for f in futures[i]]
-                row = result_row(problem, verdicts, cfg.k, cfg.model)
+                row = result_row(problem, verdicts, cfg.k, cfg.model, codes[i])
                 with results_path.open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row) + "\n")  # durable per problem: the resume point
                 done_rows.append(row)
                 tally.add(row)
                 if sampled < MAX_SAMPLE_EVENTS:
                     sampled += 1
-                    r0 = answers[i][0]
                     ev.sample("eval_sample", {
                         "question_id": problem.question_id, "title": problem.title,
                         "passed": verdicts[0].passed, "status": verdicts[0].status,
                         "detail": verdicts[0].detail,
-                        "code": (_code_of(r0, problem) or "")[:1500]}, step=len(done_rows))
+                        "code": (codes[i][0] or "")[:1500]}, step=len(done_rows))
             ev.metric(len(done_rows), tally.metrics(done_rows))
             ev.progress(len(done_rows), total, unit="problems")
             log.info("eval: %d/%d problems judged", len(done_rows), total)

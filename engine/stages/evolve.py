@@ -52,8 +52,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from engine.__main__ import run_stage_alone
 from engine.prompts import render_prompt
-from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
 from engine.stages.synth_common import SynthTally, ask_json, deferred_error, open_client
@@ -71,7 +71,7 @@ from engine.synth.feature_tree import (
 )
 
 STAGE = "evolve"
-SHARDABLE = True  # --shard I/N: N independent chains (see the module docstring)
+# Shardable (engine.schema.SHARDABLE_STAGES): --shard I/N: N independent chains (see the module docstring)
 MAX_NEW_PER_SAMPLE = 256  # a runaway answer must not flood the tree
 
 

@@ -54,8 +54,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.__main__ import run_stage_alone
 from engine.prompts import render_prompt
-from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
 from engine.stages.synth_common import (
@@ -78,7 +78,7 @@ from engine.synth.feature_tree import (
 )
 
 STAGE = "features"
-SHARDABLE = True  # the runner's --shard I/N applies: seeds with seed_id % N == I
+# Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: seeds with seed_id % N == I
 
 
 def seed_item(seed_id: int) -> str:

@@ -69,12 +69,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.stages import run_stage_alone
+from engine.__main__ import run_stage_alone
 from engine.stages.errors import StageError
 from engine.train.portable import make_portable
 
 STAGE = "rl"
-SHARDABLE = False
 SAMPLES_PER_STEP = 2  # rollouts per step in `sample` events
 
 # TRL 1.16 GRPOTrainer log key -> our metric name. The one place this mapping lives.

@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.__main__ import run_stage_alone
 from engine.paths import resolve_data_path
-from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.store import SeedRecord
 

@@ -49,7 +49,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from engine.stages import run_stage_alone
+from engine.__main__ import run_stage_alone
 from engine.stages.errors import StageError
 from engine.train.portable import make_portable
 

@@ -50,8 +50,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from engine.__main__ import run_stage_alone
 from engine.prompts import render_prompt
-from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
 from engine.stages.synth_common import (
@@ -66,7 +66,7 @@ from engine.store import PageCursor, TaskQuery
 from engine.synth.code_extract import extract_solution
 
 STAGE = "solutions"
-SHARDABLE = True  # the runner's --shard I/N applies: tasks with task_id % N == I
+# Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: tasks with task_id % N == I
 LANGUAGE_NAMES = {"python": ("Python 3", "python"), "cpp": ("C++17", "cpp")}
 
 

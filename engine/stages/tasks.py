@@ -60,9 +60,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.__main__ import run_stage_alone
 from engine.prompts import render_prompt
 from engine.schema import TASK_STYLES
-from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.evolve import empty_tree_reason
 from engine.stages.shards import shard_stores
@@ -95,7 +95,7 @@ from engine.synth.feature_tree import (
 from engine.synth.hints import find_hint_leaks
 
 STAGE = "tasks"
-SHARDABLE = True  # the runner's --shard I/N applies: config draws with index % N == I
+# Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: config draws with index % N == I
 STYLES = TASK_STYLES  # one per style guide in assets/prompts/tasks_style_*.md
 STYLE_NAMES = {"codeforces": "Codeforces", "leetcode": "LeetCode", "atcoder": "AtCoder"}
 MIN_STATEMENT_CHARS = 120  # shorter "statements" are refusals or fragments

@@ -61,7 +61,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from engine.stages import run_stage_alone
+from engine.__main__ import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
 from engine.stages.synth_common import deferred_error, is_transient
@@ -82,7 +82,7 @@ from engine.verify.test_synthesis import (
     validator_messages,
 )
 
-SHARDABLE = True  # the runner's --shard I/N applies: tasks with task_id % N == I
+# Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: tasks with task_id % N == I
 BATCH = 32  # tasks per LLM batch and per stop check
 
 

@@ -83,8 +83,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.__main__ import run_stage_alone
 from engine.schema import VerifyConfig
-from engine.stages import run_stage_alone
 from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
 from engine.store import (
@@ -101,7 +101,7 @@ from engine.verify.samples import parse_samples
 from engine.verify.sandbox import Limits, Program, SandboxPool, SandboxUnavailable
 from engine.verify.voting import Cell, TaskVerdict, output_digest, verify_task
 
-SHARDABLE = True  # the runner's --shard I/N applies: tasks with task_id % N == I
+# Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: tasks with task_id % N == I
 PAGE = 500
 LANGUAGES = ("python", "cpp")
 

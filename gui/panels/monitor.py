@@ -86,7 +86,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine.events import Event
-from gui.charts import SeriesBuffer, metric_label, write_series_csv
+from engine.metrics_export import MetricSeries, write_metrics_csv
+from gui.charts import SeriesBuffer, metric_label
 from gui.widgets.metric_plot import MetricPlot
 from gui.widgets.metric_summary import MetricSummary, SummaryRow
 from gui.widgets.run_picker import RunPicker
@@ -264,6 +265,10 @@ class MonitorPanel(QWidget):
         self._stall_floor_s = stall_floor_s
 
         self._series: dict[SeriesKey, SeriesBuffer] = {}
+        # Which writer (stage, rank) each series' points came from, for the CSV: runs of
+        # points from one writer, as (first point index, stage, rank); usually one per series.
+        self._origins: dict[SeriesKey, list[tuple[int, str, int]]] = {}
+        self._origin_last: dict[SeriesKey, tuple[str, int]] = {}
         self._hidden_runs: set[str] = set()
         self._summary_due = False
         self._pending: dict[SeriesKey, tuple[list[float], list[float], list[float]]] = {}
@@ -375,11 +380,15 @@ class MonitorPanel(QWidget):
             if kind == "metric":
                 self._note_t0(run, e.t)
                 step, t = float(e.step), e.t
+                origin = (e.stage, e.rank)
+                origin_last = self._origin_last
                 for key, value in e.data.items():
                     sk = (run, key)
                     lists = pending.get(sk)
                     if lists is None:
                         lists = pending[sk] = ([], [], [])
+                    if origin_last.get(sk) != origin:
+                        self._note_origin(sk, origin, len(lists[0]))
                     lists[0].append(step)
                     lists[1].append(t)
                     lists[2].append(value)
@@ -397,9 +406,17 @@ class MonitorPanel(QWidget):
 
     def add_points(self, run: str, key: str, steps: Sequence[float] | np.ndarray,
                    times: Sequence[float] | np.ndarray,
-                   values: Sequence[float] | np.ndarray) -> None:
-        """Bulk-add one series' points as arrays (a history from a store, a benchmark)."""
+                   values: Sequence[float] | np.ndarray, *, stage: str | None = None,
+                   rank: int = 0) -> None:
+        """Bulk-add one series' points as arrays (a history from a store, a benchmark).
+
+        ``stage`` / ``rank``: the writer they came from, for the CSV (default: the key's
+        first part, ``sft`` for ``sft/loss``, and rank 0)."""
         self._know_run(run)
+        self._flush_pending()  # points that came before these stay before them
+        origin = (stage or key.split("/", 1)[0], rank)
+        if self._origin_last.get((run, key)) != origin:
+            self._note_origin((run, key), origin, 0)
         times = np.asarray(times, dtype=np.float64)
         if times.size:
             self._note_t0(run, float(np.nanmin(times)))
@@ -676,12 +693,25 @@ class MonitorPanel(QWidget):
         _save_image(self.render_png(), path)
 
     def export_csv(self, path: str | Path) -> int:
-        """Every series as ``run,key,step,t,value`` rows; returns the number of rows."""
-        return write_series_csv(path, self._csv_snapshot())
+        """Every point as a ``run,stage,rank,metric,step,time,value`` row, through the engine's
+        exporter (engine/metrics_export.py), so the file is the one ``python -m engine
+        export-metrics RUN --csv`` writes for the same events; returns the number of rows."""
+        return write_metrics_csv(path, self._csv_snapshot())
 
-    def _csv_snapshot(self) -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]]:
+    def _csv_snapshot(self) -> list[MetricSeries]:
+        """Copies of every series, cut where its writer (stage, rank) changes (GUI thread)."""
         self._flush_pending()
-        return [(run, key, *self.series(run, key)) for run, key in self._series]
+        out = []
+        for (run, key), buf in self._series.items():
+            n = buf.n  # copies (a memcpy each): the worker turns them into text
+            steps, times = buf.steps[:n].copy(), buf.times[:n].copy()
+            values = buf.values[:n].copy()
+            cuts = self._origins.get((run, key)) or [(0, key.split("/", 1)[0], 0)]
+            for i, (start, stage, rank) in enumerate(cuts):
+                end = cuts[i + 1][0] if i + 1 < len(cuts) else n
+                out.append(MetricSeries(run, stage, rank, key, steps[start:end],
+                                        times[start:end], values[start:end]))
+        return out
 
     def _export_png_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export PNG", "monitor.png", "PNG (*.png)")
@@ -692,7 +722,7 @@ class MonitorPanel(QWidget):
     def _export_csv_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export CSV", "monitor.csv", "CSV (*.csv)")
         if path:
-            self._start_export(write_series_csv, path, self._csv_snapshot())
+            self._start_export(write_metrics_csv, path, self._csv_snapshot())
 
     def _start_export(self, fn: Callable[..., object], *args: object) -> None:
         self._status.setText("exporting…")
@@ -735,6 +765,13 @@ class MonitorPanel(QWidget):
     def _know_run(self, run: str) -> None:
         if run not in self._run_colour:
             self._picker.add_run(run, self._colour(run))
+
+    def _note_origin(self, sk: SeriesKey, origin: tuple[str, int], pending_n: int) -> None:
+        """The series' next point (after ``pending_n`` not yet buffered) comes from ``origin``."""
+        buf = self._series.get(sk)
+        self._origins.setdefault(sk, []).append(
+            ((buf.n if buf is not None else 0) + pending_n, *origin))
+        self._origin_last[sk] = origin
 
     def _stage_clock(self, run: str, stage: str) -> _StageClock:
         c = self._stages.get((run, stage))

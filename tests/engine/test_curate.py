@@ -421,10 +421,16 @@ def test_rl_max_tasks_caps_the_rl_set_and_not_the_sft_set(tmp_path):
     with Store(run.store_path) as store:
         for s in range(5):
             add_verified_task(store, text(120 + s))
-    summary = run_curate(run, rl_max_tasks=2)
+    summary = run_curate(run, rl_max_tasks=2, rl_val_fraction=0)
     assert (summary["exported_sft"], summary["exported_rl"]) == (5, 2)
     rl = pq.read_table(run.exports_dir / "rl.parquet").to_pylist()
     assert [r["extra_info"]["index"] for r in rl] == [0, 1]
+    # The cap counts both files: 2 rows, one of them held out for validation.
+    summary = run_curate(run, rl_max_tasks=2)
+    val = pq.read_table(run.exports_dir / "rl_val.parquet").to_pylist()
+    rl = pq.read_table(run.exports_dir / "rl.parquet").to_pylist()
+    assert (summary["exported_rl"], summary["exported_rl_val"], len(rl), len(val)) == \
+        (2, 1, 1, 1)
 
 
 def test_a_task_without_labelled_tests_is_left_out_of_the_rl_set_only(tmp_path):
@@ -443,9 +449,11 @@ def test_export_formats_pick_the_sft_files_and_a_dropped_format_is_removed(tmp_p
         add_verified_task(store, text(140))
     run_curate(run)
     assert (run.exports_dir / "sft.parquet").exists()
-    summary = run_curate(run, export_formats=["jsonl"])
-    assert sorted(summary["exports"]) == ["rl.parquet", "sft.jsonl"]
-    assert sorted(p.name for p in run.exports_dir.iterdir()) == ["rl.parquet", "sft.jsonl"]
+    assert (run.exports_dir / "rl_val.parquet").exists()
+    summary = run_curate(run, export_formats=["jsonl"], rl_val_fraction=0)
+    assert sorted(summary["exports"]) == ["README.md", "rl.parquet", "sft.jsonl"]
+    assert sorted(p.name for p in run.exports_dir.iterdir()) == [
+        "README.md", "rl.parquet", "sft.jsonl"]
 
 
 def test_a_rerun_rewrites_identical_exports_and_rejects_nothing_twice(tmp_path):
@@ -494,6 +502,8 @@ def test_events_carry_the_counts_progress_and_one_artifact_per_export(tmp_path):
         ("sft.jsonl", "exports/sft.jsonl", "export"),
         ("sft.parquet", "exports/sft.parquet", "export"),
         ("rl.parquet", "exports/rl.parquet", "export"),
+        ("rl_val.parquet", "exports/rl_val.parquet", "export"),
+        ("README.md", "exports/README.md", "export"),
     }
 
 
@@ -520,7 +530,7 @@ def test_included_seed_problems_follow_the_tasks_in_both_exports(tmp_path):
         tid = add_verified_task(store, text(200))
         first = add_seed(store, text(201), solutions=["print(1)\n", "print(2)"])
         second = add_seed(store, text(202))
-    summary = run_curate(run, include_seed_problems=True)
+    summary = run_curate(run, include_seed_problems=True, rl_val_fraction=0)  # all in one file
     sft = read_jsonl(run.exports_dir / "sft.jsonl")
     assert [r["query"] for r in sft] == [text(200), text(201), text(202)]
     assert {k: sft[1][k] for k in ("query", "response")} == {
@@ -672,7 +682,7 @@ def test_rl_max_tasks_counts_seeds_after_the_tasks(tmp_path):
         add_verified_task(store, text(280))
         for s in range(3):
             add_seed(store, text(281 + s))
-    summary = run_curate(run, include_seed_problems=True, rl_max_tasks=2)
+    summary = run_curate(run, include_seed_problems=True, rl_max_tasks=2, rl_val_fraction=0)
     rl = pq.read_table(run.exports_dir / "rl.parquet").to_pylist()
     assert [r["extra_info"]["origin"] for r in rl] == ["task", "seed"]
     assert (summary["exported_sft"], summary["seed_problems"]["exported_rl"]) == (4, 1)
@@ -740,5 +750,6 @@ def test_the_engine_cli_runs_curate_on_a_prepared_run_dir(tmp_path):
     assert state["status"] == "completed", state
     assert (state["summary"]["near_duplicates"], state["summary"]["contaminated"]) == (1, 1)
     assert len(read_jsonl(run.exports_dir / "sft.jsonl")) == 2
-    assert pq.read_table(run.exports_dir / "rl.parquet").num_rows == 2
+    assert [pq.read_table(run.exports_dir / name).num_rows
+            for name in ("rl.parquet", "rl_val.parquet")] == [1, 1]
     assert not (run.exports_dir / "sft.parquet").exists()  # the preset exports JSONL only

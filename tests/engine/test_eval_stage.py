@@ -26,6 +26,7 @@ from engine.eval import (
     load_problems,
     outputs_equal,
     pass_at_1,
+    release_files,
     results_equal,
 )
 from engine.events import EventReader
@@ -33,7 +34,7 @@ from engine.paths import resolve_data_path
 from engine.rundir import RunDir
 from engine.runner import EXIT_OK, EXIT_STAGE_FAILED, run_pipeline
 from engine.schema import config_from_dict, dump_config
-from engine.stages.eval import eval_messages, sample_code
+from engine.stages.eval import eval_messages, read_results, sample_code
 from engine.verify.sandbox import Limits, SandboxPool, SandboxUnavailable
 
 SMOKE = resolve_data_path("assets://eval/smoke.jsonl")
@@ -131,7 +132,7 @@ def test_missing_field_duplicate_id_and_bad_json(tmp_path):
     del r["metadata"]
     with pytest.raises(ProblemFormatError, match=r"p\.jsonl:1: metadata: missing"):
         load_problems(write(tmp_path, r))
-    with pytest.raises(ProblemFormatError, match=r":2: question_id 'q1' is also on line 1"):
+    with pytest.raises(ProblemFormatError, match=r":2: question_id 'q1' is also at p.jsonl:1"):
         load_problems(write(tmp_path, row(), row()))
     (tmp_path / "bad.jsonl").write_text('{"a": 1\n')
     with pytest.raises(ProblemFormatError, match=r"bad\.jsonl:1: not a JSON object"):
@@ -140,14 +141,87 @@ def test_missing_field_duplicate_id_and_bad_json(tmp_path):
         load_problems(tmp_path / "absent.jsonl")
 
 
+def test_parquet_file_loads_like_jsonl_and_jsonl_that_is_not_text_says_so(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [row(), row(question_id="q2", private_test_cases=compress(json.dumps(STDIN_TESTS)))]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet")
+    got = load_problems(tmp_path / "p.parquet")
+    assert got == load_problems(write(tmp_path, *rows))
+    (tmp_path / "bin.jsonl").write_bytes((tmp_path / "p.parquet").read_bytes())
+    with pytest.raises(ProblemFormatError, match="bin.jsonl: is not UTF-8 JSON lines; if it is a "
+                       "Parquet file .* name it \\*.parquet"):
+        load_problems(tmp_path / "bin.jsonl")
+    pq.write_table(pa.Table.from_pylist([row(metadata="[1]")]), tmp_path / "bad.parquet")
+    with pytest.raises(ProblemFormatError, match="bad.parquet:row 1: metadata"):
+        load_problems(tmp_path / "bad.parquet")
+
+
+def test_releases_are_livecodebench_cumulative_file_sets():
+    assert release_files("release_v1") == ["test.jsonl"]
+    assert release_files("release_v3") == ["test.jsonl", "test2.jsonl", "test3.jsonl"]
+    assert release_files("release_latest") == release_files("release_v6")
+    assert len(release_files("release_v6")) == 6
+    assert release_files("v1") == ["test.jsonl"] and release_files("v5") == ["test5.jsonl"]
+    assert release_files("v4_v6") == ["test4.jsonl", "test5.jsonl", "test6.jsonl"]
+    for bad in ("release_v7", "v6_v4", "latest"):
+        with pytest.raises(ValueError):
+            release_files(bad)
+
+
+def test_release_folder_and_contest_date_window(tmp_path):
+    dates = {"test.jsonl": "2023-06-01T00:00:00", "test2.jsonl": "2024-05-01T12:00:00",
+             "test3.jsonl": "2024-07-15T00:00:00"}
+    for i, (name, date) in enumerate(dates.items()):
+        write(tmp_path, row(question_id=f"q{i}", contest_date=date), name=name)
+    ids = lambda ps: [p.question_id for p in ps]  # noqa: E731
+    assert ids(load_problems(tmp_path, release="release_v2")) == ["q0", "q1"]
+    assert ids(load_problems(tmp_path, release="release_v3")) == ["q0", "q1", "q2"]
+    assert ids(load_problems(tmp_path, release="v2_v3")) == ["q1", "q2"]
+    # LiveCodeBench's window: start <= date <= end, the end day meaning its midnight
+    assert ids(load_problems(tmp_path, release="release_v3", start_date="2024-05-01")) == [
+        "q1", "q2"]
+    assert ids(load_problems(tmp_path, release="release_v3", end_date="2024-05-01")) == ["q0"]
+    assert ids(load_problems(tmp_path, release="release_v3", start_date="2024-05-02",
+                             end_date="2024-07-15")) == ["q2"]
+    with pytest.raises(ProblemFormatError, match="release release_v4 needs test4.jsonl"):
+        load_problems(tmp_path, release="release_v4")
+    with pytest.raises(ProblemFormatError, match="is a folder; set a release"):
+        load_problems(tmp_path)
+    with pytest.raises(ProblemFormatError, match="a release chooses files in a folder"):
+        load_problems(tmp_path / "test.jsonl", release="release_v1")
+    with pytest.raises(ProblemFormatError, match="no problems between 2026-01-01 and the end"):
+        load_problems(tmp_path / "test.jsonl", start_date="2026-01-01")
+    write(tmp_path, {k: v for k, v in row().items() if k != "contest_date"}, name="nodate.jsonl")
+    with pytest.raises(ProblemFormatError, match="nodate.jsonl:1: contest_date: missing, but a "
+                       "date window is set"):
+        load_problems(tmp_path / "nodate.jsonl", end_date="2025-01-01")
+
+
+def test_eval_config_checks_release_and_dates():
+    cfg = config_from_dict({"eval": {"release": "release_v6", "start_date": "2024-08-01",
+                                     "end_date": "2025-05-01"}}).eval
+    assert (cfg.release, cfg.start_date, cfg.time_limit_s) == ("release_v6", "2024-08-01", 6.0)
+    for bad, words in (({"release": "release_v9"}, "eval.release"),
+                       ({"release": "v5_v2"}, "write v2_v5"),
+                       ({"start_date": "2024-02-30"}, "not a calendar date"),
+                       ({"start_date": "2025-01-01", "end_date": "2024-01-01"},
+                        "before start_date")):
+        with pytest.raises(Exception, match=words):
+            config_from_dict({"eval": bad})
+
+
 # --- comparison and arithmetic
 
 
 def test_output_comparisons():
     assert outputs_equal("3  \n\n", "3") and outputs_equal("1.0 2\n", "1 2.00")
     assert not outputs_equal("3", "4") and not outputs_equal("a b", "a  c")
-    assert results_equal("[1, 2]", "[1,2]") and results_equal("true", "true")
-    assert not results_equal("[1, 2]", "[2, 1]") and not results_equal("oops", "1")
+    assert outputs_equal("5e-1\n", "0.50") and not outputs_equal("0.3333", "0.33333")
+    assert not outputs_equal("1\n\n2", "1\n2")  # inner blank lines count, as in LiveCodeBench
+    assert results_equal((1, 2), [1, 2]) and results_equal(2.0, 2)
+    assert not results_equal([(1, 2)], [[1, 2]]) and not results_equal({1, 2}, [1, 2])
 
 
 def test_avg_at_k_is_the_mean_of_per_problem_pass_at_1():
@@ -293,8 +367,8 @@ def test_stage_with_tiny_random_writes_everything(tmp_path):
             metric.update(e.data)
     assert metric["eval/avg_at_k"] == 0.0 and metric["eval/problems_done"] == 4.0
     assert metric["eval/no_code_rate"] == 1.0 and "eval/pass_at_1/medium" in metric
-    assert {e.data.name for e in evs if e.kind == "artifact"} == {"eval/results",
-                                                                  "eval/summary"}
+    assert {e.data.name for e in evs if e.kind == "artifact"} == {
+        "eval/results", "eval/summary", "eval/lcb_custom"}
     assert any(e.kind == "progress" and e.data.done == 4 for e in evs)
 
 
@@ -318,6 +392,11 @@ def test_stage_with_scripted_server_scores_and_resumes(openai_stub, tmp_path):
     rows = {json.loads(x)["question_id"]: json.loads(x)
             for x in (run.exports_dir / "eval" / "results.jsonl").read_text().splitlines()}
     assert rows["smoke_longest_run"]["passes"] == [True, False]
+    assert rows["smoke_longest_run"]["code"] == [CORRECT["Longest Run"], "print(1)\n"]
+    custom = json.loads((run.exports_dir / "eval" / "lcb_custom.json").read_text())
+    assert [c["question_id"] for c in custom] == list(rows)  # LiveCodeBench's input shape
+    assert custom[1] == {"question_id": "smoke_longest_run",
+                         "code_list": [CORRECT["Longest Run"], "print(1)\n"]}
     assert all(r["pass_at_1"] == 1.0 for q, r in rows.items() if q != "smoke_longest_run")
     state = json.loads((run.root / "state.json").read_text())
     summary = state["stages"]["eval"]["summary"]
@@ -336,6 +415,16 @@ def test_stage_with_scripted_server_scores_and_resumes(openai_stub, tmp_path):
     assert run_eval(run, cfg) == EXIT_OK
     assert len(openai_stub.chat_requests()) == sent
     assert path.read_text().splitlines() == lines
+
+    # Rows from before code was kept are still read back (and give "" in lcb_custom.json).
+    legacy = [{k: v for k, v in json.loads(x).items() if k != "code"} for x in lines]
+    path.write_text("".join(json.dumps(r) + "\n" for r in legacy))
+    assert set(read_results(path, 2, "generator")) == set(rows)
+    run.update_stage("eval", status="pending")
+    assert run_eval(run, cfg) == EXIT_OK
+    assert len(openai_stub.chat_requests()) == sent
+    custom = json.loads((run.exports_dir / "eval" / "lcb_custom.json").read_text())
+    assert custom[0]["code_list"] == ["", ""]
 
 
 def test_stage_fails_clearly_without_checkpoint_or_with_bad_file(tmp_path):

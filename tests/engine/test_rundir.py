@@ -82,6 +82,25 @@ def test_an_accepted_config_change_keeps_the_old_file(tmp_path):
     assert len(kept) == 1 and kept[0].read_text() == "a: 1\n"
 
 
+def test_a_config_from_an_older_engine_resumes_when_only_new_defaults_differ(tmp_path):
+    # An engine upgrade adds fields with defaults (run.metrics here): the launched file lacks
+    # them, the config now has them. That is no change of experiment, so a resume goes on.
+    from engine.schema import PipelineConfig, dump_config
+
+    now = dump_config(PipelineConfig())
+    block = ("  metrics:\n    tensorboard: true\n    wandb:\n      enabled: false\n"
+             "      project: synthsmith\n      entity: null\n      mode: offline\n")
+    assert block in now
+    older = now.replace(block, "", 1)
+    run = RunDir(tmp_path)
+    run.write_config(older)
+    run.write_config(now)  # a resume by today's engine: accepted, the file brought up to date
+    assert run.config_path.read_text() == now
+    assert not list(tmp_path.glob("config.prev-*.yaml"))
+    with pytest.raises(RunDirError, match="--update-config"):  # a real change is still refused
+        run.write_config(now.replace("seed: 42", "seed: 43", 1))
+
+
 def test_a_second_process_cannot_take_the_run_dir_lock(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time

@@ -216,11 +216,11 @@ def test_csv_export_has_every_point(panel, tmp_path):
     path = tmp_path / "series.csv"
     assert panel.export_csv(path) == 7
     rows = list(csv.reader(path.open()))
-    assert rows[0] == ["run", "key", "step", "t", "value"]
-    assert ["b", "rl/reward/mean", "1", repr(T0 + 5), "0.25"] in rows
-    loss_rows = [r for r in rows[1:] if r[:2] == ["a", "sft/loss"]]
-    assert [int(r[2]) for r in loss_rows] == [0, 10, 20]
-    assert float(loss_rows[1][4]) == pytest.approx(2.0 / 1.1)
+    assert rows[0] == ["run", "stage", "rank", "metric", "step", "time", "value"]
+    assert ["b", "rl", "0", "rl/reward/mean", "1", repr(T0 + 5), "0.25"] in rows
+    loss_rows = [r for r in rows[1:] if r[:4] == ["a", "sft", "0", "sft/loss"]]
+    assert [int(r[4]) for r in loss_rows] == [0, 10, 20]
+    assert float(loss_rows[1][6]) == pytest.approx(2.0 / 1.1)
 
 
 def test_png_export_writes_an_image(panel, tmp_path):

@@ -60,8 +60,11 @@ def test_the_run_and_llm_sections_have_rows_too(qtbot):
     llms = SchemaForm(PipelineConfig, "", ("llms",))
     qtbot.addWidget(run)
     qtbot.addWidget(llms)
-    assert set(run.editors) == {"schema_version", "run.name", "run.seed"}
-    assert set(run.groups) == {"run"}
+    assert set(run.editors) == {"schema_version", "run.name", "run.seed",
+                                "run.metrics.tensorboard", "run.metrics.wandb.enabled",
+                                "run.metrics.wandb.project", "run.metrics.wandb.entity",
+                                "run.metrics.wandb.mode"}
+    assert set(run.groups) == {"run", "run.metrics", "run.metrics.wandb"}
     assert run.editors["run.seed"].widget.toolTip().startswith("Base random seed")
     assert isinstance(llms.editors["llms"].widget, QPlainTextEdit)
     llms.load(DEFAULTS)
