@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from remote.errors import RemoteSetupError, TransientError
-from remote.quoting import quote
+from remote.quoting import absolute_path, quote
 from remote.runner import CommandRunner, run_framed
 
 MANIFEST_NAME = ".manifest.json"
@@ -147,15 +147,6 @@ class SyncReport:
     already_complete: bool  # the bundle was there: nothing was sent or changed
 
 
-def _absolute(runner: CommandRunner, path: str) -> str:
-    # Every script below names absolute paths: no ~ expansion or cwd to reason about.
-    if path == "~" or path.startswith("~/"):
-        return posixpath.normpath(runner.home() + path[1:])
-    if not path.startswith("/"):
-        return posixpath.normpath(posixpath.join(runner.home(), path))
-    return posixpath.normpath(path)
-
-
 def _parse_hashes(stdout: str) -> dict[str, str]:
     """``sha256sum`` lines (``<64 hex>  <name>``) -> {name: hash}."""
     out: dict[str, str] = {}
@@ -236,7 +227,7 @@ def sync_bundle(runner: CommandRunner, workdir: str, repo_root: Path | None = No
 
 def _sync_once(runner: CommandRunner, workdir: str, root: Path, manifest: Manifest,
                timeout: float) -> SyncReport:
-    base = posixpath.join(_absolute(runner, workdir), "engine")
+    base = posixpath.join(absolute_path(runner.home(), workdir), "engine")
     bundle = posixpath.join(base, manifest.digest)
     objects = posixpath.join(base, OBJECTS_DIR)
     manifest_path = posixpath.join(bundle, MANIFEST_NAME)

@@ -131,17 +131,13 @@ def add_commands(sub: Any) -> None:
                     "config places the first enabled stage using the endpoint)")
 
 
-COMMANDS = ("cluster", "launch", "runs", "status", "tail", "cancel", "resume", "fetch", "llm")
-
-
 def run(args: argparse.Namespace) -> int:
     from engine.schema import ConfigError
     from remote.display_text import visible
-    from remote.errors import RemoteError
-    from remote.launch import LaunchError
+    from remote.errors import LaunchError, RemoteError
     from remote.profiles import ProfileError
 
-    handler: Callable[[argparse.Namespace], int] = globals()[f"cmd_{args.command}"]
+    handler = COMMANDS[args.command]
     try:
         _check_run_ids(args)
     except ProfileError as e:
@@ -198,8 +194,9 @@ def _ssh_options(args: argparse.Namespace) -> dict[str, Any]:
 @contextlib.contextmanager
 def _launcher(args: argparse.Namespace) -> Iterator[Any]:
     """A Launcher whose connections are closed when the command is done."""
-    from remote.launch import Launcher, RunRegistry
+    from remote.launch import Launcher
     from remote.profiles import ProfileStore, runner_for
+    from remote.run_registry import RunRegistry
 
     options = _ssh_options(args)
     launcher = Launcher(ProfileStore(), RunRegistry(),
@@ -333,20 +330,21 @@ def _cluster_test(args: argparse.Namespace, store: Any) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
+    from engine.schema import load_config
+
     stages = args.stages.split(",") if args.stages else None
+    config = load_config(args.config, args.overrides)  # the one read; the object goes on
     with _launcher(args) as launcher:
         if args.preview:
             from remote.display_text import visible
 
-            print(visible(launcher.preview(args.config, stages=stages, cluster=args.cluster,
-                                           overrides=args.overrides), keep_newlines=True),
-                  end="")
+            print(visible(launcher.preview(config, stages=stages, cluster=args.cluster),
+                          keep_newlines=True), end="")
             return 0
-        for seg in launcher.plan(args.config, stages=stages, cluster=args.cluster,
-                                 overrides=args.overrides):
+        for seg in launcher.plan(config, stages=stages, cluster=args.cluster):
             _connect(launcher.runner(seg.cluster), args)
-        record = launcher.launch(args.config, stages=stages, cluster=args.cluster,
-                                 overrides=args.overrides, run_id=args.run_id,
+        record = launcher.launch(config, source=str(args.config), stages=stages,
+                                 cluster=args.cluster, run_id=args.run_id,
                                  preflight=args.preflight)
     print(f"launched {_v(record.run_id)}")
     for seg in record.segments:
@@ -357,7 +355,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from remote.launch import RunRegistry
+    from remote.run_registry import RunRegistry
 
     for r in RunRegistry().list():
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
@@ -673,3 +671,12 @@ def _check_llm_on(profile: Any, config: Any, args: argparse.Namespace) -> dict[s
         return {k: v for k, v in fields.items() if k in known}
     finally:
         runner.close()
+
+
+# The subcommand -> its function: the one table ``run`` dispatches through (gui/cli.py adds
+# the parsers with ``add_commands``; a parser without an entry here fails the CLI test).
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "cluster": cmd_cluster, "launch": cmd_launch, "runs": cmd_runs, "status": cmd_status,
+    "tail": cmd_tail, "cancel": cmd_cancel, "resume": cmd_resume, "fetch": cmd_fetch,
+    "llm": cmd_llm,
+}

@@ -98,6 +98,11 @@ class CommandInterrupted(TransientError):
     command may have run in part); the next operation reconnects by itself."""
 
 
+class LaunchError(RuntimeError):
+    """A launch (or a fetch, a hand-over, a run record) that cannot go ahead, with what to
+    change. Not a RemoteError: the cause is the plan or the run, not the link."""
+
+
 _TRANSIENT_SSH_MESSAGES = (
     "ssh session not active", "channel closed", "server connection dropped",
     "error reading ssh protocol banner", "no existing session", "connection reset",

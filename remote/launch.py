@@ -1,187 +1,68 @@
-"""Launch a pipeline onto its clusters, follow it, move artifacts between clusters.
+"""Launch a pipeline onto its clusters, follow it, hand it over between clusters, fetch from it.
 
-The desktop (the app, or the headless ``synthsmith`` CLI) keeps a local record of each run it
-launched; everything here is Qt-free::
+Qt-free: the app and the headless ``synthsmith`` CLI both drive it::
 
     launcher = Launcher(ProfileStore(), RunRegistry())
-    print(launcher.preview("my.yaml"))                 # the exact commands / sbatch scripts
-    record = launcher.launch("my.yaml", stages=["seeds", "features"])
+    config = load_config("my.yaml")                    # files are read by the caller
+    print(launcher.preview(config))                    # the exact commands / sbatch scripts
+    record = launcher.launch(config, source="my.yaml", stages=["seeds", "features"])
     record = launcher.refresh(record.run_id)           # job states; starts the next segment
     launcher.cancel(record.run_id)
 
 Plan: the selected stages (enabled ones in pipeline order, or ``stages``) are cut into
 *segments*: runs of consecutive stages with the same placement (``<stage>.placement``, or one
 ``cluster`` for all). Each cluster a run touches gets the engine bundle (``remote.bundle``,
-uploaded only when changed), a run dir ``<workdir>/runs/<run-id>/`` and the config.
+uploaded only when changed), a run dir ``<workdir>/runs/<run-id>/`` and the config. Before
+anything is created, ``preflight`` asks every cluster's engine doctor whether it can run its
+stages as configured.
 
 - ``direct`` clusters run a whole segment as ONE detached engine process
   (``python -m engine run --stages a,b,c``): it survives the SSH session and the laptop.
 - ``slurm`` clusters get one job per stage, submitted together and chained on the cluster
-  with ``--dependency=afterok``, so they too go on without the desktop. A shardable CPU stage
+  with ``--dependency=afterok``, so they too go on without the desktop. A shardable stage
   whose ``resources.nodes`` is N > 1 becomes a job array of N shards.
 
 A later segment on another cluster starts when ``refresh`` sees the earlier one complete: the
-artifacts it needs (``state.json``, ``data/store.sqlite``, ``exports/``, ``checkpoints/``) are
-relayed through the desktop (downloaded in resumable chunks to the run's local folder, checked
-against the source's sha256, then uploaded atomically), and its jobs are launched. So a
-cross-cluster hand-over waits for a desktop that is awake; each segment itself does not.
+artifacts it needs (``state.json``, ``data/store.sqlite``, ``exports/``, ``checkpoints/``)
+move first (remote/artifact_copy.py: pulled directly by the destination when it can reach
+the source over SSH on its own, else relayed through the desktop; every file checked by
+sha256), so a cross-cluster hand-over waits for a desktop that is awake; each segment itself
+does not. The local record of each run is remote/run_registry.py's.
 
-Local state: ``<data dir>/runs/<run-id>/record.json`` (the plan, job handles, statuses) and the
-event cache ``events/`` next to it (``remote.stream``). Data dir: ``$SYNTHSMITH_DATA_DIR``,
-else ``$XDG_DATA_HOME/synthsmith/desktop``, else ``~/.local/share/synthsmith/desktop``.
-
-Left out: copying artifacts directly between clusters (they are always relayed through the
-desktop), and launching GPU training stages (the engine does not implement them yet; the
-engine refuses them, and so does ``plan``).
+Left out: a hand-over that survives a link dropped while ``refresh`` starts the next segment
+(refresh is asked again, and may start it twice), and launching a subset of a running run.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine.schema import STAGE_ORDER, PipelineConfig, dump_config, load_config
-from remote.errors import RemoteError
-from remote.profiles import (
-    ClusterProfile,
-    ProfileError,
-    ProfileStore,
-    check_run_id,
-    runner_for,
+from engine.schema import SHARDABLE_STAGES, STAGE_ORDER, PipelineConfig, Resources, dump_config
+from remote.artifact_copy import (
+    artifact_files,
+    direct_copy,
+    read_capped,
+    relay_download,
+    relay_file,
 )
-from remote.runner import CommandRunner, run_framed
-from remote.safe_paths import (
-    OutputTooLarge,
-    UnsafeRemotePath,
-    private_dir,
-    private_open,
-    run_capped,
-    safe_join,
-)
+from remote.errors import LaunchError, RemoteError
+from remote.profiles import ClusterProfile, ProfileError, ProfileStore, check_run_id, runner_for
+from remote.quoting import absolute_path
+from remote.run_registry import RunRecord, RunRegistry, Segment
+from remote.runner import CommandRunner
+from remote.safe_paths import UnsafeRemotePath, private_dir, safe_join
 
-DATA_ENV = "SYNTHSMITH_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RELAY_CHUNK = 8 << 20
-ARTIFACTS = ("state.json", "data/store.sqlite", "exports", "checkpoints")
-LIST_MAX_BYTES = 16 << 20  # a `find` listing of a run's artifacts, at most
-LIST_TIMEOUT_S = 120.0
-HASH_TIMEOUT_S = 1800.0  # sha256sum of one (large) artifact
 FETCH_TIMEOUT_S = 6 * 3600.0  # one `fetch`, all files together
 STATE_MAX_BYTES = 8 << 20  # state.json read by `status`, at most
 STATE_TIMEOUT_S = 60.0
-
-
-class LaunchError(RuntimeError):
-    """A launch that cannot go ahead, with what to change."""
-
-
-def data_dir() -> Path:
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV])
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(base) / "synthsmith" / "desktop"
-
-
-# ---------------------------------------------------------------------------------------------
-# The local record of a run
-
-
-@dataclass
-class Segment:
-    cluster: str
-    stages: list[str]
-    status: str = "waiting"  # waiting, running, completed, failed, cancelled
-    jobs: list[dict] = field(default_factory=list)  # JobHandle fields, one per job
-    reason: str | None = None
-
-
-@dataclass
-class RunRecord:
-    run_id: str
-    config_path: str  # as given on the desktop
-    config_text: str  # the resolved config that was launched
-    created_at: float
-    segments: list[Segment]
-    clusters: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> run_dir, bundle
-    handovers: list[dict] = field(default_factory=list)  # files moved between clusters, and how
-
-    @property
-    def status(self) -> str:
-        states = [s.status for s in self.segments]
-        for bad in ("failed", "cancelled"):
-            if bad in states:
-                return bad
-        if all(s == "completed" for s in states):
-            return "completed"
-        return "running" if "running" in states or "completed" in states else "waiting"
-
-    def current(self) -> Segment | None:
-        return next((s for s in self.segments if s.status != "completed"), None)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> RunRecord:
-        raw = json.loads(text)
-        raw["segments"] = [Segment(**s) for s in raw["segments"]]
-        return cls(**raw)
-
-
-class RunRegistry:
-    """Runs launched from this desktop: ``<dir>/<run-id>/record.json``."""
-
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        self.dir = Path(directory) if directory is not None else data_dir() / "runs"
-
-    def folder(self, run_id: str) -> Path:
-        """The run's local folder; a run id that is not a plain name (``..``, ``/``) is
-        refused here too, whoever passes it (CLI, GUI, a stored record)."""
-        return self.dir / check_run_id(run_id)
-
-    def private_folder(self, run_id: str) -> Path:
-        """The run's folder, created (with the registry's) mode 0700: private to the user."""
-        private_dir(self.dir)
-        return private_dir(self.folder(run_id))
-
-    def tail_cache(self, run_id: str, cluster: str) -> Path:
-        """Where the event and log tails of one cluster of a run keep what they received
-        (the app and the CLI share it, so each sees what the other fetched)."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
-        return self.folder(run_id) / f"cache-{safe}"
-
-    def save(self, record: RunRecord) -> None:
-        folder = self.private_folder(record.run_id)
-        tmp = folder / f".record.{os.getpid()}.tmp"
-        with private_open(tmp, "wb") as fh:
-            fh.write(record.to_json().encode("utf-8"))
-        os.replace(tmp, folder / "record.json")
-
-    def load(self, run_id: str) -> RunRecord:
-        path = self.folder(run_id) / "record.json"
-        if not path.exists():
-            known = ", ".join(r.run_id for r in self.list()[-5:]) or "none yet"
-            raise LaunchError(f"no run {run_id!r} launched from this computer (recent: "
-                              f"{known}); `synthsmith runs` lists them")
-        return RunRecord.from_json(path.read_text(encoding="utf-8"))
-
-    def list(self) -> list[RunRecord]:
-        if not self.dir.exists():
-            return []
-        out = []
-        for p in sorted(self.dir.glob("*/record.json")):
-            try:
-                out.append(RunRecord.from_json(p.read_text(encoding="utf-8")))
-            except (ValueError, TypeError, KeyError):
-                continue  # a record from an incompatible version: not ours to guess at
-        return sorted(out, key=lambda r: r.created_at)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,8 +77,8 @@ def run_id_for(config: PipelineConfig, now: _dt.datetime | None = None) -> str:
 
 
 def selected_stages(config: PipelineConfig, stages: Sequence[str] | None) -> list[str]:
-    from engine.stages import IMPLEMENTED
-
+    """The stages to launch: ``stages`` in pipeline order, else the enabled ones. (A stage an
+    older engine bundle lacks is refused by that engine, naming it.)"""
     if stages:
         unknown = [s for s in stages if s not in STAGE_ORDER]
         if unknown:
@@ -206,11 +87,6 @@ def selected_stages(config: PipelineConfig, stages: Sequence[str] | None) -> lis
         chosen = [s for s in STAGE_ORDER if s in stages]
     else:
         chosen = [s for s in STAGE_ORDER if getattr(config, s).enabled]
-    missing = [s for s in chosen if s not in IMPLEMENTED]
-    if missing:
-        raise LaunchError(f"stage(s) {', '.join(missing)} are not implemented by this engine "
-                          f"version; pick stages with --stages "
-                          f"{','.join(s for s in chosen if s in IMPLEMENTED)}")
     if not chosen:
         raise LaunchError("no stage selected: enable one in the config or pass --stages")
     return chosen
@@ -265,25 +141,17 @@ class Launcher:
         options = {"env": dict(profile.env)} if profile.scheduler == "slurm" else {}
         return scheduler_for(profile.scheduler, self.runner(cluster), **options)
 
-    # -- planning and preview
+    # -- planning and preview (a config object: files are read at the edges, CLI and panel)
 
-    def _load(self, config_path: str | os.PathLike[str],
-              overrides: Sequence[str]) -> PipelineConfig:
-        return load_config(config_path, overrides)
-
-    def plan(self, config_path: str | os.PathLike[str], *, stages: Sequence[str] | None = None,
-             cluster: str | None = None, overrides: Sequence[str] = ()) -> list[Segment]:
-        config = self._load(config_path, overrides)
+    def plan(self, config: PipelineConfig, *, stages: Sequence[str] | None = None,
+             cluster: str | None = None) -> list[Segment]:
         return plan_segments(config, selected_stages(config, stages), cluster, self.profiles)
 
-    def preview(self, config_path: str | os.PathLike[str], *,
-                stages: Sequence[str] | None = None, cluster: str | None = None,
-                overrides: Sequence[str] = (), run_id: str = "<run-id>") -> str:
+    def preview(self, config: PipelineConfig, *, stages: Sequence[str] | None = None,
+                cluster: str | None = None, run_id: str = "<run-id>") -> str:
         """What a launch would run, cluster by cluster (nothing is sent anywhere)."""
-        config = self._load(config_path, overrides)
         out = []
-        for seg in plan_segments(config, selected_stages(config, stages), cluster,
-                                 self.profiles):
+        for seg in self.plan(config, stages=stages, cluster=cluster):
             profile = self.profiles.get(seg.cluster)
             paths = self._paths(profile, run_id, "<bundle-hash>")
             out.append(f"# {seg.cluster} ({profile.scheduler}): {', '.join(seg.stages)}")
@@ -294,23 +162,23 @@ class Launcher:
 
     # -- launch
 
-    def launch(self, config_path: str | os.PathLike[str], *,
-               stages: Sequence[str] | None = None, cluster: str | None = None,
-               overrides: Sequence[str] = (), run_id: str | None = None,
+    def launch(self, config: PipelineConfig, *, source: str = "", stages: Sequence[str] | None = None,
+               cluster: str | None = None, run_id: str | None = None,
                preflight: bool = True) -> RunRecord:
-        """Start a run. ``preflight`` (the default): first check, on every cluster it uses,
-        what each of its stages needs as configured (``preflight``), and refuse with the
-        fixes before any run folder is made or job started."""
+        """Start a run of ``config`` (``source``: the file it came from, for the record).
+        ``preflight`` (the default): first check, on every cluster it uses, what each of its
+        stages needs as configured (``preflight``), and refuse with the fixes before any run
+        folder is made or job started."""
         if run_id is not None:
             try:
                 check_run_id(run_id, field="--run-id")
             except ProfileError as exc:
                 raise LaunchError(str(exc)) from None
-        config = self._load(config_path, overrides)
-        segments = plan_segments(config, selected_stages(config, stages), cluster, self.profiles)
-        record = RunRecord(run_id=run_id or run_id_for(config), config_path=str(config_path),
+        segments = self.plan(config, stages=stages, cluster=cluster)
+        record = RunRecord(run_id=run_id or run_id_for(config), config_path=source,
                            config_text=dump_config(config), created_at=_now(),
                            segments=segments)
+        record.config = config  # the object itself goes on; the text is what the record keeps
         if (self.registry.folder(record.run_id) / "record.json").exists():
             raise LaunchError(f"a run {record.run_id!r} exists already; `synthsmith resume "
                               f"{record.run_id}` continues it")
@@ -349,9 +217,8 @@ class Launcher:
 
     def _paths(self, profile: ClusterProfile, run_id: str, digest: str,
                home: str | None = None) -> dict[str, str]:
-        work = profile.workdir.rstrip("/")
-        if home and (work == "~" or work.startswith("~/")):  # absolute: quoted paths never expand ~
-            work = home.rstrip("/") + work[1:]
+        # absolute once the home is known (quoted paths never expand ~); a preview keeps ~
+        work = absolute_path(home, profile.workdir) if home else profile.workdir.rstrip("/")
         return {"run_dir": f"{work}/runs/{run_id}", "bundle": f"{work}/engine/{digest}",
                 "config": f"{work}/runs/{run_id}/launch/config.yaml"}
 
@@ -375,10 +242,9 @@ class Launcher:
 
     def _jobs(self, config: PipelineConfig, profile: ClusterProfile, seg: Segment,
               paths: dict[str, str]) -> list[Any]:
-        from engine.stages import load_stage
         from remote.schedulers import SlurmOptions, StageJob
 
-        default_limit = type(config.seeds.resources)().time_limit
+        default_limit = Resources().time_limit
 
         def slurm_for(res: Any) -> Any:
             # The profile's default time applies to stages that left theirs at the default.
@@ -401,7 +267,7 @@ class Launcher:
         jobs = []
         for stage in seg.stages:
             res = getattr(config, stage).resources
-            shardable = getattr(load_stage(stage), "SHARDABLE", False)
+            shardable = stage in SHARDABLE_STAGES
             shards = res.nodes if shardable and res.gpus_per_node == 0 else 1
             if shards > 1:  # an array task per shard, one node each
                 res = res.model_copy(update={"nodes": 1})
@@ -412,7 +278,7 @@ class Launcher:
     def _start(self, record: RunRecord, k: int) -> None:
         seg = record.segments[k]
         profile = self.profiles.get(seg.cluster)
-        config = load_config_text(record.config_text)
+        config = record.config
         sched = self.scheduler(seg.cluster)
         seg.jobs, previous = [], None
         for job in self._jobs(config, profile, seg, record.clusters[seg.cluster]):
@@ -478,7 +344,7 @@ class Launcher:
         dst_dir = record.clusters[dst_name]["run_dir"]
         relay = private_dir(self.registry.private_folder(record.run_id) / "relay")
         moved = []
-        listing = _artifact_files(src, src_dir)
+        listing = artifact_files(src, src_dir)
         for rel in listing.files:
             local = safe_join(relay, rel)  # checked again: symlinks under relay/ count
             a, b = f"{src_dir}/{rel}", f"{dst_dir}/{rel}"
@@ -534,7 +400,7 @@ class Launcher:
         path = record.clusters[seg.cluster]["run_dir"] + "/state.json"
         where = f"state.json of run {run_id} on {seg.cluster}"
         try:
-            data = _read_capped(self.runner(seg.cluster), path, STATE_MAX_BYTES,
+            data = read_capped(self.runner(seg.cluster), path, STATE_MAX_BYTES,
                                 STATE_TIMEOUT_S)
         except RemoteError as exc:
             return {"error": f"{where} could not be read: {exc}"}
@@ -571,7 +437,7 @@ class Launcher:
         runner = self.runner(seg.cluster)
         run_dir = record.clusters[seg.cluster]["run_dir"]
         deadline = _now() + timeout_s
-        listing = _artifact_files(runner, run_dir, (targets[what],))
+        listing = artifact_files(runner, run_dir, (targets[what],))
         dest = Path(dest)
         got = []
         for rel in listing.files:
@@ -618,212 +484,11 @@ def _after(job: Any, previous: Any) -> Any:
     return replace(job, slurm=replace(job.slurm, extra=extra))
 
 
-def load_config_text(text: str) -> PipelineConfig:
-    from engine.schema import parse_config
-
-    return parse_config(text)
-
-
 def _now() -> float:
     import time
 
     return time.time()
 
 
-# ---------------------------------------------------------------------------------------------
-# Relay of files through the desktop
-
-
-@dataclass
-class Listing:
-    """The artifact files a cluster listed: ``files`` (relative, checked) and ``refused``
-    ((path, why) for each entry that was not a plain path under what we asked for)."""
-
-    files: list[str] = field(default_factory=list)
-    refused: list[tuple[str, str]] = field(default_factory=list)
-
-    def describe(self, limit: int = 10) -> str:
-        shown = "; ".join(f"{p!r} ({why})" for p, why in self.refused[:limit])
-        more = len(self.refused) - limit
-        return shown + (f"; and {more} more" if more > 0 else "")
-
-
-_LIST_MARK = "@@synthsmith-list"
-
-
-def _artifact_files(runner: CommandRunner, run_dir: str,
-                    which: Sequence[str] = ARTIFACTS) -> Listing:
-    """Relative paths of the artifact files under a run dir (folders walked), in one remote
-    ``find`` (NUL-separated; capped in bytes and time); missing ones are skipped. What the
-    cluster answers is untrusted: each entry must be a plain relative path (``check_relative``)
-    equal to or under one of ``which``; others are refused and listed."""
-    from remote.safe_paths import check_relative
-
-    paths = [f"{run_dir}/{rel}" for rel in which]
-    # Framed: whatever a login banner prints before the mark is not part of the answer.
-    script = f'printf "%s\\0" {_LIST_MARK}; exec find "$@" -type f -print0'
-    try:  # exits 1 for missing paths: fine
-        result = run_capped(runner, ["sh", "-c", script, "sh", *paths],
-                            max_bytes=LIST_MAX_BYTES, timeout=LIST_TIMEOUT_S,
-                            what=f"listing the artifacts of {run_dir}")
-    except OutputTooLarge as exc:
-        raise LaunchError(f"{exc}. Nothing was fetched") from None
-    prefix = run_dir.rstrip("/") + "/"
-    listing = Listing()
-    head, mark, body = result.stdout.partition(_LIST_MARK + "\0")
-    if not mark:
-        raise LaunchError(f"{runner.name}: listing the artifacts of {run_dir} gave no "
-                          f"answer (exit {result.returncode}: "
-                          f"{(result.stderr or head).strip()[-300:]!r})")
-    for entry in body.split("\0"):
-        if not entry or entry.endswith((".tmp", ".part")):
-            continue
-        if not entry.startswith(prefix):
-            listing.refused.append((entry, f"not under {prefix}"))
-            continue
-        rel = entry[len(prefix):]
-        try:
-            check_relative(rel)
-        except UnsafeRemotePath as exc:
-            listing.refused.append((rel, exc.why))
-            continue
-        if not any(rel == w or rel.startswith(w.rstrip("/") + "/") for w in which):
-            listing.refused.append((rel, f"not one of {', '.join(which)}"))
-            continue
-        listing.files.append(rel)
-    listing.files = sorted(set(listing.files))
-    return listing
-
-
-COPY_SSH_CONFIG_ENV = "SYNTHSMITH_SSH_CONFIG"  # in a profile's env: its ssh_config for copies
-
-
-def direct_copy(src: CommandRunner, src_profile: ClusterProfile, src_path: str,
-                dst: CommandRunner, dst_profile: ClusterProfile, dst_path: str) -> bool:
-    """Let the destination pull the file from the source itself (``scp`` in batch mode: no
-    prompt, no password, a known host key required), then check its sha256. False when it
-    cannot (no route, no key there, the source is this computer): the caller relays."""
-    if src_profile.is_local or dst_profile.is_local:
-        return False
-    want = _remote_sha256(src, src_path)
-    if want is None:
-        return False
-    where = f"{src_profile.user}@{src_profile.host}" if src_profile.user else src_profile.host
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-            "-o", "ConnectTimeout=10"]
-    if dst_profile.env.get(COPY_SSH_CONFIG_ENV):
-        argv += ["-F", dst_profile.env[COPY_SSH_CONFIG_ENV]]
-    if src_profile.port:
-        argv += ["-p", str(src_profile.port)]
-    part = f"{dst_path}.part"
-    dst.makedirs(dst_path.rsplit("/", 1)[0])
-    from remote.quoting import command_line, quote
-
-    # `ssh host cat -- PATH` on the destination: the source's shell parses the remote
-    # command, so PATH is quoted once more for it (one quoting point, applied twice).
-    remote_cmd = command_line(["cat", "--", src_path])
-    result = dst.run_shell(f"{command_line([*argv, where, remote_cmd])} > {quote(part)}",
-                           timeout=3600)
-    if not result.ok or _remote_sha256(dst, part) != want:
-        dst.run(["rm", "-f", "--", part])
-        return False
-    return dst.run(["mv", "-f", "--", part, dst_path]).ok
-
-
-def relay_download(src: CommandRunner, path: str, local: Path, *,
-                   deadline: float | None = None) -> None:
-    """Download in chunks to ``local`` (resumable: a ``.part`` file grows), then check the
-    size and the source's sha256. Folders it creates are 0700, the file 0600; past
-    ``deadline`` (a ``time.time()``) it stops with a ``LaunchError``."""
-    size = src.size(path)
-    if size is None:
-        raise FileNotFoundError(f"{src.name}: {path}")
-    if not local.parent.exists():
-        private_dir(local.parent, fix_existing=False)  # the folders it creates: 0700
-    part = local.with_name(local.name + ".part")
-    if part.is_symlink():
-        part.unlink()
-    have = part.stat().st_size if part.exists() else 0
-    if have > size:  # the source changed under us: start over
-        part.unlink()
-        have = 0
-    with private_open(part, "ab") as f:
-        while have < size:
-            if deadline is not None and _now() > deadline:
-                raise LaunchError(f"{path} from {src.name}: the fetch ran past its time limit "
-                                  f"({have} of {size} bytes; run it again to resume)")
-            chunk = src.read_bytes(path, have, min(RELAY_CHUNK, size - have))
-            if not chunk:
-                break
-            f.write(chunk)
-            have += len(chunk)
-        f.flush()
-        os.fsync(f.fileno())
-    if have != size:
-        raise LaunchError(f"{path} from {src.name} ended early ({have} of {size} bytes); "
-                          "run the command again to resume")
-    want = _remote_sha256(src, path)
-    got = _local_sha256(part)
-    if want is not None and got != want:
-        part.unlink()
-        raise LaunchError(f"{path} from {src.name} arrived corrupted (sha256 {got[:12]} != "
-                          f"{want[:12]}); run the command again")
-    os.replace(part, local)
-
-
-def relay_file(src: CommandRunner, src_path: str, dst: CommandRunner, dst_path: str,
-               local: Path) -> None:
-    if dst.size(dst_path) == src.size(src_path) and \
-            _remote_sha256(dst, dst_path) == _remote_sha256(src, src_path):
-        return  # already there (a resumed hand-over)
-    relay_download(src, src_path, local)
-    dst.put_file(local, dst_path)
-
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _read_capped(runner: CommandRunner, path: str, limit: int, timeout: float) -> bytes | None:
-    """At most ``limit + 1`` bytes of a remote file (None when it does not exist), through
-    ``head -c`` in a framed command: capped in bytes and time, whatever the cluster does."""
-    from remote.quoting import quote_path
-
-    q = quote_path(path)
-    script = (f"if [ ! -e {q} ]; then echo missing; exit 0; fi; echo present; "
-              f"head -c {limit + 1} -- {q}")
-    result = run_framed(runner, script, timeout=timeout, max_bytes=limit + (1 << 20),
-                        what=f"reading {path}", idempotent=True)  # a read: safe to ask again
-    status, _, body = result.stdout.partition("\n")
-    if status == "missing":
-        return None
-    if status != "present" or not result.ok:
-        raise RemoteError(f"exit {result.returncode}: {result.stderr.strip()[-300:]!r}")
-    return body.encode("utf-8", "surrogateescape")
-
-
-def _remote_sha256(runner: CommandRunner, path: str) -> str | None:
-    # Framed: a login banner line that starts with 64 hex digits is never taken for it.
-    from remote.quoting import command_line
-
-    result = run_framed(runner, command_line(["sha256sum", "--", path]),
-                        timeout=HASH_TIMEOUT_S, max_bytes=1 << 16, what="sha256sum")
-    if not result.ok:
-        return None
-    for line in result.stdout.splitlines():
-        word = line.split(" ", 1)[0].lstrip("\\")
-        if _SHA256.fullmatch(word):
-            return word
-    return None
-
-
-def _local_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-__all__ = ["ARTIFACTS", "LaunchError", "Launcher", "Listing", "ProfileError", "RunRecord", "RunRegistry",
-           "Segment", "data_dir", "plan_segments", "relay_download", "relay_file",
+__all__ = ["LaunchError", "Launcher", "RunRecord", "RunRegistry", "Segment", "plan_segments",
            "selected_stages"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,8 +40,9 @@ from engine.schema import (
     nested_model,
     read_yaml,
 )
-from remote.launch import Launcher, RunRecord, RunRegistry
+from remote.launch import Launcher
 from remote.profiles import ClusterProfile, ProfileStore
+from remote.run_registry import RunRecord, RunRegistry
 from remote.session import AppSession
 
 PRESETS_DIR = ASSETS_DIR / "presets"
@@ -88,28 +88,28 @@ def diff_against_last_launch(registry: RunRegistry, text: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def preview_config(session: AppSession, text: str) -> str:
-    """``Launcher.preview`` of a config text (it takes a file: a temporary one)."""
-    with tempfile.TemporaryDirectory(prefix="synthsmith-preview-") as folder:
-        path = write_text(Path(folder) / "config.yaml", text)
-        return session.call(Launcher.preview, path)
+def preview_config(session: AppSession, config: PipelineConfig) -> str:
+    """``Launcher.preview`` of the config shown: the commands and scripts, nothing sent."""
+    return session.call(Launcher.preview, config)
 
 
 @dataclass(frozen=True)
 class LaunchPlan:
-    config_path: Path
+    config: PipelineConfig  # the object the launch goes on with
+    config_path: Path  # the copy written for the record (what was launched, as YAML)
     clusters: list[str]  # in the order the run reaches them
 
 
-def plan_launch(session: AppSession, folder: Path, name: str, text: str) -> LaunchPlan:
-    """Write the config to be launched (the launch and its record name this file) and plan it."""
-    path = write_text(folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.yaml", text)
-    segments = session.call(Launcher.plan, path)
-    return LaunchPlan(path, list(dict.fromkeys(s.cluster for s in segments)))
+def plan_launch(session: AppSession, folder: Path, config: PipelineConfig) -> LaunchPlan:
+    """Keep a copy of the config to be launched (the run's record names it) and plan it."""
+    name = f"{config.run.name}-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
+    path = write_text(folder / name, dump_config(config))
+    segments = session.call(Launcher.plan, config)
+    return LaunchPlan(config, path, list(dict.fromkeys(s.cluster for s in segments)))
 
 
-def launch_config(session: AppSession, path: Path) -> RunRecord:
-    return session.call(Launcher.launch, path)
+def launch_config(session: AppSession, plan: LaunchPlan) -> RunRecord:
+    return session.call(Launcher.launch, plan.config, source=str(plan.config_path))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,11 @@ shell that is not a POSIX one (fish, csh, tcsh: their quoting and syntax differ)
 
 which every shell reads the same way (one single-quoted word of ``[A-Za-z0-9+/=]`` and
 plain punctuation, no backslash, no ``!``).
+
+A quoted argv word never expands ``~``, and the engine does not expand it either: a path
+that goes INTO a command as an argument, a file written over SFTP, or a path in a generated
+script is made absolute first with ``absolute_path(home, path)`` (``runner.home()``), the
+one place that rule lives.
 """
 
 from __future__ import annotations
@@ -96,3 +101,14 @@ def for_login_shell(command: str, login_shell: str | None) -> str:
         return command
     encoded = base64.b64encode(command.encode("utf-8")).decode("ascii")
     return f"exec /bin/sh -c 'eval \"$(echo {encoded} | base64 -d)\"'"
+
+
+def absolute_path(home: str, path: str) -> str:
+    """``path`` on the cluster as an absolute, normalised path: ``~`` and ``~/x`` under
+    ``home`` (the login home, ``runner.home()``), a relative path under ``home`` too (where
+    a login shell and SFTP start). ``~user`` is not supported and stays relative to home."""
+    if path == "~" or path.startswith("~/"):
+        path = home.rstrip("/") + path[1:]
+    elif not path.startswith("/"):
+        path = posixpath.join(home, path)
+    return posixpath.normpath(path)

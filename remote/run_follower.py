@@ -62,7 +62,7 @@ from typing import Any
 
 from engine.events import Event, MetricEvent, StageEvent
 from remote.gpus import GpuSample, sample_gpus
-from remote.launch import RunRecord, RunRegistry, Segment
+from remote.run_registry import RunRecord, RunRegistry, Segment
 from remote.run_stream import GPU_STAGE, ProgressBook, RunStream, RunStreams, StageProgress
 from remote.session import connect_step
 from remote.stream import EventTail, LogTail
@@ -469,10 +469,8 @@ class RunFollower:
 
     def _wants_gpus(self, st: _RunState, record: RunRecord, stage: str) -> bool:
         if st.gpus_wanted is None:
-            from remote.launch import load_config_text
-
             try:
-                config = load_config_text(record.config_text)
+                config = record.config
                 st.gpus_wanted = {s: getattr(config, s).resources.gpus_per_node > 0
                                   for seg in record.segments for s in seg.stages}
             except Exception:

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from remote.errors import HostKeyUnknown
-from remote.launch import Launcher, RunRegistry
+from remote.launch import Launcher
 from remote.profiles import ProfileStore, runner_for
+from remote.run_registry import RunRegistry
 
 T = TypeVar("T")
 

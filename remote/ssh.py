@@ -78,7 +78,7 @@ from remote.errors import (
     is_file_error,
 )
 from remote.hostkeys import accept_host_key, fingerprint
-from remote.quoting import Arg, command_line, for_login_shell
+from remote.quoting import Arg, absolute_path, command_line, for_login_shell
 from remote.runner import RunResult
 
 __all__ = ["SSHRunner", "accept_host_key", "DEFAULT_KNOWN_HOSTS", "DEFAULT_SSH_CONFIG"]
@@ -530,11 +530,7 @@ class SSHRunner:
 
     def _path(self, path: str | os.PathLike[str]) -> str:
         text = os.fspath(path)
-        if text == "~":
-            return self.home()
-        if text.startswith("~/"):
-            return posixpath.join(self.home(), text[2:])
-        return text
+        return absolute_path(self.home(), text) if text == "~" or text.startswith("~/") else text
 
     def _makedirs(self, sftp: paramiko.SFTPClient, path: str) -> None:
         path = path.rstrip("/") or "/"

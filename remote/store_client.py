@@ -49,7 +49,7 @@ from engine.store import (
 )
 from engine.store_rpc import RequestError, RpcError, decode_answer, request
 from remote.errors import RemoteSetupError
-from remote.quoting import command_line
+from remote.quoting import absolute_path, command_line
 from remote.runner import CommandRunner, run_framed
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -124,10 +124,7 @@ class RemoteStore:
                             prefix=self.prefix)
 
     def _expand(self, path: str) -> str:
-        # argv words are quoted, so a remote shell never expands ~ in them; the engine doesn't.
-        if path == "~" or path.startswith("~/"):
-            return self.runner.home().rstrip("/") + path[1:]
-        return path
+        return absolute_path(self.runner.home(), path)
 
     def _ask(self, kind: str, **args: Any) -> Any:
         payload = json.dumps(request(kind, **args), ensure_ascii=True)

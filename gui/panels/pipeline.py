@@ -74,7 +74,6 @@ from gui.schema_form import SchemaForm, monospace
 from gui.widgets.llm_endpoints import LLMEndpointsForm
 from gui.widgets.stage_graph import GraphEntry, StageGraph
 from gui.worker import Job, WorkerError, run_in_worker
-from remote.launch import RunRecord
 from remote.pipeline_edit import (
     PRESETS_DIR,
     SMOKE_PRESET,
@@ -97,6 +96,7 @@ from remote.pipeline_edit import (
     write_text,
 )
 from remote.profiles import LOCAL, ClusterProfile
+from remote.run_registry import RunRecord
 from remote.session import AppSession
 
 if TYPE_CHECKING:
@@ -673,7 +673,7 @@ class PipelinePanel(QWidget):
             self._update_buttons()
             self.preview_view.setPlainText(f"No preview: {error.message}")
 
-        return self._run(preview_config, self.session, dump_config(config), on_done=shown,
+        return self._run(preview_config, self.session, config, on_done=shown,
                          on_failed=failed, failed_text="Preview failed")
 
     def launch(self) -> Job | None:
@@ -683,8 +683,7 @@ class PipelinePanel(QWidget):
             return None
         self._set_launching(True, f"Launching {config.run.name}: writing and planning…")
         folder = self.session.registry.dir.parent / "configs"
-        return self._run(plan_launch, self.session, folder, config.run.name,
-                         dump_config(config), on_done=self._planned,
+        return self._run(plan_launch, self.session, folder, config, on_done=self._planned,
                          on_failed=lambda _: self._set_launching(False),
                          failed_text="Launch failed")
 
@@ -700,7 +699,7 @@ class PipelinePanel(QWidget):
 
     def _go(self, plan: LaunchPlan) -> None:
         self.status_label.setText("Launching: uploading the engine and starting the jobs…")
-        self._run(launch_config, self.session, plan.config_path, on_done=self._launch_done,
+        self._run(launch_config, self.session, plan, on_done=self._launch_done,
                   on_failed=lambda _: self._set_launching(False), failed_text="Launch failed")
 
     def _launch_done(self, record: RunRecord) -> None:

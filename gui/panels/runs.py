@@ -83,8 +83,9 @@ from gui.worker import Job, WorkerError, run_in_worker
 from remote.display_text import visible
 from remote.errors import HostKeyUnknown
 from remote.gpus import GpuSample
-from remote.launch import Launcher, RunRecord
+from remote.launch import Launcher
 from remote.run_follower import PollRequest, PollResult, RunFollower, RunView, StageView
+from remote.run_registry import RunRecord
 from remote.run_stream import RunStream, RunStreams
 from remote.session import AppSession
 

@@ -45,8 +45,8 @@ def settings_dir(tmp_path: Path) -> Path:
 def app_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Cluster profiles, run records and This computer's workdir under tmp_path: a test never
     reads or writes the user's ~/.config/synthsmith or ~/.local/share/synthsmith."""
-    from remote.launch import DATA_ENV
     from remote.profiles import CONFIG_ENV
+    from remote.run_registry import DATA_ENV
 
     root = tmp_path / "app"
     monkeypatch.setenv("XDG_DATA_HOME", str(root / "data"))

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from gui.main_window import PANELS, MainWindow, store_source_for
-from remote.launch import RunRecord, RunRegistry, Segment
 from remote.pipeline_edit import load_pipeline
 from remote.profiles import LOCAL, ClusterProfile, ProfileStore
+from remote.run_registry import RunRecord, RunRegistry, Segment
 from remote.session import AppSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -25,9 +25,10 @@ from engine.schema import STAGE_ORDER, dump_config, load_config
 from gui.notify import Notice
 from gui.panels.pipeline import PipelinePanel
 from gui.widgets import stage_graph
-from remote.launch import Launcher, RunRecord, RunRegistry, Segment
+from remote.launch import Launcher
 from remote.pipeline_edit import LoadedPipeline
 from remote.profiles import LOCAL, ClusterProfile, ProfileStore
+from remote.run_registry import RunRecord, RunRegistry, Segment
 from remote.session import AppSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))

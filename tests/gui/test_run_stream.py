@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 from engine.events import EventWriter, read_events
 from engine.paths import ASSETS_DIR
+from engine.schema import load_config
 from gui.main_window import PANELS, MainWindow
 from remote.launch import Launcher
 from remote.pipeline_edit import load_pipeline
@@ -95,7 +96,7 @@ def test_two_runs_opened_from_the_runs_list_show_in_the_monitor_with_their_event
         qtbot, window):
     session = window.session
     for rid in ("stream-a", "stream-b"):
-        session.call(Launcher.launch, SMOKE, stages=["seeds"], run_id=rid)
+        session.call(Launcher.launch, load_config(SMOKE), stages=["seeds"], run_id=rid)
     runs, monitor = window.runs_panel, window.monitor_panel
     qtbot.waitUntil(lambda: all(getattr(runs.run_view(r), "status", "") == "completed"
                                 for r in ("stream-a", "stream-b")), timeout=WAIT)

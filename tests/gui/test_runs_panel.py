@@ -34,6 +34,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.events import EVENT_ADAPTER
 from engine.paths import ASSETS_DIR
+from engine.schema import load_config
 from gui.panels.runs import (
     COL_ETA,
     COL_PROGRESS,
@@ -44,9 +45,10 @@ from gui.panels.runs import (
     format_eta,
 )
 from remote.gpus import GpuSample
-from remote.launch import Launcher, RunRecord, Segment
+from remote.launch import Launcher
 from remote.profiles import LOCAL
 from remote.run_follower import ProgressBook, gpu_metrics
+from remote.run_registry import RunRecord, Segment
 from remote.session import AppSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))
@@ -98,7 +100,7 @@ def make_panel(qtbot, session):
 
 
 def launch(session, run_id, *, config=SMOKE, stages=("seeds",)) -> RunRecord:
-    return session.call(Launcher.launch, config, stages=list(stages), run_id=run_id)
+    return session.call(Launcher.launch, load_config(config), stages=list(stages), run_id=run_id)
 
 
 def hanging_config(tmp_path, url) -> Path:
@@ -380,7 +382,7 @@ def test_a_run_on_a_cluster_with_an_unknown_host_key_is_followed_only_once_the_u
     launcher_side = AppSession(ssh_options={"known_hosts": str(ssh_env.known_hosts),
                                             "ssh_config": str(ssh_env.ssh_config)})
     try:
-        launcher_side.call(Launcher.launch, SMOKE, stages=["seeds"], cluster="loop",
+        launcher_side.call(Launcher.launch, load_config(SMOKE), stages=["seeds"], cluster="loop",
                            run_id="over-ssh")
     finally:
         launcher_side.close()
@@ -511,7 +513,7 @@ def test_the_smoke_preset_on_this_computer_shows_honest_progress_eta_and_one_end
     pytest.importorskip("trl")
     from engine.events import read_events
 
-    session.call(Launcher.launch, SMOKE, run_id="gui-smoke")
+    session.call(Launcher.launch, load_config(SMOKE), run_id="gui-smoke")
     panel = make_panel(poll_s=0.3)
     rows = {stage: [] for stage in ("features", "evolve", "sft", "rl")}
     for stage, into in rows.items():

@@ -229,3 +229,15 @@ def test_llm_test_runs_on_the_cluster_the_endpoint_is_used_from(desktop, ssh_env
 
 def SMOKE_TEXT() -> str:
     return Path(SMOKE).read_text()
+
+
+def test_every_subcommand_has_exactly_one_handler_in_the_command_table():
+    import argparse
+
+    from remote.cli import COMMANDS, add_commands
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    add_commands(sub)
+    assert set(sub.choices) == set(COMMANDS)
+    assert all(fn.__name__ == f"cmd_{name}" for name, fn in COMMANDS.items())

@@ -26,7 +26,8 @@ from fixtures_ssh import start_compromised_sshd, stop_sshd
 from engine.paths import ASSETS_DIR
 from gui import cli
 from remote.doctor import _parse_facts
-from remote.launch import STATE_MAX_BYTES, RunRecord, RunRegistry, Segment
+from remote.launch import STATE_MAX_BYTES
+from remote.run_registry import RunRecord, RunRegistry, Segment
 from remote.runner import LocalRunner, run_framed
 from remote.schedulers import JobHandle, SlurmScheduler, _parse_probe_line, parse_squeue
 

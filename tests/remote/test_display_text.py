@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from gui import cli, headless
+from gui import cli
+from remote import cli as remote_cli
 from remote.display_text import is_unsafe, visible, visible_json
 
 ESC = "\x1b"
@@ -96,7 +97,7 @@ def hostile_cluster(monkeypatch, tmp_path):
     def fake_launcher(args):
         yield launcher
 
-    monkeypatch.setattr(headless, "_launcher", fake_launcher)
+    monkeypatch.setattr(remote_cli, "_launcher", fake_launcher)
     import remote.stream as stream
 
     monkeypatch.setattr(stream, "LogTail", type("LogTail", (FakeTail,), {}))
@@ -162,7 +163,7 @@ def test_errors_quoting_the_cluster_are_made_visible(hostile_cluster, monkeypatc
     def boom(run):
         raise RemoteError(f"stat failed: {ESC}]0;pwned\x07\u202e")
 
-    monkeypatch.setattr(headless, "_launcher", lambda args: contextlib.nullcontext(
+    monkeypatch.setattr(remote_cli, "_launcher", lambda args: contextlib.nullcontext(
         SimpleNamespace(cancel=boom)))
     assert cli.main(["cancel", "r1"]) == 1
     err = capsys.readouterr().err

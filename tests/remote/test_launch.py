@@ -19,8 +19,10 @@ import pytest
 
 from engine.paths import ASSETS_DIR
 from engine.schema import load_config
-from remote.launch import Launcher, LaunchError, RunRegistry, plan_segments, selected_stages
+from remote.errors import LaunchError
+from remote.launch import Launcher, plan_segments, selected_stages
 from remote.profiles import LOCAL, ClusterProfile, ProfileStore, runner_for
+from remote.run_registry import RunRegistry
 
 SMOKE = ASSETS_DIR / "presets" / "smoke-cpu.yaml"
 
@@ -88,22 +90,13 @@ def test_stages_are_cut_into_segments_by_placement(desktop):
     assert selected_stages(config, None)[-3:] == ["sft", "rl", "eval"]
 
 
-def test_a_stage_the_engine_lacks_is_refused_before_anything_is_sent(desktop, monkeypatch):
-    import engine.stages
-
-    monkeypatch.setattr(engine.stages, "IMPLEMENTED", {
-        s: m for s, m in engine.stages.IMPLEMENTED.items() if s != "eval"})
-    with pytest.raises(LaunchError, match="eval are not implemented.*--stages seeds"):
-        selected_stages(load_config(SMOKE), None)
-
-
 def test_preview_shows_the_exact_commands_and_sends_nothing(desktop):
     store = ProfileStore()
     store.add(ClusterProfile(name="gpu", host="gpu.example", scheduler="slurm",
                              slurm={"partition": "h200"}))
     launcher = Launcher(store, RunRegistry(), runner_factory=lambda p: pytest.fail("no runner"))
-    text = launcher.preview(SMOKE, stages=["seeds", "verify"],
-                            overrides=["verify.placement=gpu", "verify.resources.nodes=3"])
+    text = launcher.preview(load_config(SMOKE, ["verify.placement=gpu", "verify.resources.nodes=3"]),
+                            stages=["seeds", "verify"])
     assert "# This computer (direct): seeds" in text and "# gpu (slurm): verify" in text
     assert "#SBATCH --partition=h200" in text and "--array=0-2" in text
     assert "sbatch" in text
@@ -115,7 +108,7 @@ def test_preview_shows_the_exact_commands_and_sends_nothing(desktop):
 
 def test_a_local_launch_runs_detached_and_is_followed_to_the_end(desktop):
     launcher = Launcher(ProfileStore(), RunRegistry())
-    record = launcher.launch(SMOKE, stages=["seeds"], run_id="local-1")
+    record = launcher.launch(load_config(SMOKE), stages=["seeds"], run_id="local-1")
     assert record.segments[0].jobs and record.clusters[LOCAL]["run_dir"].endswith("runs/local-1")
     done = wait_for(launcher, "local-1")
     assert done.status == "completed", done.segments[0].reason
@@ -124,7 +117,7 @@ def test_a_local_launch_runs_detached_and_is_followed_to_the_end(desktop):
     assert got == [desktop / "out" / "data" / "store.sqlite"] and got[0].stat().st_size > 0
     assert [r.run_id for r in RunRegistry().list()] == ["local-1"]
     with pytest.raises(LaunchError, match="exists already"):
-        launcher.launch(SMOKE, stages=["seeds"], run_id="local-1")
+        launcher.launch(load_config(SMOKE), stages=["seeds"], run_id="local-1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +145,7 @@ def test_stages_on_two_clusters_hand_over_their_artifacts(desktop, ssh_env, open
     overrides = ["seeds.placement=alpha", "features.placement=beta"]
     launcher = ssh_launcher(ssh_env, store)
     try:
-        record = launcher.launch(cfg, stages=["seeds", "features"], overrides=overrides,
+        record = launcher.launch(load_config(cfg, overrides), stages=["seeds", "features"],
                                  run_id="two-clusters")
         assert [s.cluster for s in record.segments] == ["alpha", "beta"]
         done = wait_for(launcher, "two-clusters", timeout=180)
@@ -186,8 +179,8 @@ def test_the_smoke_preset_runs_over_ssh_on_slurm_and_streams_its_events_back(
     stages = ["seeds", "features", "evolve", "tasks", "solutions"]
     launcher = ssh_launcher(ssh_env, store)
     try:
-        record = launcher.launch(SMOKE, stages=stages, cluster="slurm-box",
-                                 overrides=["seeds.max_seeds=3", "features.json_retries=0"],
+        config = load_config(SMOKE, ["seeds.max_seeds=3", "features.json_retries=0"])
+        record = launcher.launch(config, stages=stages, cluster="slurm-box",
                                  run_id="smoke-on-slurm")
         assert len(record.segments[0].jobs) == len(stages)  # one job per stage, chained
         run_dir = record.clusters["slurm-box"]["run_dir"]
@@ -222,7 +215,7 @@ def test_the_smoke_preset_runs_over_ssh_on_slurm_and_streams_its_events_back(
 def test_a_relayed_download_resumes_and_refuses_a_corrupt_copy(tmp_path):
     import os
 
-    from remote.launch import relay_download
+    from remote.artifact_copy import relay_download
     from remote.runner import LocalRunner
 
     src = tmp_path / "src.bin"

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from remote.quoting import command_line, for_login_shell, quote, quote_path
+from remote.quoting import absolute_path, command_line, for_login_shell, quote, quote_path
 from remote.runner import LocalRunner
 from remote.ssh import SSHRunner
 
@@ -119,3 +119,26 @@ def test_a_command_means_the_same_under_any_login_shell(shell):
     got = subprocess.run([shell, "-c", wire], capture_output=True, text=True)
     assert (got.stdout, got.returncode) == (want.stdout, want.returncode) == (
         "a\\\\b|it's|!x|3|tab\tend|\nmulti\nline\n", 3), got.stderr
+
+
+# --- ~ is made absolute in one place -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "want"), [
+    ("~", "/home/u"), ("~/", "/home/u"), ("~/synthsmith/", "/home/u/synthsmith"),
+    ("runs/r1", "/home/u/runs/r1"), ("/scratch//me/./x", "/scratch/me/x"),
+    ("~user/x", "/home/u/~user/x"), ("~/a b/$x", "/home/u/a b/$x"),
+])
+def test_absolute_path_puts_home_where_a_shell_would(path, want):
+    assert absolute_path("/home/u/", path) == want
+
+
+def test_a_workdir_with_tilde_reaches_the_launch_paths_absolute():
+    from remote.launch import Launcher
+    from remote.profiles import ClusterProfile
+
+    profile = ClusterProfile(name="c", host="h", workdir="~/work dir")
+    paths = Launcher._paths(None, profile, "r1", "abc", home="/home/u")  # type: ignore[arg-type]
+    assert paths == {"run_dir": "/home/u/work dir/runs/r1", "bundle": "/home/u/work dir/engine/abc",
+                     "config": "/home/u/work dir/runs/r1/launch/config.yaml"}
+    assert Launcher._paths(None, profile, "r1", "abc")["run_dir"] == "~/work dir/runs/r1"  # type: ignore[arg-type]

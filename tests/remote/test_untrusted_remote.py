@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 from fixtures_ssh import start_compromised_sshd, stop_sshd
 
-from remote.launch import Launcher, LaunchError, RunRecord, RunRegistry, Segment
+from remote.errors import LaunchError
+from remote.launch import Launcher
+from remote.run_registry import RunRecord, RunRegistry, Segment
 from remote.runner import LocalRunner
 from remote.safe_paths import (
     OutputTooLarge,
@@ -169,12 +171,12 @@ def test_fetch_does_not_follow_a_symlink_out_of_dest(evil, tmp_path):
 def test_an_endless_listing_stops_at_the_cap_with_a_clear_error(evil, tmp_path, monkeypatch):
     import resource
 
-    import remote.launch as launch
+    import remote.artifact_copy as artifact_copy
 
     runner, d = evil
     run_dir = tmp_path / "cluster" / "runs" / "r1"
     (d / "find.endless").write_text(f"{run_dir}/exports/{'a' * 200}")
-    monkeypatch.setattr(launch, "LIST_MAX_BYTES", 4 << 20)
+    monkeypatch.setattr(artifact_copy, "LIST_MAX_BYTES", 4 << 20)
     launcher = _desktop(tmp_path, runner, run_dir)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.monotonic()
