@@ -112,8 +112,17 @@ class RolloutReward:
 
 
 def parse_ground_truth(text: str | dict) -> tuple[list[str], list[str]]:
-    """(inputs, outputs) of an RL row's ``reward_model.ground_truth`` JSON."""
-    truth = json.loads(text) if isinstance(text, str) else text
+    """(inputs, outputs) of an RL row's ``reward_model.ground_truth`` JSON; a ValueError that
+    names the expected shape for anything else (a row of another dataset, a hand-edited file)."""
+    shape = ('expected the JSON object {"inputs": [stdin, ...], "outputs": [stdout, ...]} '
+             "that SynthSmith's curate stage writes")
+    try:
+        truth = json.loads(text) if isinstance(text, (str, bytes)) else text
+    except ValueError as exc:
+        raise ValueError(f"ground_truth is not JSON ({exc}); {shape}") from None
+    if not isinstance(truth, dict) or not all(
+            isinstance(truth.get(k, []), list) for k in ("inputs", "outputs")):
+        raise ValueError(f"ground_truth is a {type(truth).__name__} of another shape; {shape}")
     inputs, outputs = list(truth.get("inputs") or []), list(truth.get("outputs") or [])
     if len(inputs) != len(outputs):
         raise ValueError(f"ground truth has {len(inputs)} inputs but {len(outputs)} outputs")

@@ -100,6 +100,10 @@ def test_parse_ground_truth():
     assert parse_ground_truth(json.dumps({"inputs": ["1"], "outputs": ["2"]})) == (["1"], ["2"])
     with pytest.raises(ValueError):
         parse_ground_truth('{"inputs": ["1"], "outputs": []}')
+    # Rows that are not ours (verl hands the reward any dataset's ground truth): a clear error.
+    for bad in ("{not json", '"a string"', "[1, 2]", '{"inputs": "1", "outputs": "2"}'):
+        with pytest.raises(ValueError, match=r'ground_truth .*\{"inputs": \[stdin'):
+            parse_ground_truth(bad)
 
 
 def test_a_run_the_sandbox_failed_counts_neither_for_nor_against_the_rollout(pool,
