@@ -8,7 +8,8 @@
 
 Show the form of every stage alone: ``python -m gui.schema_form [stage]``.
 
-One small field-description layer (``FieldSpec``, read from ``model_fields``) picks the editor:
+The engine's field-description layer (``engine.schema.fields.field_specs``: the same peeling
+and bounds text validation's messages use) gives a ``FieldSpec`` per field, which picks the editor:
 bool -> check box, Literal -> combo box, int/float -> line edit, str -> line edit, a nested
 model -> a group box with its own rows, and lists, mappings and unions -> YAML text (one line
 for lists of plain values, a small box otherwise). The title is the label; the description
@@ -29,11 +30,8 @@ Left out: per-item editors for lists and mappings (the YAML text stands in), und
 
 from __future__ import annotations
 
-import types
-import typing
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -53,6 +51,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.schema import ConfigError, ConfigProblem, read_yaml
+from engine.schema.fields import FieldSpec, field_specs
 
 INVALID_STYLE = """
 QLineEdit[invalid="true"], QComboBox[invalid="true"], QPlainTextEdit[invalid="true"] {
@@ -60,128 +59,6 @@ QLineEdit[invalid="true"], QComboBox[invalid="true"], QPlainTextEdit[invalid="tr
 QCheckBox[invalid="true"] { color: #c62828; }
 QGroupBox[invalid="true"] { color: #c62828; font-weight: bold; }
 """
-
-# --- The field-description layer (no widgets)
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """What the form needs to know about one field of a model."""
-
-    name: str
-    title: str
-    description: str
-    kind: str  # bool | int | float | choice | text | yaml_line | yaml | group
-    nullable: bool = False
-    choices: tuple[Any, ...] = ()  # for "choice"
-    bounds: str = ""  # "between 1 and 1024", for the tooltip
-    model: type[BaseModel] | None = None  # for "group"
-    children: tuple[FieldSpec, ...] = field(default=())
-
-    @property
-    def unit(self) -> str:
-        """The unit the value is in, from the field's name (``time_limit_s`` -> "s")."""
-        return unit_of(self.name)
-
-    @property
-    def label(self) -> str:
-        """The row's label: the title, with the unit where the field has one."""
-        return f"{self.title} ({self.unit})" if self.unit else self.title
-
-    @property
-    def tooltip(self) -> str:
-        extra = []
-        if self.bounds:
-            extra.append(self.bounds)
-        if self.nullable:
-            extra.append("may be left empty")
-        return self.description + (f" ({'; '.join(extra)})" if extra else "")
-
-
-# Units by the end of a field's name: shown in the label, not only in the tooltip (a time limit
-# "30" next to another "24:00:00" reads as nonsense without them).
-_UNIT_SUFFIXES = (("_s", "s"), ("_ms", "ms"), ("_kb", "KB"), ("_mb", "MB"), ("_gb", "GB"),
-                  ("_gib", "GiB"), ("_chars", "characters"), ("_tokens", "tokens"),
-                  ("_pct", "%"))
-_UNIT_NAMES = {"time_limit": "D-HH:MM:SS", "max_tokens": "tokens",
-               "max_new_tokens": "tokens"}
-
-
-def unit_of(name: str) -> str:
-    if name in _UNIT_NAMES:
-        return _UNIT_NAMES[name]
-    return next((unit for end, unit in _UNIT_SUFFIXES if name.endswith(end)), "")
-
-
-def _peel(ann: Any) -> tuple[Any, bool, list[Any]]:
-    """(inner type, nullable, metadata) with Annotated and Optional taken off."""
-    nullable, meta = False, []
-    while True:
-        if typing.get_origin(ann) is Annotated:
-            ann, *more = typing.get_args(ann)
-            meta += more
-        elif typing.get_origin(ann) in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(ann) if a is not type(None)]
-            if len(args) == len(typing.get_args(ann)) or len(args) != 1:
-                return ann, nullable, meta  # a real union (LLM endpoints): not peeled
-            nullable, ann = True, args[0]
-        else:
-            return ann, nullable, meta
-
-
-def _bounds(meta: Iterable[Any]) -> str:
-    found: dict[str, Any] = {}
-    for m in meta:
-        for sub in [m, *getattr(m, "metadata", [])]:
-            for name in ("ge", "gt", "le", "lt"):
-                if getattr(sub, name, None) is not None:
-                    found[name] = getattr(sub, name)
-    low = (f"at least {found['ge']}" if "ge" in found else
-           f"above {found['gt']}" if "gt" in found else "")
-    high = (f"at most {found['le']}" if "le" in found else
-            f"below {found['lt']}" if "lt" in found else "")
-    return " and ".join(t for t in (low, high) if t)
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _plain_list(tp: Any) -> bool:
-    """A list of scalars, or of lists of scalars: fits on one line as YAML."""
-    if typing.get_origin(tp) is not list:
-        return False
-    item, _, _ = _peel(typing.get_args(tp)[0])
-    return item in (int, float, str, bool) or typing.get_origin(item) is Literal \
-        or _plain_list(item)
-
-
-def field_specs(model: type[BaseModel], include: Sequence[str] | None = None) -> list[FieldSpec]:
-    """The fields of ``model`` (only ``include``, in that order, when given)."""
-    names = list(include) if include is not None else list(model.model_fields)
-    specs = []
-    for name in names:
-        info = model.model_fields[name]
-        inner, nullable, meta = _peel(info.annotation)
-        common = {"name": name, "title": info.title or name,
-                  "description": info.description or "", "nullable": nullable,
-                  "bounds": _bounds([*info.metadata, *meta])}
-        if inner is bool:
-            specs.append(FieldSpec(kind="bool", **common))
-        elif inner in (int, float):
-            specs.append(FieldSpec(kind=inner.__name__, **common))
-        elif typing.get_origin(inner) is Literal:
-            specs.append(FieldSpec(kind="choice", choices=typing.get_args(inner), **common))
-        elif inner is str:
-            specs.append(FieldSpec(kind="text", **common))
-        elif _is_model(inner):
-            specs.append(FieldSpec(kind="group", model=inner,
-                                   children=tuple(field_specs(inner)), **common))
-        else:
-            specs.append(FieldSpec(kind="yaml_line" if _plain_list(inner) else "yaml",
-                                   **common))
-    return specs
-
 
 # --- Editors: one small class per kind, each wrapping one widget
 

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.schema import PLACEMENT_PATTERN, _looks_like_secret
+from engine.schema import PLACEMENT_PATTERN, looks_like_secret
 from remote.runner import CommandRunner, LocalRunner
 
 LOCAL = "This computer"
@@ -264,7 +264,7 @@ class ClusterProfile(BaseModel):
                     "instead; a variable that names a file holding it can end in _FILE")
             # A path (/..., ~/..., ./...) is a setting even when long and mixed-case.
             is_path = text.startswith(("/", "~/", "./", "../"))
-            if _CONTROL.search(text) or (_looks_like_secret(text) and not is_path):
+            if _CONTROL.search(text) or (looks_like_secret(text) and not is_path):
                 raise ValueError(
                     f"env {key} looks like a secret (or holds a newline or control "
                     "character): profiles are stored in plain text, so keep tokens in the "

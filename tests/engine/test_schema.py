@@ -1,4 +1,4 @@
-"""engine/schema.py: the pipeline-config contract.
+"""engine/schema/: the pipeline-config contract.
 
 Run: .venv/bin/python -m pytest tests/engine/test_schema.py -q
 """
@@ -526,3 +526,21 @@ def test_a_config_from_a_newer_synthsmith_is_refused():
     problem = only_problem(f"schema_version: {SCHEMA_VERSION + 1}")
     assert problem.key == "schema_version"
     assert "newer SynthSmith" in problem.message and "upgrade the engine" in problem.fix
+
+
+def test_the_field_layer_describes_fields_for_forms_without_qt():
+    # One layer for validation's messages and the desktop's forms (engine/schema/fields.py;
+    # that the engine never imports Qt is import-linter's contract, tests/test_layering.py).
+    from engine.schema import RlConfig
+    from engine.schema.fields import field_specs, range_text
+
+    specs = {s.name: s for s in field_specs(RlConfig)}
+    group = specs["group_size"]
+    field = RlConfig.model_fields["group_size"]
+    limits = {k: getattr(m, k) for m in field.metadata for k in ("ge", "le") if hasattr(m, k)}
+    assert group.kind == "int" and group.bounds == range_text(limits)
+    assert group.bounds.startswith("between ") and group.tooltip.endswith(f"({group.bounds})")
+    assert specs["resources"].kind == "group" and specs["resources"].children
+    assert specs["reward"].kind == "choice" and set(specs["reward"].choices) == {"fraction",
+                                                                               "all_pass"}
+    assert specs["judge_time_limit_s"].label.endswith("(s)")

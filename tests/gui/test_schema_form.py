@@ -1,4 +1,4 @@
-"""gui/schema_form.py: forms generated from engine/schema.py, their values and their problems.
+"""gui/schema_form.py: forms generated from engine/schema/, their values and their problems.
 
 Run: .venv/bin/python -m pytest tests/gui/test_schema_form.py -q
 
@@ -80,7 +80,7 @@ def test_editors_follow_the_field_types(qtbot):
     assert [zero.itemData(i) for i in range(zero.count())] == [0, 1, 2, 3]
     assert isinstance(sft.groups["sft.resources"], QGroupBox)
     assert isinstance(sft.editors["sft.placement"], PlacementEditor)
-    assert "at most 1024" in sft.editors["sft.resources.nodes"].widget.placeholderText()
+    assert "between 1 and 1024" in sft.editors["sft.resources.nodes"].widget.placeholderText()
     assert evolve.editors["evolve.branching"].widget.text() == "[2, 1, 2, 1]"
     sources = seeds.editors["seeds.sources"].widget
     assert isinstance(sources, QPlainTextEdit)
