@@ -83,8 +83,8 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.curate.accepted_tasks import ExportTask, SolutionText
-from engine.curate.seed_problems import SeedProblem
+from engine.store.accepted_tasks import ExportTask, SolutionText
+from engine.store.seed_problems import SeedProblem
 
 DATA_SOURCE = "synthsmith"
 FENCE_LANGUAGE = {"python": "python", "python3": "python", "py": "python", "cpp": "cpp",

@@ -11,7 +11,7 @@ order. Accepted tasks without a golden solution are counted, logged and left alo
 smoke preset turns it on because its random model synthesizes nothing usable) also the seed
 problems the seeds stage imported, in id order after all the tasks: a seed with a reference
 solution is checked by both filters below like a task and, when kept, goes to the SFT set; to
-the RL set too when it has stdin/stdout tests (``engine/curate/seed_problems.py`` says what
+the RL set too when it has stdin/stdout tests (``engine/store/seed_problems.py`` says what
 counts). Seeds are not tasks: nothing about them is written to the store, they are decided
 afresh on every run (from the same kept tasks and seeds, so the same way), and a seed that is
 a near duplicate of a kept task (or of an earlier kept seed) is the one left out.
@@ -111,11 +111,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.paths import resolve_data_path
 from engine.stages.errors import StageError
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.schema import CurateConfig
+    from engine.store import Store
 
 BATCH = 500
 SEED_BATCH = 100  # seeds exported per batch: a TACO seed's tests can run to megabytes
@@ -180,13 +185,13 @@ class _SeedTally:
                 "exported_sft": self.exported["sft"], "exported_rl": self.exported["rl"]}
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     cfg = ctx.config.curate
     _require_libraries()
-    from engine.curate.accepted_tasks import TaskReader
     from engine.curate.near_duplicates import NearDuplicateFilter
-    from engine.curate.seed_problems import SeedReader
     from engine.curate.word_ngrams import WordHasher
+    from engine.store.accepted_tasks import TaskReader
+    from engine.store.seed_problems import SeedReader
 
     bench_path = _benchmark_path(cfg)
     if not ctx.run.store_path.is_file():
@@ -237,7 +242,7 @@ def run(ctx: Any) -> dict:
 # When nothing, or only seeds, can be exported
 
 
-def _no_tasks(store: Any) -> str:
+def _no_tasks(store: Store) -> str:
     return ("the store has no accepted task with a golden solution "
             f"({store.counts()['tasks']} tasks in all): run verify first, or check its reject "
             "reasons in the data browser")
@@ -250,7 +255,7 @@ def _seed_hint(with_solution: int) -> str:
             "problems that carry a reference solution too")
 
 
-def _nothing_kept(ctx: Any, store: Any, tally: _Tally) -> str:
+def _nothing_kept(ctx: StageContext, store: Store, tally: _Tally) -> str:
     """Why neither a task nor a seed is left to export."""
     if tally.total == 0:
         tasks = _no_tasks(store)
@@ -265,7 +270,7 @@ def _nothing_kept(ctx: Any, store: Any, tally: _Tally) -> str:
             f"contaminated, {st.now['near_duplicates']} near duplicates)")
 
 
-def _warn_seeds_only(ctx: Any, tally: _Tally) -> None:
+def _warn_seeds_only(ctx: StageContext, tally: _Tally) -> None:
     """The synthesized part produced nothing: say so loudly, the exports are seeds only."""
     why = ("no accepted task with a golden solution" if tally.total == 0 else
            f"all {tally.checked} accepted tasks were removed as contaminated or near duplicates")
@@ -280,7 +285,7 @@ def _warn_seeds_only(ctx: Any, tally: _Tally) -> None:
 # The benchmark index
 
 
-def _benchmark_path(cfg: Any) -> Path | None:
+def _benchmark_path(cfg: CurateConfig) -> Path | None:
     if cfg.decontaminate_file is None:
         return None
     try:
@@ -294,7 +299,7 @@ def _benchmark_path(cfg: Any) -> Path | None:
     return path
 
 
-def _load_benchmark(ctx: Any, path: Path | None, hasher: Any) -> Any:
+def _load_benchmark(ctx: StageContext, path: Path | None, hasher: Any) -> Any:
     from engine.curate.decontaminate import BenchmarkIndex
 
     cfg, ev = ctx.config.curate, ctx.events
@@ -321,7 +326,7 @@ def _load_benchmark(ctx: Any, path: Path | None, hasher: Any) -> Any:
 # Pass 1: decontaminate, then de-duplicate (removals go to the store batch by batch)
 
 
-def _filter(ctx: Any, store: Any, reader: Any, bench: Any, hasher: Any, dedup: Any,
+def _filter(ctx: StageContext, store: Store, reader: Any, bench: Any, hasher: Any, dedup: Any,
             tally: _Tally) -> bool:
     """Check every accepted task; -> False when a stop request cut the pass short."""
     from engine.curate.word_ngrams import shingles, words_of
@@ -371,7 +376,7 @@ def _filter(ctx: Any, store: Any, reader: Any, bench: Any, hasher: Any, dedup: A
     return True
 
 
-def _leak(bench: Any, word_hashes: Any, cfg: Any) -> str | None:
+def _leak(bench: Any, word_hashes: Any, cfg: CurateConfig) -> str | None:
     """The benchmark problem a text leaks, or None (also without a benchmark)."""
     from engine.curate.word_ngrams import ngram_hashes
 
@@ -381,7 +386,7 @@ def _leak(bench: Any, word_hashes: Any, cfg: Any) -> str | None:
     return bench.match(grams, cfg.decontam_min_matches)
 
 
-def _filter_seeds(ctx: Any, seeds: Any, bench: Any, hasher: Any, dedup: Any,
+def _filter_seeds(ctx: StageContext, seeds: Any, bench: Any, hasher: Any, dedup: Any,
                   st: _SeedTally) -> bool:
     """Check every seed with a reference solution, after all the tasks, against the same
     benchmark and near-duplicate index; -> False when a stop request cut the pass short.
@@ -436,7 +441,7 @@ def _filter_seeds(ctx: Any, seeds: Any, bench: Any, hasher: Any, dedup: Any,
 # Pass 2: the exports, written aside and renamed into place together
 
 
-def _export(ctx: Any, reader: Any, seeds: Any, tally: _Tally) -> bool:
+def _export(ctx: StageContext, reader: Any, seeds: Any, tally: _Tally) -> bool:
     """Write the SFT and RL files of the kept tasks, then the kept seeds; -> False when a stop
     request came first (then the previous files stay as they were)."""
     from engine.curate import exports
@@ -522,7 +527,7 @@ def _export(ctx: Any, reader: Any, seeds: Any, tally: _Tally) -> bool:
     return True
 
 
-def _write_card(ctx: Any, tally: _Tally, seeds_in_store: int) -> None:
+def _write_card(ctx: StageContext, tally: _Tally, seeds_in_store: int) -> None:
     """exports/README.md: the dataset card (engine/curate/dataset_card.py), written atomically."""
     from engine.curate import dataset_card, exports
 

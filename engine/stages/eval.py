@@ -67,7 +67,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.eval.judge import SampleVerdict, avg_at_k, judge_sample, pass_at_1
@@ -84,6 +84,10 @@ from engine.synth.code_extract import (
     fenced_blocks,
     split_think,
 )
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.schema import EvalConfig
 
 STAGE = "eval"
 CHUNK_PROBLEMS = 64  # problems per LLM batch: the stop-check and durability granularity
@@ -150,7 +154,7 @@ def _fingerprint(folder: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def resolve_model(ctx: Any, cfg: Any) -> tuple[str, Any, str]:
+def resolve_model(ctx: StageContext, cfg: EvalConfig) -> tuple[str, Any, str]:
     """(endpoint name, endpoint object, cache file name) for ``eval.model`` (module doc)."""
     from engine.schema import TransformersEndpoint, VLLMOfflineEndpoint
 
@@ -279,7 +283,7 @@ class _Tally:
 # --- the stage
 
 
-def _open_pool(cfg: Any) -> Any:
+def _open_pool(cfg: EvalConfig) -> Any:
     from engine.verify.sandbox import Limits, SandboxPool, SandboxUnavailable
 
     workers = max(1, cfg.resources.cpus_per_task or len(os.sched_getaffinity(0)))
@@ -291,7 +295,7 @@ def _open_pool(cfg: Any) -> Any:
                          f"cannot start here: {e}") from None
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     cfg = ctx.config.eval
     ev, log = ctx.events, ctx.log
     if cfg.problems is None:
@@ -354,7 +358,7 @@ def run(ctx: Any) -> dict:
     return summary
 
 
-def _generate_and_judge(ctx: Any, cfg: Any, todo: list[EvalProblem], results_path: Path,
+def _generate_and_judge(ctx: StageContext, cfg: EvalConfig, todo: list[EvalProblem], results_path: Path,
                         done_rows: list[dict], tally: _Tally, total: int) -> tuple[bool, str]:
     """Generate, judge and record ``todo``.
 

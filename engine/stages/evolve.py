@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.prompts import render_prompt
@@ -70,6 +70,11 @@ from engine.synth.feature_tree import (
     tree_to_json,
 )
 
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.schema import EvolveConfig
+    from engine.store import StageWriter, Store
+
 STAGE = "evolve"
 # Shardable (engine.schema.SHARDABLE_STAGES): --shard I/N: N independent chains (see the module docstring)
 MAX_NEW_PER_SAMPLE = 256  # a runaway answer must not flood the tree
@@ -81,7 +86,7 @@ def evolve_messages(subtree: Tree, min_new_siblings: int) -> list[dict[str, str]
     return [{"role": "user", "content": text}]
 
 
-def load_tree(store: Any) -> tuple[Tree, dict[tuple[str, ...], int]]:
+def load_tree(store: Store) -> tuple[Tree, dict[tuple[str, ...], int]]:
     rows = store.feature_rows()
     return tree_from_paths(p for p, _ in rows), {p: f for p, f in rows}
 
@@ -117,12 +122,12 @@ def check_expansion(sample: Tree):
     return check
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     with shard_stores(ctx, STAGE) as (store, out):
         return _run(ctx, ctx.config.evolve, store, out)
 
 
-def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
+def _run(ctx: StageContext, cfg: EvolveConfig, store: Store, out: StageWriter) -> dict:
     from engine.llm import ChatRequest
 
     ev, log = ctx.events, ctx.log
@@ -218,7 +223,7 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
             "interrupted": interrupted}
 
 
-def _nothing_to_do(ctx: Any, store: Any) -> dict:
+def _nothing_to_do(ctx: StageContext, store: Store) -> dict:
     """An empty tree (every seed rejected, say, with a smoke run's random model) is reported,
     not an error: later stages then have nothing to do either, and say so."""
     why = empty_tree_reason(store)
@@ -227,7 +232,7 @@ def _nothing_to_do(ctx: Any, store: Any) -> dict:
     return {"rounds": 0, "new_features": 0, "skipped_reason": why, "interrupted": False}
 
 
-def empty_tree_reason(store: Any) -> str:
+def empty_tree_reason(store: Store) -> str:
     """Why the feature tree is empty, from the features stage's records."""
     reasons = [(code, k) for stage, code, k in store.item_reasons("features")]
     if not reasons:

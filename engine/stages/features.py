@@ -52,7 +52,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.prompts import render_prompt
@@ -76,6 +76,11 @@ from engine.synth.feature_tree import (
     node_paths,
     normalize_category,
 )
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.schema import FeaturesConfig
+    from engine.store import StageWriter, Store
 
 STAGE = "features"
 # Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: seeds with seed_id % N == I
@@ -106,7 +111,7 @@ def check_extraction(value: Any) -> str | None:
     return None
 
 
-def _todo(store: Any, done: set[str], i: int, n: int) -> list[Seed]:
+def _todo(store: Store, done: set[str], i: int, n: int) -> list[Seed]:
     return [s for s in store.iter_seeds() if s.id % n == i and seed_item(s.id) not in done]
 
 
@@ -117,12 +122,12 @@ class _Work:
     answer: JSONAnswer = field(default_factory=JSONAnswer)
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     with shard_stores(ctx, STAGE) as (store, out):
         return _run(ctx, ctx.config.features, store, out)
 
 
-def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
+def _run(ctx: StageContext, cfg: FeaturesConfig, store: Store, out: StageWriter) -> dict:
     from engine.llm import ChatRequest
 
     ev, log = ctx.events, ctx.log

@@ -67,11 +67,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.stages.errors import StageError
 from engine.train.portable import make_portable
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.schema import RlConfig
 
 STAGE = "rl"
 SAMPLES_PER_STEP = 2  # rollouts per step in `sample` events
@@ -143,7 +147,7 @@ class Batching:
     updates_per_step: int
 
 
-def batching(rl: Any, world_size: int) -> Batching:
+def batching(rl: RlConfig, world_size: int) -> Batching:
     per_pass = rl.micro_batch_size * world_size
     mini = rl.mini_batch_size * rl.group_size
     step = rl.prompts_per_step * rl.group_size
@@ -157,7 +161,7 @@ def batching(rl: Any, world_size: int) -> Batching:
                     rl.prompts_per_step // rl.mini_batch_size)
 
 
-def resolve_model_path(ctx: Any, rl: Any) -> str:
+def resolve_model_path(ctx: StageContext, rl: RlConfig) -> str:
     """``sft`` -> this run's final SFT checkpoint (StageError if missing); else as given."""
     if rl.model == "sft":
         path = ctx.run.checkpoint_dir("sft") / "final"
@@ -169,7 +173,7 @@ def resolve_model_path(ctx: Any, rl: Any) -> str:
     return rl.model
 
 
-def resolve_data_path(ctx: Any, rl: Any) -> Path:
+def resolve_data_path(ctx: StageContext, rl: RlConfig) -> Path:
     if rl.data == "curate":
         for name in ("rl.parquet", "rl.jsonl"):
             path = ctx.run.exports_dir / name
@@ -206,7 +210,7 @@ def load_policy(model: str, seed: int) -> tuple[Any, Any]:
     return policy, tok
 
 
-def grpo_args(rl: Any, out_dir: Path, seed: int, world_size: int, use_cpu: bool) -> Any:
+def grpo_args(rl: RlConfig, out_dir: Path, seed: int, world_size: int, use_cpu: bool) -> Any:
     """TRL ``GRPOConfig`` of an ``RlConfig`` (see the module docstring for the mapping)."""
     from trl import GRPOConfig
 
@@ -349,7 +353,7 @@ def _trainer_classes() -> tuple[type, type]:
     class EventsCallback(TrainerCallback):
         """One ``metric`` event per RL step (rank 0) and the stop flag -> save and stop."""
 
-        def __init__(self, ctx: Any, stats: StepStats, updates_per_step: int) -> None:
+        def __init__(self, ctx: StageContext, stats: StepStats, updates_per_step: int) -> None:
             self.ctx, self.stats, self.updates = ctx, stats, updates_per_step
             self.t_last = time.perf_counter()
             self.last: dict[str, float] = {}
@@ -401,7 +405,7 @@ def _trainer_classes() -> tuple[type, type]:
 # The stage
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     rl = ctx.config.rl
     seed = rl.seed if rl.seed is not None else ctx.config.run.seed
     model_name = resolve_model_path(ctx, rl)

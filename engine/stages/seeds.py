@@ -50,12 +50,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.paths import resolve_data_path
 from engine.stages.errors import StageError
 from engine.store import SeedRecord
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.store import Store
 
 BATCH = 500
 SHOW_BAD = 20  # bad records logged one by one (and kept as examples) before a summary
@@ -265,7 +269,7 @@ class _Tally:
         return self.imported + self.skipped_existing
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     cfg = ctx.config.seeds
     ev, log = ctx.events, ctx.log
 
@@ -389,14 +393,14 @@ def run(ctx: Any) -> dict:
 SEED_TASK_MAX_TESTS = 50  # a TACO seed may carry hundreds; verification needs a handful
 
 
-def add_seed_tasks(store: Any, store_path: Path) -> dict[str, int]:
+def add_seed_tasks(store: Store, store_path: Path) -> dict[str, int]:
     """``seeds.as_tasks``: every stored seed with a reference solution and stdin/stdout tests
-    (what curation counts as such: ``engine.curate.seed_problems``) becomes a pending task (key
+    (what curation counts as such: ``engine.store.seed_problems``) becomes a pending task (key
     ``seed:<id>``, so a rerun adds nothing twice) whose tests keep their known outputs (source
     ``seed``: verification passes them to the vote as known) and whose lineage says
     ``seed_problem``; the solutions stage adds the reference solution to its candidates
     (``Store.seed_reference``). -> {"tasks": n, "new": m}."""
-    from engine.curate.seed_problems import SeedReader
+    from engine.store.seed_problems import SeedReader
 
     n = new = 0
     with SeedReader(store_path) as reader:

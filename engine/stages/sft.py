@@ -47,11 +47,15 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.stages.errors import StageError
 from engine.train.portable import make_portable
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.schema import SftConfig
 
 STAGE = "sft"
 # Dense bf16 peak FLOP/s by a substring of torch.cuda.get_device_name(); first match wins.
@@ -61,7 +65,7 @@ HF_ATTENTION = {"sdpa": "sdpa", "flex": "flex_attention", "flash_attention_2": "
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
-def deepspeed_config(cfg: Any, world_size: int) -> dict[str, Any]:
+def deepspeed_config(cfg: SftConfig, world_size: int) -> dict[str, Any]:
     """The DeepSpeed config for ``cfg`` (an ``SftConfig``) on ``world_size`` ranks."""
     per_pass = cfg.micro_batch_size * world_size
     if cfg.global_batch_size % per_pass:
@@ -118,7 +122,7 @@ def memory_gb(device: Any) -> float:
 # --- setup ---------------------------------------------------------------------------------
 
 
-def _setup_distributed(ctx: Any, use_deepspeed: bool) -> tuple[Any, bool]:
+def _setup_distributed(ctx: StageContext, use_deepspeed: bool) -> tuple[Any, bool]:
     """(device, whether we started the process group)."""
     import torch
     import torch.distributed as dist
@@ -178,7 +182,7 @@ def _check_attention(attention: str, device: Any) -> None:
                          "this torch build: set sft.attention to sdpa")
 
 
-def _load_model(cfg: Any, seed: int, ds_config: dict | None) -> tuple[Any, Any, Any]:
+def _load_model(cfg: SftConfig, seed: int, ds_config: dict | None) -> tuple[Any, Any, Any]:
     """(model, tokenizer, HfDeepSpeedConfig keep-alive or None), fp32 weights."""
     import torch
     import transformers
@@ -221,7 +225,7 @@ def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
-def _data(ctx: Any, cfg: Any, tok: Any) -> Any:
+def _data(ctx: StageContext, cfg: SftConfig, tok: Any) -> Any:
     from engine.train.sft_data import (
         SftDataError,
         build_rows,
@@ -250,7 +254,7 @@ def _data(ctx: Any, cfg: Any, tok: Any) -> Any:
 # --- the stage ------------------------------------------------------------------------------
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     import torch
     import torch.distributed as dist
     import transformers
@@ -455,7 +459,7 @@ def run(ctx: Any) -> dict:
     return summary
 
 
-def _save_final(ctx: Any, cfg: Any, engine: Any, model: Any, tok: Any, final: Path) -> Path:
+def _save_final(ctx: StageContext, cfg: SftConfig, engine: Any, model: Any, tok: Any, final: Path) -> Path:
     """Hugging Face folder (model + tokenizer) on rank 0, replaced whole."""
     import torch.distributed as dist
 

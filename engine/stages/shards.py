@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.stages.errors import StageError
-from engine.store import ShardOutbox, Store, shard_file
+from engine.store import ShardOutbox, StageWriter, Store, shard_file
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
 
 
 @contextlib.contextmanager
-def shard_stores(ctx: Any, stage: str) -> Iterator[tuple[Store, Store | ShardOutbox]]:
+def shard_stores(ctx: StageContext, stage: str) -> Iterator[tuple[Store, StageWriter]]:
     """(where to read, where to write) for a shardable stage, closed afterwards: the run's
     store twice when unsharded; with N > 1 shards the run's store read-only and this shard's
     own file ``ShardOutbox`` (``data/shards/<stage>.<I>of<N>.sqlite``), merged by the runner

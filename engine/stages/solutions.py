@@ -48,7 +48,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.prompts import render_prompt
@@ -65,6 +65,11 @@ from engine.stages.synth_common import (
 from engine.store import PageCursor, TaskQuery
 from engine.synth.code_extract import extract_solution
 
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.schema import SolutionsConfig
+    from engine.store import StageWriter, Store
+
 STAGE = "solutions"
 # Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: tasks with task_id % N == I
 LANGUAGE_NAMES = {"python": ("Python 3", "python"), "cpp": ("C++17", "cpp")}
@@ -76,7 +81,7 @@ def solution_messages(statement: str, language: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
-def tasks_without_solutions(store: Any, shard_index: int = 0, shard_count: int = 1) -> list[int]:
+def tasks_without_solutions(store: Store, shard_index: int = 0, shard_count: int = 1) -> list[int]:
     """Ids of this shard's pending tasks that have no candidates yet, in id order."""
     ids: list[int] = []
     cursor: PageCursor | None = None
@@ -90,7 +95,7 @@ def tasks_without_solutions(store: Any, shard_index: int = 0, shard_count: int =
         cursor = page.next_cursor
 
 
-def candidate_totals(store: Any, out: Any, i: int, n: int) -> dict:
+def candidate_totals(store: Store, out: StageWriter, i: int, n: int) -> dict:
     """What the store (and, for a shard, its own file) holds for this shard's tasks, over
     all attempts of the stage."""
     per_task = store.solution_tally(i, n)
@@ -110,12 +115,12 @@ def candidate_totals(store: Any, out: Any, i: int, n: int) -> dict:
             "kept_by_language": dict(by_lang), "rejects": dict(rejects)}
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     with shard_stores(ctx, STAGE) as (store, out):
         return _run(ctx, ctx.config.solutions, store, out)
 
 
-def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
+def _run(ctx: StageContext, cfg: SolutionsConfig, store: Store, out: StageWriter) -> dict:
     from engine.llm import ChatRequest
 
     ev, log = ctx.events, ctx.log

@@ -28,12 +28,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from engine.synth.json_repair import parse_json_reply, reason_code
 
+if TYPE_CHECKING:
+    from engine.context import StageContext
 
-def open_client(ctx: Any, section: Any, stage: str) -> Any:
+
+def open_client(ctx: StageContext, section: Any, stage: str) -> Any:
     """The LLM client for ``section.llm`` with the run's cache (one file per shard)."""
     from engine.llm import make_client
 
@@ -369,7 +372,7 @@ class Pacer:
         return True
 
 
-def stream_stage_items(ctx: Any, section: Any, stage: str, items: Sequence[Any], *,
+def stream_stage_items(ctx: StageContext, section: Any, stage: str, items: Sequence[Any], *,
                        requests_per_item: int, first: Callable[[Any], list[Any]],
                        then: Callable[[Any, list[Any]], list[Any] | Done],
                        commit: Callable[[Any, Any], None]) -> tuple[PipelineOutcome, Counter]:

@@ -58,7 +58,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.prompts import render_prompt
@@ -93,6 +93,11 @@ from engine.synth.feature_tree import (
     tree_to_json,
 )
 from engine.synth.hints import find_hint_leaks
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.schema import TasksConfig
+    from engine.store import StageWriter, Store
 
 STAGE = "tasks"
 # Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: config draws with index % N == I
@@ -199,12 +204,12 @@ def _todo(configs: list, done: set[str], i: int, n: int) -> list:
             and config_key(c.config) not in done]
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     with shard_stores(ctx, STAGE) as (store, out):
         return _run(ctx, ctx.config.tasks, store, out)
 
 
-def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
+def _run(ctx: StageContext, cfg: TasksConfig, store: Store, out: StageWriter) -> dict:
     from engine.llm import ChatRequest
 
     ev, log = ctx.events, ctx.log
@@ -328,7 +333,7 @@ def _run(ctx: Any, cfg: Any, store: Any, out: Any) -> dict:
     return summary
 
 
-def _reject(out: Any, tally: SynthTally, key: str, reason: str, raw: str | None,
+def _reject(out: StageWriter, tally: SynthTally, key: str, reason: str, raw: str | None,
             config: Any) -> None:
     out.record_item(STAGE, key, "rejected", reason=reason, raw=raw,
                     detail={"draw": config.index, "config": tree_to_json(config.config)})

@@ -59,7 +59,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.stages.errors import StageError
@@ -81,6 +81,11 @@ from engine.verify.test_synthesis import (
     validate_inputs,
     validator_messages,
 )
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
+    from engine.schema import TestsConfig
+    from engine.store import StageWriter, Store
 
 # Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: tasks with task_id % N == I
 BATCH = 32  # tasks per LLM batch and per stop check
@@ -107,7 +112,7 @@ def tasks_without_tests(store: Store, shard_index: int = 0, shard_count: int = 1
 # One batch of tasks
 
 
-def _requests(cfg: Any, task: TaskDetail) -> list[tuple[str, Any]]:
+def _requests(cfg: TestsConfig, task: TaskDetail) -> list[tuple[str, Any]]:
     """(role, ChatRequest) for one task: "direct", "gen:<index>:<kind>", "validator"."""
     from engine.llm import ChatRequest
 
@@ -128,7 +133,7 @@ def _requests(cfg: Any, task: TaskDetail) -> list[tuple[str, Any]]:
 
 
 def _tests_for(task: TaskDetail, answers: list[tuple[str, Any]], pool: SandboxPool,
-               cfg: Any, limits: Limits, tally: Counter) -> list[TestInput]:
+               cfg: TestsConfig, limits: Limits, tally: Counter) -> list[TestInput]:
     candidates = sample_tests(task.statement)
     generators, validator = [], None
     for role, result in answers:
@@ -185,13 +190,13 @@ def _open_pool(workers: int, limits: Limits) -> SandboxPool:
                          f"cannot start here: {e}") from None
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     cfg = ctx.config.tests
     with shard_stores(ctx, "tests") as (store, out):
         return _run(ctx, cfg, store, out)
 
 
-def _run(ctx: Any, cfg: Any, store: Store, out: Store | ShardOutbox) -> dict:
+def _run(ctx: StageContext, cfg: TestsConfig, store: Store, out: StageWriter) -> dict:
     from engine.llm import make_client, run_batch
 
     ev, log = ctx.events, ctx.log

@@ -81,7 +81,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
 from engine.schema import VerifyConfig
@@ -100,6 +100,9 @@ from engine.verify.outputs import KeptOutput, OutputSpool
 from engine.verify.samples import parse_samples
 from engine.verify.sandbox import Limits, Program, SandboxPool, SandboxUnavailable
 from engine.verify.voting import Cell, TaskVerdict, output_digest, verify_task
+
+if TYPE_CHECKING:
+    from engine.context import StageContext
 
 # Shardable (engine.schema.SHARDABLE_STAGES): the runner's --shard I/N applies: tasks with task_id % N == I
 PAGE = 500
@@ -386,13 +389,13 @@ def verify_one(pool: SandboxPool, task: TaskDetail, cfg: VerifyConfig, limits: L
     return candidates, runs, verdict, tests
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: StageContext) -> dict:
     cfg: VerifyConfig = ctx.config.verify
     with shard_stores(ctx, "verify") as (store, out):
         return _run(ctx, cfg, store, out)
 
 
-def _run(ctx: Any, cfg: VerifyConfig, store: Store, out: Store | ShardOutbox) -> dict:
+def _run(ctx: StageContext, cfg: VerifyConfig, store: Store, out: Store | ShardOutbox) -> dict:
     ev, log = ctx.events, ctx.log
     i, n = ctx.shard_index, ctx.shard_count
     plan = pending_tasks(store, i, n)

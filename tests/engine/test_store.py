@@ -45,7 +45,7 @@ def test_a_new_store_creates_every_table_and_the_schema_version(tmp_path):
 
 
 def test_a_v1_store_is_migrated_to_the_current_version_keeping_its_rows(tmp_path):
-    from engine.store import _create_v1
+    from engine.store.tables import _create_v1
 
     path = tmp_path / "v1.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
@@ -67,7 +67,7 @@ def test_a_v1_store_is_migrated_to_the_current_version_keeping_its_rows(tmp_path
 
 
 def test_a_v2_store_is_migrated_to_v3_with_empty_verify_meta_for_its_tasks(tmp_path):
-    from engine.store import _create_v1, _migrate_v1_to_v2
+    from engine.store.tables import _create_v1, _migrate_v1_to_v2
 
     path = tmp_path / "v2.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
@@ -123,7 +123,8 @@ def test_set_task_result_keeps_verify_meta_and_none_leaves_it_as_it_is(tmp_path)
 
 
 def test_a_v1_shard_file_is_upgraded_when_reopened_and_still_merges(tmp_path):
-    from engine.store import _OUTBOX_SCHEMA, ShardOutbox
+    from engine.store import ShardOutbox
+    from engine.store.shard_outbox import _OUTBOX_SCHEMA
 
     shard = tmp_path / "verify.0of2.sqlite"
     conn = sqlite3.connect(shard, isolation_level=None)

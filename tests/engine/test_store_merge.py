@@ -122,7 +122,7 @@ def test_merge_carries_the_verification_meta_and_a_result_without_one_keeps_it(t
 
 
 def test_a_shard_file_from_before_the_meta_column_still_merges_and_is_upgraded(tmp_path):
-    from engine.store import _OUTBOX_SCHEMA, _OUTBOX_SCHEMA_V2
+    from engine.store.shard_outbox import _OUTBOX_SCHEMA, _OUTBOX_SCHEMA_V2
 
     store, [(tid, sols, _), _] = main_store(tmp_path)
     store.set_task_result(tid, "pending", meta={"unusable_tests": 1})

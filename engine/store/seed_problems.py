@@ -1,6 +1,6 @@
 """Bulk reads of the seed problems curation may export (``curate.include_seed_problems``).
 
-The seeds stage imported them into the store's ``seeds`` table (``engine/store.py``): the
+The seeds stage imported them into the store's ``seeds`` table (``engine/store/tables.py``): the
 problem text, ``solutions`` as a JSON list of code strings, ``tests`` as TACO-style JSON
 ``{"inputs": [...], "outputs": [...], "fn_name"?: ...}``. Like ``accepted_tasks`` this reads
 that table in SQL through its own read-only connection, a batch at a time, and fetches every
@@ -26,8 +26,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.curate.accepted_tasks import read_only_connection
-from engine.store import FIRST_SOLUTION
+from engine.store.accepted_tasks import read_only_connection
+from engine.store.tables import FIRST_SOLUTION
 
 STDIO_TESTS = (
     "(json_extract(seeds.tests, '$.fn_name') IS NULL"

@@ -1,18 +1,16 @@
-"""Bulk reads of what curation needs from the store, in SQL, a batch of tasks at a time.
+"""The store's bulk read API for curation and the exports: accepted tasks a batch at a time.
 
-The ``Store`` API reads one task at a time with every candidate's reasoning (``get_task``),
-which at 100k tasks x 8 long-CoT candidates would read tens of GB; curation needs only the
-statement, the golden solution and the labelled tests. So this module reads the store's tables
-(documented in ``engine/store.py``) through its own read-only connection. Every query is
+``Store.get_task`` reads one task at a time with every candidate's reasoning, which at 100k
+tasks x 8 long-CoT candidates would read tens of GB; curation needs only the statement, the
+golden solution and the labelled tests. So ``TaskReader`` reads just those, a batch at a time,
+through its own read-only connection (the curate stage reads the store only through it and
+``seed_problems.SeedReader``; the SQL lives here, beside the schema in ``tables``). Every query is
 fetched whole before the stage writes, so it never holds a read transaction open against the
 store's writer (which matters in rollback-journal mode on network file systems).
 
 A candidate counts as correct when it is usable (status ``ok``, with code) and has an ``ok``
 verdict on every labelled test of its task: the verdict statuses are the sandbox outcome after
 comparison with the label (``ok``, ``wrong``, ``timeout``, ``memory``, ``error``).
-
-TODO(store): these reads belong in ``Store`` (``iter_accepted_statements``,
-``export_batch``); move them there when the store owner adds bulk readers.
 """
 
 from __future__ import annotations
