@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("pydantic", "PyYAML", "pyarrow", "aiohttp", "datasketch", "torch", "transformers",
-            "accelerate", "deepspeed", "trl", "datasets", "vllm", "flash-attn", "tokenizers")
+            "accelerate", "deepspeed", "trl", "datasets", "vllm", "flash-attn", "tokenizers",
+            "tensorboardX", "wandb")
 
 # What each stage needs on the host that runs it (distribution names), whatever its LLM
 # endpoint; an endpoint's own backend adds ENDPOINT_NEEDS (the desktop checks those against
@@ -57,6 +58,7 @@ def stage_needs(config: Any) -> dict[str, dict[str, Any]]:
     it: ``{stage: {"packages": [...], "tools": [...], "gpus": n}}``. Unlike ``STAGE_NEEDS``
     (every option at once) it follows the config: DeepSpeed only for ``sft.zero_stage > 0``,
     vLLM only for a vLLM rollout / eval engine / endpoint, g++ only when candidates are C++,
+    wandb only when ``run.metrics.wandb.enabled``,
     an endpoint's backend for the stages that use it."""
     from engine.schema import STAGE_ORDER
 
@@ -90,6 +92,8 @@ def stage_needs(config: Any) -> dict[str, dict[str, Any]]:
         elif stage == "eval":
             packages += ["vllm"] if section.engine == "vllm" else ["torch", "transformers"]
             tools.append("bwrap")
+        if config.run.metrics.wandb.enabled:  # every stage logs to W&B once it is on
+            packages.append("wandb")
         out[stage] = {"packages": list(dict.fromkeys(packages)), "tools": tools,
                       "gpus": section.resources.gpus_per_node}
     return out

@@ -86,18 +86,42 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
+# The run directory's layout, relative to its root, as POSIX strings: the one place each name
+# is spelled. ``RunDir`` builds local paths from them; the desktop joins them onto a
+# cluster's run dir (``f"{run_dir}/{STORE}"``) for remote reads, copies and fetches.
+CONFIG = "config.yaml"
+STATE = "state.json"
+EVENTS = "events"  # <stage>.<rank>.jsonl (event_file_name)
+LOGS = "logs"  # <stage>.<rank>.log
+DATA = "data"
+STORE = "data/store.sqlite"
+CACHE = "data/cache"
+EXPORTS = "exports"
+CHECKPOINTS = "checkpoints"
+ROLLOUTS = "rollouts"
+TENSORBOARD = "tensorboard"
+
+
+def event_file_name(stage: str, rank: int) -> str:
+    return f"{stage}.{rank}.jsonl"
+
+
+def log_file_name(stage: str, rank: int) -> str:
+    return f"{stage}.{rank}.log"
+
+
 class RunDir:
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
-        self.config_path = self.root / "config.yaml"
-        self.state_path = self.root / "state.json"
-        self.events_dir = self.root / "events"
-        self.logs_dir = self.root / "logs"
-        self.data_dir = self.root / "data"
-        self.store_path = self.data_dir / "store.sqlite"
-        self.cache_dir = self.data_dir / "cache"
-        self.exports_dir = self.root / "exports"
-        self.checkpoints_dir = self.root / "checkpoints"
+        self.config_path = self.root / CONFIG
+        self.state_path = self.root / STATE
+        self.events_dir = self.root / EVENTS
+        self.logs_dir = self.root / LOGS
+        self.data_dir = self.root / DATA
+        self.store_path = self.root / STORE
+        self.cache_dir = self.root / CACHE
+        self.exports_dir = self.root / EXPORTS
+        self.checkpoints_dir = self.root / CHECKPOINTS
         self._lock_path = self.root / ".lock"
 
     def __repr__(self) -> str:
@@ -112,10 +136,10 @@ class RunDir:
             d.mkdir(parents=True, exist_ok=True)
 
     def event_file(self, stage: str, rank: int) -> Path:
-        return self.events_dir / f"{stage}.{rank}.jsonl"
+        return self.events_dir / event_file_name(stage, rank)
 
     def log_file(self, stage: str, rank: int) -> Path:
-        return self.logs_dir / f"{stage}.{rank}.log"
+        return self.logs_dir / log_file_name(stage, rank)
 
     def checkpoint_dir(self, stage: str) -> Path:
         return self.checkpoints_dir / stage

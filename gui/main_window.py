@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.contracts.rundir import STORE
 from gui.notify import Notice, NotificationArea
 from gui.worker import WorkerError, run_in_worker
 from remote.run_stream import RunStreams
@@ -289,7 +290,7 @@ def store_source_for(session: AppSession, run_id: str) -> tuple[str, Any]:
     paths = record.clusters.get(seg.cluster)
     if not paths:
         raise RuntimeError(f"run {run_id} has not reached {seg.cluster} yet: nothing to browse")
-    store_path = paths["run_dir"] + "/data/store.sqlite"
+    store_path = f"{paths['run_dir']}/{STORE}"
     profile = session.profiles.get(seg.cluster)
     if profile.is_local:
         return ("local", store_path)

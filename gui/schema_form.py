@@ -50,8 +50,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.schema import ConfigError, ConfigProblem, read_yaml
-from engine.schema.fields import FieldSpec, field_specs
+from engine.contracts.config import ConfigError, ConfigProblem, FieldSpec, field_specs, read_yaml
 
 INVALID_STYLE = """
 QLineEdit[invalid="true"], QComboBox[invalid="true"], QPlainTextEdit[invalid="true"] {
@@ -440,7 +439,7 @@ if __name__ == "__main__":
 
     from PySide6.QtWidgets import QApplication
 
-    from engine.schema import STAGE_ORDER, PipelineConfig
+    from engine.contracts.config import STAGE_ORDER, PipelineConfig
     from gui.qt_guard import pin_singletons
 
     pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11

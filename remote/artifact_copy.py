@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.contracts.rundir import CHECKPOINTS, EXPORTS, STATE, STORE
 from remote.errors import LaunchError, RemoteError
 from remote.profiles import ClusterProfile
 from remote.quoting import command_line, quote, quote_path
@@ -39,7 +40,7 @@ from remote.safe_paths import (
 )
 
 RELAY_CHUNK = 8 << 20
-ARTIFACTS = ("state.json", "data/store.sqlite", "exports", "checkpoints")
+ARTIFACTS = (STATE, STORE, EXPORTS, CHECKPOINTS)  # what a later segment needs
 LIST_MAX_BYTES = 16 << 20  # a `find` listing of a run's artifacts, at most
 LIST_TIMEOUT_S = 120.0
 HASH_TIMEOUT_S = 1800.0  # sha256sum of one (large) artifact

@@ -132,7 +132,7 @@ def add_commands(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.schema import ConfigError
+    from engine.contracts.config import ConfigError
     from remote.display_text import visible
     from remote.errors import LaunchError, RemoteError
     from remote.profiles import ProfileError
@@ -288,7 +288,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def _cluster_test(args: argparse.Namespace, store: Any) -> int:
-    from engine.schema import STAGE_ORDER, load_config
+    from engine.contracts.config import STAGE_ORDER, load_config
     from remote.bundle import sync_bundle
     from remote.doctor import remote_doctor, stage_problems, summary_lines
     from remote.profiles import runner_for
@@ -330,7 +330,7 @@ def _cluster_test(args: argparse.Namespace, store: Any) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from engine.schema import load_config
+    from engine.contracts.config import load_config
 
     stages = args.stages.split(",") if args.stages else None
     config = load_config(args.config, args.overrides)  # the one read; the object goes on
@@ -595,9 +595,8 @@ def cmd_llm(args: argparse.Namespace) -> int:
     there, in the uploaded bundle, with the profile's Python and environment: a server on a
     compute node's network, or a key only the cluster's environment has, is tested as the
     stage will meet it). Exit 0 when the endpoint is usable, 1 with the problems otherwise."""
-    from engine.llm import LLMError
-    from engine.llm.endpoint_check import EndpointCheck, check_endpoint
-    from engine.schema import STAGE_ORDER, load_config
+    from engine.contracts.config import STAGE_ORDER, load_config
+    from engine.contracts.llm_check import EndpointCheck, LLMError, check_endpoint
     from remote.profiles import ProfileStore
 
     config = load_config(args.config)
@@ -634,8 +633,8 @@ def _check_llm_on(profile: Any, config: Any, args: argparse.Namespace) -> dict[s
     import posixpath
     import secrets
 
-    from engine.llm.endpoint_check import EndpointCheck
-    from engine.schema import dump_config
+    from engine.contracts.config import dump_config
+    from engine.contracts.llm_check import EndpointCheck
     from remote.bundle import sync_bundle
     from remote.errors import RemoteSetupError
     from remote.profiles import runner_for

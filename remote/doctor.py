@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from engine.doctor import ENDPOINT_NEEDS, INSTALL_HINT, stage_needs
+from engine.contracts.config import ENDPOINT_NEEDS, INSTALL_HINT, stage_needs
 from remote.errors import RemoteSetupError
 from remote.profiles import ClusterProfile
 from remote.quoting import command_line

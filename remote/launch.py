@@ -44,7 +44,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine.schema import SHARDABLE_STAGES, STAGE_ORDER, PipelineConfig, Resources, dump_config
+from engine.contracts.config import (
+    SHARDABLE_STAGES,
+    STAGE_ORDER,
+    PipelineConfig,
+    Resources,
+    dump_config,
+)
+from engine.contracts.rundir import CHECKPOINTS, EXPORTS, STATE, STORE
 from remote.artifact_copy import (
     artifact_files,
     direct_copy,
@@ -397,7 +404,7 @@ class Launcher:
         exception), so the rest of ``status`` still works."""
         record = self.registry.load(run_id)
         seg = record.current() or record.segments[-1]
-        path = record.clusters[seg.cluster]["run_dir"] + "/state.json"
+        path = f"{record.clusters[seg.cluster]['run_dir']}/{STATE}"
         where = f"state.json of run {run_id} on {seg.cluster}"
         try:
             data = read_capped(self.runner(seg.cluster), path, STATE_MAX_BYTES,
@@ -427,8 +434,7 @@ class Launcher:
         after the good files are fetched); nothing is written outside ``dest``. Folders it
         creates are 0700, files 0600. The listing has a byte and a time cap, the whole fetch
         ``timeout_s``."""
-        targets = {"exports": "exports", "checkpoints": "checkpoints",
-                   "store": "data/store.sqlite"}
+        targets = {"exports": EXPORTS, "checkpoints": CHECKPOINTS, "store": STORE}
         if what not in targets:
             raise LaunchError(f"--what {what!r}: use one of {', '.join(targets)}")
         record = self.registry.load(run_id)

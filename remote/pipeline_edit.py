@@ -27,8 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.paths import ASSETS_DIR
-from engine.schema import (
+from engine.contracts.config import (
     STAGE_ORDER,
     ConfigError,
     ConfigProblem,
@@ -40,6 +39,7 @@ from engine.schema import (
     nested_model,
     read_yaml,
 )
+from engine.contracts.rundir import ASSETS_DIR
 from remote.launch import Launcher
 from remote.profiles import ClusterProfile, ProfileStore
 from remote.run_registry import RunRecord, RunRegistry

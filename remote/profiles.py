@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.schema import PLACEMENT_PATTERN, looks_like_secret
+from engine.contracts.config import PLACEMENT_PATTERN, looks_like_secret
 from remote.runner import CommandRunner, LocalRunner
 
 LOCAL = "This computer"

@@ -60,7 +60,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.events import Event, MetricEvent, StageEvent
+from engine.contracts.events import Event, MetricEvent, StageEvent
 from remote.gpus import GpuSample, sample_gpus
 from remote.run_registry import RunRecord, RunRegistry, Segment
 from remote.run_stream import GPU_STAGE, ProgressBook, RunStream, RunStreams, StageProgress

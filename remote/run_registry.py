@@ -24,7 +24,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.schema import PipelineConfig, parse_config
+from engine.contracts.config import PipelineConfig, parse_config
 from remote.errors import LaunchError
 from remote.profiles import check_run_id
 from remote.safe_paths import private_dir, private_open

@@ -44,8 +44,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.events import Event, EventReader, event_files
-from engine.rundir import RunDir
+from engine.contracts.events import Event, EventReader, event_files
+from engine.contracts.rundir import RunDir
 
 RATE_WINDOW_S = 300.0  # the rate is that of the last 5 minutes of progress
 GPU_STAGE = "gpu"  # the desktop's GPU samples (remote/run_follower.py): metrics, not a stage

@@ -56,7 +56,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine.schema import Resources
+from engine.contracts.config import Resources
 from remote.errors import CommandFailed, RemoteError
 from remote.quoting import command_line, quote, quote_path, script_line
 from remote.runner import CommandRunner, idempotent_kwargs, run_framed

@@ -37,17 +37,20 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from engine.rollouts import GroupSummary, RolloutRecord
-from engine.store import (
+from engine.contracts.rollouts import GroupSummary, RolloutRecord
+from engine.contracts.store import (
     LineageEdge,
     NodeKind,
+    RequestError,
+    RpcError,
     Solution,
     StoreError,
     TaskDetail,
     TaskPage,
     TaskQuery,
+    decode_answer,
+    request,
 )
-from engine.store_rpc import RequestError, RpcError, decode_answer, request
 from remote.errors import RemoteSetupError
 from remote.quoting import absolute_path, command_line
 from remote.runner import CommandRunner, run_framed

@@ -55,7 +55,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.events import Event, parse_event, parse_lines
+from engine.contracts.events import Event, parse_event, parse_lines
+from engine.contracts.rundir import EVENTS, LOGS
 from remote.errors import RemoteSetupError, TransientError
 from remote.quoting import quote, quote_path
 from remote.runner import CommandRunner
@@ -519,7 +520,7 @@ def _ordered(per_file: dict[str, list[Event]]) -> list[Event]:
 class EventTail(_CachedTail):
     """The events of one run (``events/*.jsonl``), merged in time order (``t``, file, ``seq``)."""
 
-    sub = "events"
+    sub = EVENTS
     glob = "*.jsonl"
 
     def poll(self) -> list[Event]:
@@ -580,7 +581,7 @@ class LogTail(_CachedTail):
     (progress bars redraw with ``\\r``). Bytes that are not UTF-8 show as U+FFFD.
     """
 
-    sub = "logs"
+    sub = LOGS
     glob = "*.log"
 
     def poll(self) -> dict[str, str]:

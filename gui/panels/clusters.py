@@ -98,7 +98,7 @@ class CheckOutcome:
 def check_cluster(profile: ClusterProfile, ssh_options: dict[str, Any],
                  config: Any | None = None) -> CheckOutcome:
     """The CLI's ``cluster test`` without the prompt; runs in the worker."""
-    from engine.schema import STAGE_ORDER
+    from engine.contracts.config import STAGE_ORDER
     from remote.bundle import sync_bundle
     from remote.doctor import remote_doctor, stage_problems, summary_lines
     from remote.profiles import runner_for

@@ -102,18 +102,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.schema import TASK_STYLES as STYLES
-from engine.store import (
+from engine.contracts.config import TASK_STYLES as STYLES
+from engine.contracts.rundir import RunDir
+from engine.contracts.store import (
+    CUT_KEY,
     LineageEdge,
     Solution,
     StoreError,
+    StoreReader,
     TaskDetail,
     TaskPage,
     TaskQuery,
     TaskRow,
     Test,
 )
-from engine.store_rpc import CUT_KEY, StoreReader
 from gui.highlight import highlight_html
 from gui.notify import Notice
 from gui.panels.rollouts import RolloutView
@@ -402,7 +404,7 @@ def _features_markdown(tree: Any, depth: int = 0) -> list[str]:
 
 def store_file(path: Path) -> Path:
     """A run folder, its data/ folder or the store file itself -> the store file's path."""
-    for candidate in (path / "data" / "store.sqlite", path / "store.sqlite"):
+    for candidate in (RunDir(path).store_path, path / RunDir(path).store_path.name):
         if path.is_dir() and candidate.is_file():
             return candidate
     return path

@@ -85,8 +85,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.events import Event
-from engine.metrics_export import MetricSeries, write_metrics_csv
+from engine.contracts.events import Event, MetricSeries, write_metrics_csv
 from gui.charts import SeriesBuffer, metric_label
 from gui.widgets.metric_plot import MetricPlot
 from gui.widgets.metric_summary import MetricSummary, SummaryRow

@@ -67,7 +67,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.schema import STAGE_ORDER, ConfigError, ConfigProblem, PipelineConfig, dump_config
+from engine.contracts.config import (
+    STAGE_ORDER,
+    ConfigError,
+    ConfigProblem,
+    PipelineConfig,
+    dump_config,
+)
 from gui.hostkey_flow import ensure_connected
 from gui.notify import Notice
 from gui.schema_form import SchemaForm, monospace

@@ -49,8 +49,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.rollouts import GroupSummary, RolloutRecord
-from engine.store import Solution
+from engine.contracts.rollouts import GroupSummary, RolloutRecord
+from engine.contracts.store import Solution
 from gui.highlight import highlight_html
 from gui.notify import Notice
 from gui.widgets.status_label import StatusLabel
@@ -481,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from engine.store_rpc import StoreReader
+    from engine.contracts.rundir import RunDir
+    from engine.contracts.store import StoreReader
     from remote.store_client import StoreSession
 
     args = sys.argv[1:] if argv is None else argv
@@ -490,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = Path(args[0])
     reader = StoreReader(path) if path.suffix == ".sqlite" else StoreReader(
-        path / "data" / "store.sqlite", run_dir=path)
+        RunDir(path).store_path, run_dir=path)
     from gui.qt_guard import pin_singletons
 
     pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11

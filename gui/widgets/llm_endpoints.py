@@ -47,7 +47,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.schema import (
+from engine.contracts.config import (
     NAME_PATTERN,
     STAGE_ORDER,
     ConfigProblem,
@@ -144,7 +144,7 @@ class _Page(QWidget):
         return box
 
     def run_test(self) -> None:
-        from engine.llm.endpoint_check import check_endpoint
+        from engine.contracts.llm_check import check_endpoint
         from gui.worker import run_in_worker
         from remote.display_text import visible
 

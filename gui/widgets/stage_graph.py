@@ -258,7 +258,7 @@ if __name__ == "__main__":
 
     from PySide6.QtWidgets import QApplication
 
-    from engine.schema import STAGE_ORDER, PipelineConfig
+    from engine.contracts.config import STAGE_ORDER, PipelineConfig
     from gui.qt_guard import pin_singletons
 
     pin_singletons()  # PySide6 6.12 leaks None/True references on Python 3.11

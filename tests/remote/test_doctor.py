@@ -112,6 +112,17 @@ def test_stage_problems_follow_the_config_not_every_option():
                                "(apt-get install g++), or drop cpp from solutions.languages"]
 
 
+def test_wandb_is_needed_everywhere_once_enabled_and_nowhere_before():
+    facts = _facts_with_everything()
+    facts["packages"]["wandb"] = None
+    off = config_from_dict({})
+    assert not any("wandb" in p for ps in stage_problems(facts, off, ["seeds", "curate"],
+                                                         "here").values() for p in ps)
+    on = config_from_dict({"run": {"metrics": {"wandb": {"enabled": True}}}})
+    found = stage_problems(facts, on, ["seeds", "curate"], "here")
+    assert all(any("needs wandb" in p for p in found[s]) for s in ("seeds", "curate")), found
+
+
 def test_engine_doctor_with_a_config_reports_that_configs_needs(tmp_path):
     import json
     import subprocess
