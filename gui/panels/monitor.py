@@ -25,30 +25,11 @@ fed to the panel, checked = overlaid; ``set_run_shown``; a click on a chart's le
 does the same), the summary table of the current tab (last, min, max per metric and shown
 run, refreshed twice a second) and the alerts.
 
-Alerts (``alerts``, and the ``alert_raised`` signal): a stage event with status ``failed``; a
-``*loss`` value that is NaN/inf or more than 10x the median of the previous (up to) 20 finite
-values, once at least 5 exist (each once per series, not per step); a stalled stage; and the
-engine's own ``alert`` events.
-
-A stall is learned per (run, stage), from the gaps between that stage's events: a healthy stage
-pauses for model loads, generation rounds, evaluations and checkpoints, and a fixed multiple of
-its median gap (the old rule: 5x 0.074 s) fired on every one of them. A stage is stalled when
-it has been quiet for longer than all of
-
-- ``stall_floor_s`` (default 120 s): no silence shorter than two minutes is worth a warning
-  on runs that last hours, and a first pause of a new kind (the first eval) is usually shorter;
-- ``stall_factor`` (5) x the 90th percentile of its last 100 gaps: its usual rhythm, ignoring
-  the rare long pauses that the next rule covers;
-- 1.5 x the longest gap it has ever had: a pause as long as one it already came back from is
-  its rhythm too (the model load, a generation round), not a stall.
-
-Until a stage has 3 gaps (it has started and is loading) it is stalled only after
-``STALL_STARTUP_S`` (30 min). Each stall alerts once, until the stage's next event; a finished
-stage and the desktop's own GPU sampling never stall. Checked on the timer against ``clock``
-(injectable; event times are the writer's clock, so this assumes the cluster's clock roughly
-agrees with ours). What it cannot tell: a stage that hangs within 1.5x its longest pause so far
-is reported late, and one whose first long pause is > 120 s and > 1.5x anything before is
-reported once although healthy.
+Alerts (``alerts``, and the ``alert_raised`` signal) come from the Qt-free rules in
+remote/alerts.py (``RunAlerts``): a failed stage, a NaN/inf or exploding ``*loss``, the
+engine's own ``alert`` events, and a stalled stage, whose limit is learned from its own
+rhythm of events. Stalls are checked on the timer against ``clock`` (injectable; event times
+are the writer's clock, so this assumes the cluster's clock roughly agrees with ours).
 
 Left out: removing a run, per-plot zoom linking, persisting the layout, the slider or the run
 picker, and progress/log/sample events (other panels show those).
@@ -56,12 +37,8 @@ picker, and progress/log/sample events (other panels show those).
 
 from __future__ import annotations
 
-import math
-import statistics
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +68,7 @@ from gui.widgets.metric_plot import MetricPlot
 from gui.widgets.metric_summary import MetricSummary, SummaryRow
 from gui.widgets.run_picker import RunPicker
 from gui.worker import WorkerError, run_in_worker
+from remote.alerts import RunAlerts
 from remote.display_text import visible
 
 SeriesKey = tuple[str, str]  # (run, metric key)
@@ -125,7 +103,6 @@ PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "GPUs": ((), ("gpu/",)),
     "Other": ((), ()),
 }
-SAMPLER_STAGES = frozenset({"gpu"})  # sampled by the desktop, not a stage: never "stalls"
 OTHER_TAB = "Other"
 
 REDRAW_INTERVAL_MS = 25
@@ -145,16 +122,6 @@ RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                "#7f7f7f", "#bcbd22", "#17becf")
 SUMMARY_EVERY_TICKS = 20  # the summary table follows twice a second: numbers, not motion
 
-LOSS_WINDOW = 20
-LOSS_MIN_HISTORY = 5
-LOSS_EXPLODE_FACTOR = 10.0
-STALL_GAPS_KEPT = 100
-STALL_MIN_GAPS = 3
-STALL_PERCENTILE = 90
-STALL_LONGEST_FACTOR = 1.5
-STALL_STARTUP_S = 1800.0
-_TERMINAL = frozenset({"completed", "failed", "skipped", "interrupted"})
-
 
 def tab_for_key(key: str) -> str:
     """The preset tab a metric key is drawn on (exact preset keys first, then prefixes)."""
@@ -165,31 +132,6 @@ def tab_for_key(key: str) -> str:
         if key.startswith(prefixes) if prefixes else False:
             return tab
     return OTHER_TAB
-
-
-@dataclass
-class _StageClock:
-    """When a (run, stage) was last heard from, and its recent gaps between events."""
-
-    last_t: float | None = None
-    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=STALL_GAPS_KEPT))
-    longest: float = 0.0  # of every gap ever, not only the kept ones: a model load is rare
-    usual: float | None = None  # the gaps' 90th percentile, None when gaps changed since
-    terminal: bool = False
-    stalled: bool = False
-
-    def add_gap(self, gap: float) -> None:
-        self.gaps.append(gap)
-        self.longest = max(self.longest, gap)
-        self.usual = None
-
-    def limit(self, factor: float, floor_s: float) -> float:
-        """Seconds of silence after which this stage is stalled (module docstring)."""
-        if len(self.gaps) < STALL_MIN_GAPS:
-            return max(STALL_STARTUP_S, floor_s)
-        if self.usual is None:
-            self.usual = float(np.percentile(self.gaps, STALL_PERCENTILE))
-        return max(floor_s, factor * self.usual, STALL_LONGEST_FACTOR * self.longest)
 
 
 class _Dashboard(QStackedWidget):
@@ -260,8 +202,7 @@ class MonitorPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("panel_monitor")
         self._clock = clock
-        self._stall_factor = stall_factor
-        self._stall_floor_s = stall_floor_s
+        self._rules = RunAlerts(stall_factor=stall_factor, stall_floor_s=stall_floor_s)
 
         self._series: dict[SeriesKey, SeriesBuffer] = {}
         # Which writer (stage, rank) each series' points came from, for the CSV: runs of
@@ -278,9 +219,6 @@ class MonitorPanel(QWidget):
         self._ticks = 0
         self._run_colour: dict[str, QColor] = {}
         self._run_t0: dict[str, float] = {}
-        self._loss_window: dict[SeriesKey, deque[float]] = {}
-        self._stages: dict[tuple[str, str], _StageClock] = {}
-        self._fired: set[tuple[str, ...]] = set()
         self._alert_texts: list[str] = []
         self._tab_of: dict[str, str] = {}
         self._alpha = 0.6
@@ -367,41 +305,27 @@ class MonitorPanel(QWidget):
     def add_events(self, events: Iterable[Event], run: str = "run") -> None:
         """Take events of one run (any kinds, any order of files); drawn on the next tick."""
         self._know_run(run)
+        events = list(events)
         pending = self._pending
         for e in events:
-            kind = e.kind
-            clock = self._stage_clock(run, e.stage)
-            if clock.last_t is not None and e.t > clock.last_t:
-                clock.add_gap(e.t - clock.last_t)
-            if clock.last_t is None or e.t > clock.last_t:
-                clock.last_t = e.t
-            clock.stalled = False
-            if kind == "metric":
-                self._note_t0(run, e.t)
-                step, t = float(e.step), e.t
-                origin = (e.stage, e.rank)
-                origin_last = self._origin_last
-                for key, value in e.data.items():
-                    sk = (run, key)
-                    lists = pending.get(sk)
-                    if lists is None:
-                        lists = pending[sk] = ([], [], [])
-                    if origin_last.get(sk) != origin:
-                        self._note_origin(sk, origin, len(lists[0]))
-                    lists[0].append(step)
-                    lists[1].append(t)
-                    lists[2].append(value)
-                    if key.endswith("loss"):
-                        self._check_loss(sk, e.stage, e.step, value)
-            elif kind == "stage":
-                status = e.data.status
-                clock.terminal = status in _TERMINAL
-                if status == "failed":
-                    reason = f": {e.data.reason}" if e.data.reason else ""
-                    self._alert("error", f"run {run} / {e.stage}: stage failed{reason}")
-            elif kind == "alert":
-                code = f"{e.data.code}: " if e.data.code else ""
-                self._alert(e.data.level, f"run {run} / {e.stage}: {code}{e.data.message}")
+            if e.kind != "metric":
+                continue
+            self._note_t0(run, e.t)
+            step, t = float(e.step), e.t
+            origin = (e.stage, e.rank)
+            origin_last = self._origin_last
+            for key, value in e.data.items():
+                sk = (run, key)
+                lists = pending.get(sk)
+                if lists is None:
+                    lists = pending[sk] = ([], [], [])
+                if origin_last.get(sk) != origin:
+                    self._note_origin(sk, origin, len(lists[0]))
+                lists[0].append(step)
+                lists[1].append(t)
+                lists[2].append(value)
+        for alert in self._rules.observe(run, events):  # remote/alerts.py: the rules
+            self._alert(alert.level, alert.text)
 
     def add_points(self, run: str, key: str, steps: Sequence[float] | np.ndarray,
                    times: Sequence[float] | np.ndarray,
@@ -633,43 +557,10 @@ class MonitorPanel(QWidget):
     # --- alerts ------------------------------------------------------------------------------
 
     def check_stalls(self) -> None:
-        """Alert once on each live stage quiet for longer than its learned limit (module
-        docstring); timer-driven."""
-        now = self._clock()
-        for (run, stage), c in self._stages.items():
-            if c.terminal or c.stalled or c.last_t is None or stage in SAMPLER_STAGES:
-                continue
-            quiet = now - c.last_t
-            if quiet <= c.limit(self._stall_factor, self._stall_floor_s):
-                continue
-            c.stalled = True
-            if len(c.gaps) < STALL_MIN_GAPS:
-                why = "since it started"
-            else:
-                why = (f"its longest pause so far was {_duration(c.longest)}, it usually "
-                       f"reports within {_duration(c.usual or 0.0)}")
-            self._alert("warning", f"run {run} / {stage}: stalled, no event for "
-                        f"{_duration(quiet)} ({why})")
-
-    def _check_loss(self, sk: SeriesKey, stage: str, step: int, value: float) -> None:
-        run, key = sk
-        window = self._loss_window.get(sk)
-        if window is None:
-            window = self._loss_window[sk] = deque(maxlen=LOSS_WINDOW)
-        if not math.isfinite(value):
-            if ("nan", run, key) not in self._fired:
-                self._fired.add(("nan", run, key))
-                self._alert("error", f"run {run} / {stage}: {key} is {value} at step {step}")
-            return
-        if len(window) >= LOSS_MIN_HISTORY:
-            median = statistics.median(window)
-            if (median > 0 and value > LOSS_EXPLODE_FACTOR * median
-                    and ("explode", run, key) not in self._fired):
-                self._fired.add(("explode", run, key))
-                self._alert("error", f"run {run} / {stage}: {key} exploded at step {step}: "
-                            f"{value:.4g} > {LOSS_EXPLODE_FACTOR:g}x the median {median:.4g} "
-                            f"of the previous {len(window)}")
-        window.append(value)
+        """Alert once on each live stage quiet for longer than its learned limit
+        (remote/alerts.py); timer-driven."""
+        for alert in self._rules.stalls(self._clock()):
+            self._alert(alert.level, alert.text)
 
     def _alert(self, level: str, text: str) -> None:
         line = visible(f"[{level}] {text}")
@@ -771,20 +662,6 @@ class MonitorPanel(QWidget):
         self._origins.setdefault(sk, []).append(
             ((buf.n if buf is not None else 0) + pending_n, *origin))
         self._origin_last[sk] = origin
-
-    def _stage_clock(self, run: str, stage: str) -> _StageClock:
-        c = self._stages.get((run, stage))
-        if c is None:
-            c = self._stages[(run, stage)] = _StageClock()
-        return c
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _save_image(image: QImage, path: str | Path) -> None:
