@@ -299,6 +299,38 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 # TRL glue (built lazily: importing this module must not import torch / trl)
 
 
+# RlTrainer overrides private methods of TRL's GRPOTrainer and reads keys of their output
+# (completion_mask, advantages, num_items_in_batch). Those were read against these TRL
+# releases; pyproject pins the same. Another release fails the stage before any model loads.
+TRL_TESTED = ("1.16",)
+TRL_OVERRIDDEN = {"_generate": ("self", "prompts"),
+                  "_generate_and_score_completions": ("self", "inputs")}
+
+
+def check_trl(trl: Any = None) -> str:
+    """The installed TRL's version, or a StageError when RlTrainer was not checked against it
+    (or a method it overrides changed its parameters)."""
+    import inspect
+
+    if trl is None:
+        import trl
+    version = str(trl.__version__)
+    fix = ("pip install 'trl==1.16.*' where rl runs (or check RlTrainer in "
+           "engine/stages/rl.py against this TRL and add it to TRL_TESTED)")
+    if ".".join(version.split(".")[:2]) not in TRL_TESTED:
+        raise StageError(f"rl overrides internals of TRL's GRPOTrainer that were checked "
+                         f"against TRL {', '.join(v + '.x' for v in TRL_TESTED)}; this node "
+                         f"has TRL {version}: {fix}")
+    for name, params in TRL_OVERRIDDEN.items():
+        method = getattr(trl.GRPOTrainer, name, None)
+        found = tuple(inspect.signature(method).parameters) if method is not None else None
+        if found != params:
+            now = "missing" if found is None else "(" + ", ".join(found) + ")"
+            raise StageError(f"TRL {version}'s GRPOTrainer.{name} is {now}, not "
+                             f"({', '.join(params)}) as RlTrainer expects: {fix}")
+    return version
+
+
 def _trainer_classes() -> tuple[type, type]:
     import torch
     from transformers import TrainerCallback
@@ -423,6 +455,8 @@ def run(ctx: StageContext) -> dict:
     from engine.verify.sandbox import SandboxUnavailable
 
     log = ctx.log
+    trl_version = check_trl()  # before any model loads: a TRL we never read fails here
+    log.info("rl: TRL %s", trl_version)
     policy, tok = load_policy(model_name, seed)
     rows = [r for r in load_rl_rows(data_path) if r["ground_truth"]]
     rows, too_long = fit_prompts(rows, tok, rl.max_prompt_tokens)
