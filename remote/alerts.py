@@ -18,8 +18,8 @@ What raises an alert:
   has been quiet for longer than all of: ``stall_floor_s`` (120 s), ``stall_factor`` (5) x the
   90th percentile of its last 100 gaps, and ``STALL_LONGEST_FACTOR`` (1.5) x its longest gap
   so far. Until a stage has 3 gaps it is stalled only after ``STALL_STARTUP_S`` (30 min). Each
-  stall alerts once, until the stage's next event; a finished stage, and a stage named in
-  ``SAMPLER_STAGES`` (the desktop's own GPU samples), never stall.
+  stall alerts once, until the stage's next event; a finished stage never stalls (the
+  desktop's GPU samples are ``GpuRound`` records, not events: they never reach these rules).
 
 What the stall rule cannot tell: a stage that hangs within 1.5x its longest pause so far is
 reported late, and one whose first long pause is > 120 s and > 1.5x anything before is
@@ -48,7 +48,6 @@ STALL_MIN_GAPS = 3
 STALL_PERCENTILE = 90
 STALL_LONGEST_FACTOR = 1.5
 STALL_STARTUP_S = 1800.0
-SAMPLER_STAGES = frozenset({"gpu"})  # sampled by the desktop, not a stage: never "stalls"
 TERMINAL = frozenset({"completed", "failed", "skipped", "interrupted"})
 
 
@@ -127,7 +126,7 @@ class RunAlerts:
         """One alert for each live stage quiet for longer than its learned limit."""
         out: list[Alert] = []
         for (run, stage), c in self._stages.items():
-            if c.terminal or c.stalled or c.last_t is None or stage in SAMPLER_STAGES:
+            if c.terminal or c.stalled or c.last_t is None:
                 continue
             quiet = now - c.last_t
             if quiet <= c.limit(self.stall_factor, self.stall_floor_s):

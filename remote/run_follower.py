@@ -20,8 +20,11 @@ whole history on. The stages' progress in ``RunView`` is read from the same stre
 One poll: the registry is listed (new launches appear by themselves); each run that is live
 (not completed, failed or cancelled), selected, newly followed or showing its logs is
 connected (an unknown host key is returned in ``unknown_keys`` for the user, never accepted
-here), ``Launcher.refresh``-ed (jobs polled, the next segment started), and the event tail
-of every cluster it touched is polled (``remote.stream.EventTail``; the caches live in
+here), and the event tail of every cluster it touched is polled; a live run is also
+``Launcher.refresh``-ed (jobs polled, the next segment started), but on its own cadence,
+at most every ``status_every_s`` (10 s; at once for a waiting run, on Refresh, and when a
+stage event says a stage ended), so a slow
+``squeue`` costs the charts one delay per 10 s, not one per poll (``remote.stream.EventTail``; the caches live in
 ``registry.folder(run)/cache-<cluster>``, the same ones ``synthsmith tail`` fills). Because the
 registry and the caches are on disk, ``load`` after an app restart shows every run's status
 and progress without a single remote command. Each poll also reads what the run folders
@@ -40,10 +43,10 @@ GPUs (``remote.gpus``), at most every ``gpu_every_s`` per host or job, for the l
 a running segment: a direct host's GPUs (all runs running there share the sample), or the
 nodes of a Slurm job whose stage asked for GPUs (``srun --overlap``, only while the engine
 says that stage is running). A host without nvidia-smi is said once and not asked again
-until ``PollRequest(force=True)`` (Refresh). Samples become metric events of stage ``gpu``
+until ``PollRequest(force=True)`` (Refresh). Samples become ``GpuRound`` records of the run's
+stream (their own kind, not engine events: no fake stage, nothing a stall rule could see)
 with keys ``gpu/<host>/<index>/util`` (percent) and ``gpu/<host>/<index>/mem_used`` (GiB),
-stamped with the desktop's clock, and a ``gpu`` stage ``completed`` event when the run ends,
-so a Monitor's stall alarm does not fire on a sampler that stopped on purpose.
+stamped with the desktop's clock; sampling stops with the run.
 
 A run whose poll fails is retried with backoff (5 s doubling to 5 min; Refresh retries at
 once), and its error is reported once until it changes. Left out: stage rows for shards
@@ -60,14 +63,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.contracts.events import Event, MetricEvent, StageEvent
+from engine.contracts.events import Event
 from remote.gpus import GpuSample, sample_gpus
 from remote.run_registry import RunRecord, RunRegistry, Segment
-from remote.run_stream import GPU_STAGE, ProgressBook, RunStream, RunStreams, StageProgress
+from remote.run_stream import GpuRound, ProgressBook, RunStream, RunStreams, StageProgress
 from remote.session import connect_step
 from remote.stream import EventTail, LogTail
 
 TERMINAL = ("completed", "failed", "cancelled")
+STATUS_EVERY_S = 10.0  # job status at most this often per run; events every poll
+TERMINAL_STAGE = frozenset({"completed", "failed", "interrupted", "skipped"})
 GPU_EVERY_S = 10.0
 BACKOFF_S = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
 
@@ -233,7 +238,8 @@ class PollResult:
     gpus: dict[str, list[GpuSample]] = field(default_factory=dict)  # run -> its latest sample
     notices: list[tuple[str, str, str]] = field(default_factory=list)  # level, text, details
     unknown_keys: list[str] = field(default_factory=list)  # clusters to connect with the user
-    polled: list[str] = field(default_factory=list)
+    polled: list[str] = field(default_factory=list)  # runs whose events were polled
+    refreshed: list[str] = field(default_factory=list)  # runs whose job status was asked too
     took_s: float = 0.0
 
 
@@ -246,18 +252,18 @@ class _RunState:
     retry_at: float = 0.0
     problem: str | None = None  # the last error reported
     gpu_rounds: int = 0
-    gpu_seq: int = 0
-    gpu_stopped: bool = True
     gpus_wanted: dict[str, bool] | None = None  # stage -> asks for GPUs (from its config)
+    refreshed_at: float = float("-inf")  # when its job status was last asked (clock)
 
 
 class RunFollower:
     def __init__(self, registry: RunRegistry, *, streams: RunStreams | None = None,
-                 gpu_every_s: float = GPU_EVERY_S,
+                 gpu_every_s: float = GPU_EVERY_S, status_every_s: float = STATUS_EVERY_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry
         self.streams = streams if streams is not None else RunStreams()
         self.gpu_every_s = gpu_every_s
+        self.status_every_s = status_every_s
         self.clock = clock
         self._runs: dict[str, _RunState] = {}
         self._gpu_last: dict[tuple[str, str | None], float] = {}
@@ -310,9 +316,16 @@ class RunFollower:
                 if unknown:
                     result.unknown_keys += [c for c in unknown if c not in result.unknown_keys]
                     continue
-                if rid in live:
-                    record = records[rid] = launcher.refresh(rid)
                 new = self._poll_events(launcher, rid, record)
+                # Job status (squeue/scontrol, or the pid file) on its own, slower cadence:
+                # a slow scheduler must not hold up the events every poll brings. Asked at
+                # once when a stage just ended (the segment may be done: start the next).
+                ended = any(e.kind == "stage" and e.data.status in TERMINAL_STAGE for e in new)
+                if rid in live and (request.force or ended or record.status == "waiting"
+                                    or now - st.refreshed_at >= self.status_every_s):
+                    record = records[rid] = launcher.refresh(rid)
+                    st.refreshed_at = now
+                    result.refreshed.append(rid)
                 follow = (rid in live or rid in request.follow) and not st.stream.followed
                 history = self._history(launcher, rid, record) if follow else []
                 with self.streams.lock:
@@ -406,11 +419,7 @@ class RunFollower:
             st = self._state(rid)
             seg = next((s for s in record.segments if s.status == "running"), None)
             if record.status in TERMINAL or seg is None:
-                if not st.gpu_stopped:  # the run ended: the sampler stops, on purpose
-                    st.gpu_stopped = True
-                    with self.streams.lock:
-                        st.stream.add([self._gpu_stop_event(rid, st)])
-                continue
+                continue  # the sampler stops with the run (GPU rounds never stall)
             if seg.cluster in request.skip_clusters or seg.cluster in self._gpu_less:
                 continue
             try:
@@ -451,21 +460,11 @@ class RunFollower:
                 result.gpus[rid] = list(report.samples)
                 if not metrics:
                     continue
-                t = max(s.t for s in report.samples)
-                event = MetricEvent(v=1, seq=st.gpu_seq, t=t, stage=GPU_STAGE, rank=0,
-                                    kind="metric", step=st.gpu_rounds, data=metrics)
-                st.gpu_seq += 1
+                sample = GpuRound(t=max(s.t for s in report.samples), step=st.gpu_rounds,
+                                  values=metrics)
                 st.gpu_rounds += 1
-                st.gpu_stopped = False
                 with self.streams.lock:
-                    st.stream.add([event])
-
-    def _gpu_stop_event(self, rid: str, st: _RunState) -> StageEvent:
-        event = StageEvent(v=1, seq=st.gpu_seq, t=time.time(), stage=GPU_STAGE, rank=0,
-                           kind="stage", data={"status": "completed",
-                                               "reason": "the run ended; GPU sampling stopped"})
-        st.gpu_seq += 1
-        return event
+                    st.stream.add_gpu(sample)
 
     def _wants_gpus(self, st: _RunState, record: RunRecord, stage: str) -> bool:
         if st.gpus_wanted is None:
@@ -498,6 +497,6 @@ def _clusters(record: RunRecord) -> list[str]:
     return out
 
 
-__all__ = ["GPU_STAGE", "PollRequest", "PollResult", "ProgressBook", "RunFollower", "RunView",
+__all__ = ["GpuRound", "PollRequest", "PollResult", "ProgressBook", "RunFollower", "RunView",
            "StageProgress", "StageView", "gpu_metrics", "run_view", "segment_started_at",
            "stage_status"]

@@ -48,11 +48,24 @@ from engine.contracts.events import Event, EventReader, event_files
 from engine.contracts.rundir import RunDir
 
 RATE_WINDOW_S = 300.0  # the rate is that of the last 5 minutes of progress
-GPU_STAGE = "gpu"  # the desktop's GPU samples (remote/run_follower.py): metrics, not a stage
 LLM_CALLS_KEY = "llm/requests"  # engine/llm/base.py: calls made so far, per client
 _ENGINE_STATUS = {"started": "running"}  # the engine's word -> ours; the rest are the same
 
-Subscriber = Callable[[str, list[Event]], None]
+
+
+@dataclass(frozen=True)
+class GpuRound:
+    """One round of the desktop's GPU sampling of a run (remote/run_follower.py): its own
+    record kind, not an engine event: it has no stage, never stalls and never ends one.
+    ``values``: ``gpu/<host>/<index>/util`` (percent) and ``.../mem_used`` (GiB)."""
+
+    t: float  # when sampled (the desktop's clock)
+    step: int  # 0, 1, 2, ... per run
+    values: dict[str, float]
+
+
+Record = Event | GpuRound  # what a stream holds for its subscribers, in arrival order
+Subscriber = Callable[[str, list[Record]], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,8 +185,6 @@ class ProgressBook:
 
     def add(self, events: Iterable[Event]) -> None:
         for e in events:
-            if e.stage == GPU_STAGE:
-                continue
             if e.kind in ("stage", "progress") or (
                     e.kind == "metric" and LLM_CALLS_KEY in e.data):
                 self.stages.setdefault(e.stage, StageProgress()).add(e)
@@ -196,7 +207,7 @@ class RunStream:
         self.book = ProgressBook()
         self.followed = False
         self.published = 0  # events handed to subscribers so far: the cursor
-        self._held: list[Event] = []  # followed, not published yet
+        self._held: list[Record] = []  # followed, not published yet
         self._last_seq: dict[tuple[str, int], int] = {}
         self._readers: dict[Path, EventReader] = {}
 
@@ -220,11 +231,16 @@ class RunStream:
         self.book.add(self._new(held, self._last_seq))
         self._held += held
 
-    def held(self) -> list[Event]:
-        """Events not published yet (a copy)."""
+    def add_gpu(self, sample: GpuRound) -> None:
+        """A GPU sampling round: held for subscribers when followed (no progress in it)."""
+        if self.followed:
+            self._held.append(sample)
+
+    def held(self) -> list[Record]:
+        """Records not published yet (a copy)."""
         return list(self._held)
 
-    def take(self) -> list[Event]:
+    def take(self) -> list[Record]:
         taken, self._held = self._held, []
         self.published += len(taken)
         return taken
@@ -364,5 +380,5 @@ class RunStreams:
         return sent
 
 
-__all__ = ["GPU_STAGE", "LLM_CALLS_KEY", "RATE_WINDOW_S", "ProgressBook", "RunStream",
+__all__ = ["LLM_CALLS_KEY", "RATE_WINDOW_S", "GpuRound", "ProgressBook", "Record", "RunStream",
            "RunStreams", "StageProgress"]

@@ -38,7 +38,7 @@ picker, and progress/log/sample events (other panels show those).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,7 @@ from gui.widgets.run_picker import RunPicker
 from gui.worker import WorkerError, run_in_worker
 from remote.alerts import RunAlerts
 from remote.display_text import visible
+from remote.run_stream import GpuRound, Record
 
 SeriesKey = tuple[str, str]  # (run, metric key)
 
@@ -302,30 +303,37 @@ class MonitorPanel(QWidget):
 
     # --- ingest ------------------------------------------------------------------------------
 
-    def add_events(self, events: Iterable[Event], run: str = "run") -> None:
-        """Take events of one run (any kinds, any order of files); drawn on the next tick."""
+    def add_events(self, records: Iterable[Record], run: str = "run") -> None:
+        """Take records of one run (events of any kinds, in any order of files, and the
+        desktop's GPU rounds); drawn on the next tick."""
         self._know_run(run)
-        events = list(events)
-        pending = self._pending
-        for e in events:
-            if e.kind != "metric":
-                continue
-            self._note_t0(run, e.t)
-            step, t = float(e.step), e.t
-            origin = (e.stage, e.rank)
-            origin_last = self._origin_last
-            for key, value in e.data.items():
-                sk = (run, key)
-                lists = pending.get(sk)
-                if lists is None:
-                    lists = pending[sk] = ([], [], [])
-                if origin_last.get(sk) != origin:
-                    self._note_origin(sk, origin, len(lists[0]))
-                lists[0].append(step)
-                lists[1].append(t)
-                lists[2].append(value)
+        events: list[Event] = []
+        for r in records:
+            if isinstance(r, GpuRound):  # the desktop's samples: points, never an alert
+                self._note_t0(run, r.t)
+                self._queue_points(run, ("gpu", 0), float(r.step), r.t, r.values)
+            elif r.kind == "metric":
+                events.append(r)
+                self._note_t0(run, r.t)
+                self._queue_points(run, (r.stage, r.rank), float(r.step), r.t, r.data)
+            else:
+                events.append(r)
         for alert in self._rules.observe(run, events):  # remote/alerts.py: the rules
             self._alert(alert.level, alert.text)
+
+    def _queue_points(self, run: str, origin: tuple[str, int], step: float, t: float,
+                      values: Mapping[str, float]) -> None:
+        pending, origin_last = self._pending, self._origin_last
+        for key, value in values.items():
+            sk = (run, key)
+            lists = pending.get(sk)
+            if lists is None:
+                lists = pending[sk] = ([], [], [])
+            if origin_last.get(sk) != origin:
+                self._note_origin(sk, origin, len(lists[0]))
+            lists[0].append(step)
+            lists[1].append(t)
+            lists[2].append(value)
 
     def add_points(self, run: str, key: str, steps: Sequence[float] | np.ndarray,
                    times: Sequence[float] | np.ndarray,

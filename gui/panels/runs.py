@@ -39,7 +39,7 @@ Call ``stop()`` before the panel goes (it stops the timer; a job in flight finis
 outcome is dropped). ``busy()`` says whether a job of the panel is pending (tests wait on it).
 Left out: launching (the Pipeline panel does it), deleting runs, listing opened folders in the
 tree (they live in the Monitor and Data), log files over a few MB (the view keeps each file's
-last ``LOG_KEEP_CHARS`` characters), regex search.
+last ``LOG_KEEP_CHARS`` characters: gui/widgets/log_viewer.py), regex search.
 """
 
 from __future__ import annotations
@@ -50,26 +50,22 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QColor, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QCloseEvent, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QMenu,
     QMessageBox,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionProgressBar,
     QStyleOptionViewItem,
-    QTextEdit,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -79,6 +75,7 @@ from PySide6.QtWidgets import (
 from gui.hostkey_flow import confirm_host_key as confirm_host_key_dialog
 from gui.hostkey_flow import ensure_connected
 from gui.notify import Notice
+from gui.widgets.log_viewer import LogViewer
 from gui.worker import Job, WorkerError, run_in_worker
 from remote.display_text import visible
 from remote.errors import HostKeyUnknown
@@ -95,8 +92,6 @@ COL_RUN, COL_CREATED, COL_CLUSTER, COL_STATUS, COL_PROGRESS, COL_ETA, COL_REASON
 RUN_ROLE = Qt.ItemDataRole.UserRole  # on every row: the run id
 STAGE_ROLE = Qt.ItemDataRole.UserRole + 1  # on stage rows: the stage name
 FRACTION_ROLE = Qt.ItemDataRole.UserRole + 2  # on the progress cell: 0..1, or None (no bar)
-LOG_KEEP_CHARS = 4_000_000
-MAX_MATCHES = 5000
 STATUS_COLOURS = {
     "running": "#1f5fa8", "queued": "#6b6b6b", "waiting": "#6b6b6b", "completed": "#2e7d32",
     "skipped": "#2e7d32", "failed": "#b00020", "cancelled": "#b26a00",
@@ -214,10 +209,6 @@ class RunsPanel(QWidget):
         self._log_gen = 0
         self._log_reset_pending = False
         self._job_log_gen = 0
-        self._log_texts: dict[tuple[str, str], str] = {}
-        self._log_keys: list[tuple[str, str]] = []  # (cluster, file), in the selector's order
-        self._matches: list[QTextCursor] = []
-        self._match_i = -1
 
         self._build()
         self._timer = QTimer(self)
@@ -285,48 +276,12 @@ class RunsPanel(QWidget):
         self.gpu_label.setObjectName("run_gpus")
         self.gpu_label.setWordWrap(True)
 
-        # the log view
-        self.log_files = QComboBox()
-        self.log_files.setObjectName("log_files")
-        self.log_files.setMinimumWidth(220)
-        self.log_files.currentIndexChanged.connect(self._show_log_file)
-        self.log_search = QLineEdit()
-        self.log_search.setObjectName("log_search")
-        self.log_search.setPlaceholderText("Search the log (Enter: next match)")
-        self.log_search.setClearButtonEnabled(True)
-        self.log_search.textChanged.connect(lambda _: self._search(keep_index=False))
-        self.log_search.returnPressed.connect(self.next_match)
-        self.prev_button = QPushButton("▲")
-        self.next_button = QPushButton("▼")
-        for b in (self.prev_button, self.next_button):
-            b.setFixedWidth(36)
-        self.prev_button.setToolTip("Previous match")
-        self.next_button.setToolTip("Next match (Enter)")
-        self.prev_button.clicked.connect(self.prev_match)
-        self.next_button.clicked.connect(self.next_match)
-        self.match_label = QLabel("")
-        self.match_label.setObjectName("log_matches")
-        self.match_label.setMinimumWidth(90)
-        self.close_logs_button = QPushButton("Close logs")
-        self.close_logs_button.clicked.connect(self.close_logs)
-        self.log_title = QLabel("")
-        log_bar = QHBoxLayout()
-        for w in (self.log_title, self.log_files, self.log_search, self.prev_button,
-                  self.next_button, self.match_label, self.close_logs_button):
-            log_bar.addWidget(w)
-        log_bar.setStretchFactor(self.log_search, 1)
-        self.log_view = QPlainTextEdit()
-        self.log_view.setObjectName("log_view")
-        self.log_view.setReadOnly(True)
-        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.log_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.log_view.setPlaceholderText("No log text yet.")
-        self.log_area = QWidget()
-        log_layout = QVBoxLayout(self.log_area)
-        log_layout.setContentsMargins(0, 0, 0, 0)
-        log_layout.addLayout(log_bar)
-        log_layout.addWidget(self.log_view, 1)
-        self.log_area.hide()
+        # the log view (gui/widgets/log_viewer.py); its parts are the panel's for tests
+        self.log_area = LogViewer()
+        self.log_area.closed.connect(self.close_logs)
+        self.log_files, self.log_search = self.log_area.log_files, self.log_area.log_search
+        self.log_view, self.match_label = self.log_area.log_view, self.log_area.match_label
+        self.prev_button, self.next_button = self.log_area.prev_button, self.log_area.next_button
 
         lower = QWidget()
         lower_layout = QVBoxLayout(lower)
@@ -494,44 +449,31 @@ class RunsPanel(QWidget):
         self._log_run = rid
         self._log_gen += 1
         self._log_reset_pending = True
-        self._log_texts.clear()
-        self._log_keys.clear()
-        self.log_files.blockSignals(True)
-        self.log_files.clear()
-        self.log_files.blockSignals(False)
-        self.log_view.clear()
-        self.log_title.setText(f"Logs of {visible(rid)}:")
-        self.log_area.show()
-        self._search(keep_index=False)
+        self.log_area.open(f"Logs of {rid}:")
         self._poll_soon()
 
     def close_logs(self) -> None:
         self._log_run = None
-        self._log_texts.clear()
-        self._log_keys.clear()
-        self.log_files.clear()
+        self.log_area.clear()
         self.log_area.hide()
 
     def log_file_names(self) -> list[str]:
-        return [self.log_files.itemText(i) for i in range(self.log_files.count())]
+        return self.log_area.file_names()
 
     def log_text(self) -> str:
-        return self.log_view.toPlainText()
+        return self.log_area.text()
 
     def select_log_file(self, name: str) -> None:
-        i = self.log_files.findText(name)
-        if i >= 0:
-            self.log_files.setCurrentIndex(i)
+        self.log_area.select_file(name)
 
     def next_match(self) -> None:
-        if self._matches:
-            self._match_i = (self._match_i + 1) % len(self._matches)
-            self._highlight()
+        self.log_area.next_match()
 
     def prev_match(self) -> None:
-        if self._matches:
-            self._match_i = (self._match_i - 1) % len(self._matches)
-            self._highlight()
+        self.log_area.prev_match()
+
+    def match_count(self) -> int:
+        return self.log_area.match_count()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.stop()
@@ -783,108 +725,11 @@ class RunsPanel(QWidget):
 
     def _add_logs(self, logs: dict[tuple[str, str], str], *, reset: bool) -> None:
         view = self._views.get(self._log_run or "")
-        several_clusters = view is not None and len(view.clusters) > 1
-        current = self._current_log_key()
-        for key, text in logs.items():
-            # Log text comes from the cluster: control and bidi characters made visible.
-            text = visible(text, keep_newlines=True)
-            old = "" if reset else self._log_texts.get(key, "")
-            full = old + text
-            cut = len(full) > LOG_KEEP_CHARS
-            if cut:  # keep the tail, from a line start
-                full = full[-LOG_KEEP_CHARS:]
-                full = full[full.find("\n") + 1:]
-            self._log_texts[key] = full
-            if key not in self._log_keys:
-                cluster, name = key
-                self._log_keys.append(key)
-                self.log_files.blockSignals(True)
-                self.log_files.addItem(visible(f"{cluster}: {name}" if several_clusters
-                                               else name))
-                self.log_files.blockSignals(False)
-            if key == current and not reset and not cut:
-                self._append_to_view(text)
-            elif key == current:
-                self._show_log_file()
-        if current is None and self._log_keys:
-            self.log_files.setCurrentIndex(self._default_log_index())
-            self._show_log_file()
-
-    def _current_log_key(self) -> tuple[str, str] | None:
-        i = self.log_files.currentIndex()
-        return self._log_keys[i] if 0 <= i < len(self._log_keys) else None
-
-    def _default_log_index(self) -> int:
-        """The engine's log of the run's current (or last) stage, else the first file."""
-        view = self._views.get(self._log_run or "")
+        # the first time, the engine's log of the run's current (or last) stage
         stage = view.current.stage if view and view.current else (
             view.stages[-1].stage if view and view.stages else "")
-        for i, (_, name) in enumerate(self._log_keys):
-            if name == f"{stage}.0.log":
-                return i
-        return 0
-
-    def _append_to_view(self, text: str) -> None:
-        bar = self.log_view.verticalScrollBar()
-        at_end = bar.value() >= bar.maximum() - 2
-        cursor = QTextCursor(self.log_view.document())
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text)
-        if at_end:
-            bar.setValue(bar.maximum())
-        if self.log_search.text():
-            self._search(keep_index=True)
-
-    def _show_log_file(self, *_: Any) -> None:
-        key = self._current_log_key()
-        self.log_view.setPlainText(self._log_texts.get(key, "") if key else "")
-        bar = self.log_view.verticalScrollBar()
-        bar.setValue(bar.maximum())
-        self._search(keep_index=False)
-
-    def _search(self, *, keep_index: bool) -> None:
-        pattern = self.log_search.text()
-        doc = self.log_view.document()
-        matches: list[QTextCursor] = []
-        if pattern:
-            found = doc.find(pattern, 0)
-            while not found.isNull() and len(matches) < MAX_MATCHES:
-                matches.append(found)
-                found = doc.find(pattern, found)
-        old = self._match_i
-        self._matches = matches
-        if not matches:
-            self._match_i = -1
-        elif keep_index and 0 <= old < len(matches):
-            self._match_i = old
-        else:
-            self._match_i = 0
-        self._highlight(move=not keep_index)
-
-    def _highlight(self, move: bool = True) -> None:
-        selections = []
-        for i, cursor in enumerate(self._matches):
-            sel = QTextEdit.ExtraSelection()
-            fmt = QTextCharFormat()
-            fmt.setBackground(QColor("#ff9632" if i == self._match_i else "#fff176"))
-            sel.format = fmt
-            sel.cursor = cursor
-            selections.append(sel)
-        self.log_view.setExtraSelections(selections)
-        n = len(self._matches)
-        if not self.log_search.text():
-            self.match_label.setText("")
-        elif not n:
-            self.match_label.setText("no matches")
-        else:
-            more = "+" if n >= MAX_MATCHES else ""
-            self.match_label.setText(f"{self._match_i + 1} of {n}{more}")
-        if move and 0 <= self._match_i < n:
-            self.log_view.setTextCursor(self._matches[self._match_i])
-            self.log_view.ensureCursorVisible()
-
-    def match_count(self) -> int:
-        return len(self._matches)
+        self.log_area.add(logs, reset=reset, prefer=f"{stage}.0.log",
+                          several_clusters=view is not None and len(view.clusters) > 1)
 
 
 def _status(item: QTreeWidgetItem, status: str) -> None:

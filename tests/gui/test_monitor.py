@@ -300,18 +300,20 @@ def test_stalled_stage_alerts_on_the_injected_clock(qtbot):
     assert len(p.alerts) == 2
 
 
-def test_gpu_samples_never_count_as_a_stalled_stage(qtbot):
+def test_gpu_rounds_are_points_and_never_a_stalled_stage(qtbot):
+    from remote.run_stream import GpuRound
+
     clock = FakeClock(T0)
     p = MonitorPanel(clock=clock, stall_floor_s=1.0)
     qtbot.addWidget(p)
-    s = Stream("gpu")
-    for i in range(10):
-        s.metric(i, T0 + 2.0 * (i + 1), **{"gpu__n1__0__util": 50.0})
-    p.add_events(s.events(), run="a")
+    p.add_events([GpuRound(T0 + 2.0 * (i + 1), i, {"gpu/n1/0/util": 50.0 + i})
+                  for i in range(10)], run="a")
     clock.now = T0 + 1000  # sampling stopped with the run: not a stall
     p.check_stalls()
     assert p.alerts == []
     assert p.keys("a") == ["gpu/n1/0/util"]
+    steps, times, values = p.series("a", "gpu/n1/0/util")
+    assert steps.tolist() == list(range(10)) and values.tolist()[-1] == 59.0
 
 
 def test_engine_alert_events_are_listed(panel):

@@ -314,8 +314,10 @@ def test_the_log_view_tails_live_and_search_highlights_and_counts(
     assert not panel.log_area.isVisible()
 
 
-def test_gpu_samples_from_nvidia_smi_become_gpu_metric_events(
+def test_gpu_samples_from_nvidia_smi_become_gpu_rounds(
         qtbot, session, make_panel, tmp_path, hanging_llm, monkeypatch):
+    from remote.run_stream import GpuRound
+
     monkeypatch.setenv("PATH", f"{FAKE_BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("FAKE_NVIDIA_SMI", raising=False)
     received = []
@@ -325,27 +327,24 @@ def test_gpu_samples_from_nvidia_smi_become_gpu_metric_events(
         panel = make_panel(poll_s=0.2, gpu_every_s=0.3)
         panel.streams.subscribe(lambda rid, evs: received.append((rid, evs)))
 
-        def gpu_metrics_seen():
-            return [e for e in events_of(received, "gui-gpus")
-                    if e.stage == "gpu" and e.kind == "metric"]
+        def gpu_rounds_seen():
+            return [r for r in events_of(received, "gui-gpus") if isinstance(r, GpuRound)]
 
-        qtbot.waitUntil(lambda: len(gpu_metrics_seen()) >= 2, timeout=WAIT)
-        first, second = gpu_metrics_seen()[:2]
-        assert first.data == {f"gpu/{HOST}/0/util": 35.0, f"gpu/{HOST}/0/mem_used": 20.0,
-                              f"gpu/{HOST}/1/util": 45.0, f"gpu/{HOST}/1/mem_used": 21.0}
+        qtbot.waitUntil(lambda: len(gpu_rounds_seen()) >= 2, timeout=WAIT)
+        first, second = gpu_rounds_seen()[:2]
+        assert first.values == {f"gpu/{HOST}/0/util": 35.0, f"gpu/{HOST}/0/mem_used": 20.0,
+                                f"gpu/{HOST}/1/util": 45.0, f"gpu/{HOST}/1/mem_used": 21.0}
         assert (first.step, second.step) == (0, 1) and second.t >= first.t
+        # their own record kind: no event of a made-up "gpu" stage reaches anyone
+        assert not any(getattr(e, "stage", None) == "gpu" for e in events_of(received, "gui-gpus"))
         panel.select_run("gui-gpus")
         assert "NVIDIA H200: 35%, 20.0/140.4 GiB" in panel.gpu_label.text()
         session.call(Launcher.cancel, "gui-gpus")
-        # The sampler stops with the run and says so (no stall alarm in the Monitor).
-        qtbot.waitUntil(lambda: any(e.stage == "gpu" and e.kind == "stage"
-                                    for e in events_of(received, "gui-gpus")), timeout=WAIT)
-        stop = [e for e in events_of(received, "gui-gpus") if e.stage == "gpu"][-1]
-        assert stop.kind == "stage" and stop.data.status == "completed"
-        count = len(gpu_metrics_seen())
+        qtbot.waitUntil(lambda: panel.run_view("gui-gpus").status == "cancelled", timeout=WAIT)
+        count = len(gpu_rounds_seen())
         polls = panel.poll_count
         qtbot.waitUntil(lambda: panel.poll_count >= polls + 5, timeout=WAIT)
-        assert len(gpu_metrics_seen()) == count  # none after the run ended
+        assert len(gpu_rounds_seen()) == count  # sampling stopped with the run
     finally:
         session.call(Launcher.cancel, "gui-gpus")
 
