@@ -29,14 +29,18 @@ $SLURM_ARRAY_TASK_ID/N``); a training stage (sft, rl) with more than one GPU or 
 node, and torchrun sets the RANK/WORLD_SIZE the engine's ``Distributed.from_env`` reads.
 ``--signal=B:TERM@120`` sends SIGTERM to the batch shell two minutes before the limit; the
 shell traps it and forwards it to srun, so the stage saves before Slurm kills it. Status reads
-``squeue`` (delimited fields), then ``scontrol show job -o`` once the job has left the queue
-(kept for ``MinJobAge``); ``sacct`` is used only when the job is gone from both and sacct
-exists (many clusters, and the test cluster, have no accounting database). Cancel is a plain
+``squeue --states=all`` in a fixed-separator form (``%i|%T|%r|%N``: queued, running, and the
+finished jobs Slurm still holds for ``MinJobAge``) and the engine's exit code from the
+``jobs/<stage>.<job id>[_<task>].exit`` file the batch script writes when the engine ends;
+``sacct -P`` only when squeue no longer knows the job and sacct exists (many clusters, and
+the test cluster, have no accounting database). ``scontrol show job`` (``Key=value`` text)
+is not parsed, and neither is ``squeue --json``: on Slurm 22.05 it ignores ``-j`` and dumps
+every job of the cluster (seen on the test cluster), which on a busy one is megabytes per poll. Cancel is a plain
 ``scancel``: Slurm itself sends SIGTERM to the batch shell and every step, then SIGKILL after
 the cluster's ``KillWait`` (30 s by default), which is the grace the engine saves in, and the
 job ends ``CANCELLED`` (``scancel --signal=TERM`` would leave it to end ``FAILED`` with 143).
 
-``status`` only reads (the probe, squeue, scontrol, sacct), so its commands are marked
+``status`` only reads (the probe, squeue, the exit files, sacct), so its commands are marked
 ``idempotent`` (``remote.runner``): a link dropped under one is reconnected and the question
 asked again. ``launch`` and ``cancel`` are never sent twice.
 
@@ -387,7 +391,7 @@ def _aggregate(tasks: Sequence[JobState], detail: dict[str, Any]) -> JobState:
 
 # --- Slurm ---------------------------------------------------------------------------------
 
-# Slurm job states (squeue %T / scontrol JobState) -> ours, with what the user should do.
+# Slurm job states (squeue %T / sacct State) -> ours, with what the user should do.
 _SLURM_STATES: dict[str, tuple[str, str | None]] = {
     "PENDING": ("pending", None), "CONFIGURING": ("pending", None),
     "REQUEUED": ("pending", "requeued"), "REQUEUE_HOLD": ("pending", "requeued and held"),
@@ -461,34 +465,6 @@ def parse_squeue(text: str) -> list[dict[str, str]]:
     return rows
 
 
-_SCONTROL_KEY = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_:/]*)=")
-
-
-def parse_scontrol(text: str) -> list[dict[str, str]]:
-    """``scontrol show job -o`` (one job or array task per line, ``Key=value`` pairs; values
-    may hold spaces, e.g. a path) -> one dict per job or array task."""
-    # A value with a newline (a run dir's name can hold one) continues on the next line:
-    # every record starts with JobId=.
-    records: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("JobId=") or not records:
-            records.append(line)
-        else:
-            records[-1] += "\n" + line
-    out = []
-    for line in records:
-        line = line.strip()
-        if not line or "=" not in line:
-            continue
-        marks = list(_SCONTROL_KEY.finditer(line))
-        fields: dict[str, str] = {}
-        for m, nxt in zip(marks, [*marks[1:], None], strict=True):
-            end = nxt.start() if nxt else len(line)
-            fields.setdefault(m.group(1), line[m.end():end].strip())
-        out.append(fields)
-    return out
-
-
 class SlurmScheduler:
     """Submits the stage as a generated sbatch script (module docstring)."""
 
@@ -556,12 +532,17 @@ class SlurmScheduler:
                    + f' "$SLURM_ARRAY_TASK_ID/{job.shards}"')
         else:
             cmd = script_line([*srun, job.python, *engine_args])
+        # The engine's exit code, where status() reads it: Slurm's own (scontrol, sacct) is
+        # not readable in a fixed-separator form without accounting.
+        task = '"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' if job.shards > 1 else '"$SLURM_JOB_ID"'
+        exit_file = f'{quote_path(_join(job.run_dir, "jobs", job.stage))}.{task}.exit'
         # SIGTERM (--signal=B:, scancel) reaches this shell: forward it to srun, which passes
         # it to the engine, then wait until the engine has saved and exited.
         lines += ["trap 'kill -TERM \"$child\" 2>/dev/null' TERM",
                   f"{cmd} &", "child=$!",
                   'wait "$child"; code=$?',
                   'while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done',
+                  f'echo "$code" > {exit_file}.tmp && mv -f {exit_file}.tmp {exit_file}',
                   'exit "$code"', ""]
         return "\n".join(lines)
 
@@ -602,45 +583,65 @@ class SlurmScheduler:
 
     def _run(self, argv: Sequence[str], timeout: float = 60, *, idempotent: bool = False):
         # Framed: only what the Slurm command printed (not a login banner) is parsed.
-        # idempotent: a query (squeue, scontrol show, sacct), asked again after a dropped link.
+        # idempotent: a query (squeue, sacct), asked again after a dropped link.
         return run_framed(self.runner, command_line(argv, env=self.env), timeout=timeout,
                           max_bytes=PROBE_MAX_BYTES, what=f"`{argv[0]}`", idempotent=idempotent)
 
     def status(self, handle: JobHandle) -> JobState:
-        """Queries only (squeue, scontrol, sacct), each marked idempotent: a dropped link
-        reconnects and asks again rather than failing the status check."""
-        q = self._run(["squeue", "-h", "-r", "-j", handle.job_id, "-o", "%i|%T|%r|%N"],
-                      idempotent=True)
+        """Queries only, each marked idempotent (a dropped link reconnects and asks again):
+        ``squeue`` over every state (queued, running, and the finished jobs Slurm still holds
+        for ``MinJobAge``) in a fixed-separator form; the engine's exit codes from the files
+        the batch script writes; ``sacct`` only when squeue no longer knows the job."""
+        q = self._run(["squeue", "--states=all", "-h", "-r", "-j", handle.job_id,
+                       "-o", "%i|%T|%r|%N"], idempotent=True)
         parsed = parse_squeue(q.stdout) if q.ok else []
         rows = [r for r in parsed if "error" not in r]
         bad = [JobState("unknown", None, r["error"], {"source": "squeue"})
                for r in parsed if "error" in r]
-        if rows and handle.shards == 1:
-            row = rows[0]
-            st = map_slurm_state(row["state"], None, row["reason"])
-            return JobState(st.state, st.exit_code, st.reason,
-                            {**st.detail, "job_id": row["id"], "nodes": row["nodes"]})
-        s = self._run(["scontrol", "show", "job", "-o", handle.job_id], idempotent=True)
-        jobs = parse_scontrol(s.stdout) if s.ok else []
-        if any("JobState" not in j for j in jobs):
-            bad.append(JobState("unknown", None, "scontrol answered a record without JobState: "
-                                f"{s.stdout.strip()[:80]!r}", {"source": "scontrol"}))
-            jobs = [j for j in jobs if "JobState" in j]
-        if jobs:
-            tasks = [map_slurm_state(j.get("JobState", ""), j.get("ExitCode"), j.get("Reason"))
-                     for j in jobs]
-            tasks = [JobState(t.state, t.exit_code, t.reason,
-                              {**t.detail, "job_id": j.get("JobId"),
-                               "array_task": j.get("ArrayTaskId"), "nodes": j.get("NodeList")})
-                     for t, j in zip(tasks, jobs, strict=True)]
-            return _aggregate(tasks, {"source": "scontrol"})
-        if rows:  # an array whose tasks scontrol did not list
-            return _aggregate([map_slurm_state(r["state"], None, r["reason"]) for r in rows]
-                              + bad, {"source": "squeue"})
+        codes: dict[str, int] | None = None
+        tasks = []
+        for r in rows:
+            first = map_slurm_state(r["state"], None, r["reason"])
+            code = None
+            if first.state in ("completed", "failed", "cancelled"):
+                codes = self._exit_codes(handle) if codes is None else codes
+                code = codes.get(r["id"])
+            st = map_slurm_state(r["state"], None if code is None else f"{code}:0", r["reason"])
+            tasks.append(JobState(st.state, st.exit_code, st.reason, {
+                **st.detail, "job_id": r["id"], "array_task": r["id"].partition("_")[2] or None,
+                "nodes": r["nodes"]}))
+        if tasks and handle.shards == 1:
+            return _aggregate(tasks[:1], {"source": "squeue"})
+        if tasks:
+            return _aggregate(tasks + bad, {"source": "squeue"})
+        codes = self._exit_codes(handle) if codes is None else codes
+        if codes and len(codes) >= handle.shards:  # gone from squeue, but the engine said
+            return _aggregate([JobState("completed", 0, None, {"exit_file": c}) if c == 0
+                               else JobState("failed", c, _exit_reason(c), {"exit_file": c})
+                               for c in codes.values()], {"source": "exit file"})
         st = self._sacct(handle)
         if bad and st.detail.get("source") == "none":  # say why rather than "gone"
             return _aggregate(bad, {"source": "squeue"})
         return st
+
+    def _exit_codes(self, handle: JobHandle) -> dict[str, int]:
+        """Task id (``12``, ``12_3``) -> the engine's exit code, from the ``.exit`` files the
+        batch script writes (``<run>/jobs/<stage>.<id>.exit``); one framed command, capped. A
+        file whose name or content is not ours is ignored."""
+        base = quote_path(_join(handle.run_dir, "jobs", handle.stage))
+        script = (f"for f in {base}.{handle.job_id}.exit {base}.{handle.job_id}_*.exit; do "
+                  '[ -f "$f" ] && printf "%s|%s\\n" "${f##*/}" "$(head -c 16 "$f")"; done; true')
+        r = run_framed(self.runner, script, timeout=60, max_bytes=PROBE_MAX_BYTES,
+                       what="reading the jobs' exit files", idempotent=True)
+        name = re.compile(rf"{re.escape(handle.stage)}\.({re.escape(handle.job_id)}(?:_[0-9]+)?)"
+                          r"\.exit")
+        out: dict[str, int] = {}
+        for line in r.stdout.splitlines() if r.ok else []:
+            file, sep, code = line.partition("|")
+            m = name.fullmatch(file)
+            if sep and m and code.strip().isdigit():
+                out[m.group(1)] = int(code.strip())
+        return out
 
     def _sacct(self, handle: JobHandle) -> JobState:
         check = self.runner.run_shell("command -v sacct", timeout=30,
@@ -694,5 +695,4 @@ def scheduler_for(kind: str, runner: CommandRunner, **options: Any
 
 
 __all__ = ["StageJob", "SlurmOptions", "JobHandle", "JobState", "DirectScheduler",
-           "SlurmScheduler", "scheduler_for", "map_slurm_state", "parse_squeue",
-           "parse_scontrol", "STATES"]
+           "SlurmScheduler", "scheduler_for", "map_slurm_state", "parse_squeue", "STATES"]

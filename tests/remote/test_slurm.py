@@ -25,7 +25,6 @@ from remote.schedulers import (
     SlurmScheduler,
     StageJob,
     map_slurm_state,
-    parse_scontrol,
     parse_squeue,
     scheduler_for,
 )
@@ -165,20 +164,28 @@ def test_state_reasons_say_what_to_do() -> None:
     assert "exit 1" in map_slurm_state("FAILED", "1:0").reason
 
 
-def test_parse_squeue_and_scontrol() -> None:
-    rows = parse_squeue("12_0|RUNNING|None|vm\n12_1|PENDING|Priority|\n\n")
+def test_parse_squeue_fixed_separator_lines_as_22_05_prints_them() -> None:
+    # squeue --states=all -h -r -o '%i|%T|%r|%N' on Slurm 22.05.8 (the test cluster): array
+    # tasks one per line, a pending array as one line, finished jobs while Slurm holds them.
+    rows = parse_squeue("12_0|RUNNING|None|vm\n12_1|PENDING|Priority|\n3_[0-1]|PENDING|"
+                        "Resources|\n2|FAILED|NonZeroExitCode|vm\n\n")
     assert rows == [{"id": "12_0", "state": "RUNNING", "reason": "None", "nodes": "vm"},
-                    {"id": "12_1", "state": "PENDING", "reason": "Priority", "nodes": ""}]
-    line = ("JobId=7 JobName=synthsmith-a-seeds UserId=root(0) JobState=TIMEOUT "
-            "Reason=TimeLimit Dependency=(null) ExitCode=0:0 NodeList=vm "
-            "AllocNode:Sid=localhost:5766 CPUs/Task=1 WorkDir=/runs/a b/c StdOut=/x y.out")
-    (job,) = parse_scontrol(line)
-    assert job["JobState"] == "TIMEOUT" and job["ExitCode"] == "0:0"
-    assert job["WorkDir"] == "/runs/a b/c" and job["StdOut"] == "/x y.out"
-    assert job["AllocNode:Sid"] == "localhost:5766" and job["CPUs/Task"] == "1"
-    two = parse_scontrol("JobId=8 JobState=COMPLETED WorkDir=/a\nb ExitCode=0:0\n"
-                         "JobId=9 JobState=FAILED ExitCode=1:0\n")
-    assert [j["JobId"] for j in two] == ["8", "9"] and two[0]["WorkDir"] == "/a\nb"
+                    {"id": "12_1", "state": "PENDING", "reason": "Priority", "nodes": ""},
+                    {"id": "3_[0-1]", "state": "PENDING", "reason": "Resources", "nodes": ""},
+                    {"id": "2", "state": "FAILED", "reason": "NonZeroExitCode", "nodes": "vm"}]
+
+
+def test_the_batch_script_records_the_engines_exit_code_per_task() -> None:
+    from remote.runner import LocalRunner
+
+    sched = SlurmScheduler(LocalRunner())
+    one = sched.sbatch_script(StageJob(run_dir="/r/a b", stage="seeds", config_path="/c.yaml",
+                                       engine_dir="/e"))
+    assert """'/r/a b/jobs/seeds'."$SLURM_JOB_ID".exit""" in one
+    array = sched.sbatch_script(StageJob(run_dir="/r", stage="verify", config_path="/c.yaml",
+                                         engine_dir="/e", shards=3))
+    assert """/r/jobs/verify."${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}".exit""" in array
+    assert array.rstrip().endswith('exit "$code"')
 
 
 # --- real jobs -----------------------------------------------------------------------------
@@ -215,7 +222,7 @@ def test_seeds_job_completes(slurm, slurm_cluster, tmp_path: Path) -> None:
     assert (run / "jobs" / "seeds.sbatch").read_text().startswith("#!/bin/bash")
     st = _wait(slurm, handle, FINAL)
     assert (st.state, st.exit_code) == ("completed", 0), (st, slurm_cluster.logs())
-    assert st.detail["source"] == "scontrol"
+    assert st.detail["source"] == "squeue"
     assert stage_status(run)["seeds"] == "completed"
     assert (run / "logs" / f"seeds.{handle.job_id}.err").exists()
 
@@ -294,3 +301,29 @@ def test_status_of_unknown_job_is_unknown(slurm) -> None:
 
     st = slurm.status(JobHandle("slurm", "999999", "seeds", "/r", 0.0))
     assert st.state == "unknown" and "no longer known" in st.reason
+
+
+def test_a_job_squeue_no_longer_knows_reads_from_its_exit_files(tmp_path: Path, monkeypatch) -> None:
+    # After MinJobAge squeue forgets a job; without accounting the engine's own exit files
+    # still say how it ended. A file that is not ours (name or content) is ignored.
+    from remote.runner import LocalRunner
+    from remote.schedulers import JobHandle
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\nexit 0\n")  # knows nothing any more
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    jobs = tmp_path / "run" / "jobs"
+    jobs.mkdir(parents=True)
+    (jobs / "verify.41_0.exit").write_text("0\n")
+    (jobs / "verify.41_1.exit").write_text("3\n")
+    (jobs / "verify.41_2.exit.tmp").write_text("0\n")  # half-written: not read
+    (jobs / "verify.411_0.exit").write_text("0\n")  # another job
+    (jobs / "seeds.41.exit").write_text("rm -rf /\n")  # not a number
+    sched = SlurmScheduler(LocalRunner())
+    handle = JobHandle("slurm", "41", "verify", str(tmp_path / "run"), 0.0, 2)
+    assert sched._exit_codes(handle) == {"41_0": 0, "41_1": 3}
+    st = sched.status(handle)
+    assert st.state == "failed" and st.exit_code == 3 and st.detail["source"] == "exit file", st
+    assert sched._exit_codes(JobHandle("slurm", "41", "seeds", str(tmp_path / "run"), 0.0, 1)) == {}
