@@ -3,7 +3,8 @@
 A stage module does ``def run(ctx: StageContext) -> dict`` and returns a small JSON-able
 summary that lands in ``state.json``. Everything a stage touches goes through the context:
 the resolved config, the run directory, its event writer, its logger, the dataset store and
-the stop flag set on SIGTERM (finish the current unit of work, save, return).
+the stop flag set on SIGTERM (finish the current unit of work, save, return). A stage that
+cannot go on for a reason the user can act on raises ``StageError``.
 
 ``shard_index`` / ``shard_count`` come from ``python -m engine run --shard I/N``: a stage that
 scales out by shards (``engine.schema.SHARDABLE_STAGES``) does only the part of the work that
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
     from engine.rundir import RunDir
     from engine.schema import PipelineConfig
     from engine.store import Store
+
+
+class StageError(Exception):
+    """A stage cannot go on; ``str(error)`` is the reason shown to the user.
+
+    Raise it with a message that names the input at fault and what to do (``seed file
+    data/taco.jsonl does not exist (resolved to /abs/data/taco.jsonl): fix seeds.sources.0.path``).
+    The runner records the stage as failed with exactly that message, without a traceback;
+    any other exception is treated as a bug and its traceback goes to the stage's log."""
 
 
 @dataclass

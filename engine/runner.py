@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib
 import logging
 import os
 import signal
@@ -65,15 +66,14 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
-from engine.context import StageContext
+from engine.context import StageContext, StageError
 from engine.events import EventWriter
 from engine.llm import LLMError
 from engine.metrics_export import attach_metric_sinks
 from engine.rundir import RunDir, RunDirError
 from engine.schema import SHARDABLE_STAGES, STAGE_ORDER, PipelineConfig
-from engine.stages import IMPLEMENTED, load_stage
-from engine.stages.errors import StageError
 
 EXIT_OK = 0
 EXIT_STAGE_FAILED = 1
@@ -101,6 +101,28 @@ class Distributed:
         rank = int(env.get("RANK") or env.get("SLURM_PROCID") or 0)
         world = int(env.get("WORLD_SIZE") or env.get("SLURM_NTASKS") or 1)
         return cls(rank, world)
+
+
+# Stage name -> the module that implements it, imported when the stage runs (so the stages
+# never import the runner back). A config that enables a stage missing here is refused.
+IMPLEMENTED: dict[str, str] = {
+    "seeds": "engine.stages.seeds",
+    "features": "engine.stages.features",
+    "evolve": "engine.stages.evolve",
+    "tasks": "engine.stages.tasks",
+    "solutions": "engine.stages.solutions",
+    "tests": "engine.stages.tests",
+    "verify": "engine.stages.verify",
+    "curate": "engine.stages.curate",
+    "sft": "engine.stages.sft",
+    "rl": "engine.stages.rl",
+    "eval": "engine.stages.eval",
+}
+
+
+def load_stage(name: str) -> ModuleType:
+    """Import the module of an implemented stage (KeyError for one that is not)."""
+    return importlib.import_module(IMPLEMENTED[name])
 
 
 def shard_key(stage: str, shard_index: int, shard_count: int) -> str:

@@ -24,7 +24,7 @@ def test_engine_and_remote_keep_to_the_layering_contracts():
     out = subprocess.run([_lint_imports(), "--no-cache"], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "3 kept, 0 broken" in out.stdout
+    assert "4 kept, 0 broken" in out.stdout
 
 
 def test_the_contracts_catch_a_forbidden_import(tmp_path):
@@ -69,3 +69,17 @@ def test_every_engine_module_but_the_contracts_is_forbidden_to_the_desktop():
                or (p.is_dir() and (p / "__init__.py").exists())}
     assert modules - forbidden == {"engine.contracts"}, sorted(modules - forbidden)
     assert forbidden <= modules, sorted(forbidden - modules)
+
+
+def test_an_import_cycle_between_sibling_modules_breaks_the_build(tmp_path):
+    for pkg in ("engine", "remote", "gui"):
+        shutil.copytree(REPO / pkg, tmp_path / pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    events = tmp_path / "engine" / "events.py"  # engine.llm imports engine.events already
+    events.write_text(events.read_text() + "\nimport engine.llm  # planted\n")
+    out = subprocess.run([_lint_imports(), "--no-cache"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env={"PYTHONPATH": str(tmp_path),
+                                                      "PATH": "/usr/bin:/bin"})
+    assert out.returncode != 0
+    assert "No cycles are allowed in engine" in out.stdout

@@ -1,30 +1,7 @@
-"""Pipeline stages: one module each, with ``run(ctx)`` and ``main(argv)``.
+"""Pipeline stages: one module each, with ``run(ctx: StageContext) -> dict`` and ``main(argv)``.
 
-``IMPLEMENTED`` maps a stage name to the module that implements it. ``python -m engine run``
-refuses a config that enables a stage missing here, with a message that says how to proceed;
-a stage is never faked.
+The runner (engine/runner.py) finds a stage's module by name in its ``IMPLEMENTED`` table and
+imports it when the stage runs; nothing here imports the runner, so the stages and the runner
+form no import cycle. ``python -m engine.stages.<stage> ARGS`` is ``python -m engine run ARGS
+--stages <stage>``.
 """
-
-from __future__ import annotations
-
-import importlib
-from types import ModuleType
-
-IMPLEMENTED: dict[str, str] = {
-    "seeds": "engine.stages.seeds",
-    "features": "engine.stages.features",
-    "evolve": "engine.stages.evolve",
-    "tasks": "engine.stages.tasks",
-    "solutions": "engine.stages.solutions",
-    "tests": "engine.stages.tests",
-    "verify": "engine.stages.verify",
-    "curate": "engine.stages.curate",
-    "sft": "engine.stages.sft",
-    "rl": "engine.stages.rl",
-    "eval": "engine.stages.eval",
-}
-
-
-def load_stage(name: str) -> ModuleType:
-    """Import the module of an implemented stage (KeyError for one that is not)."""
-    return importlib.import_module(IMPLEMENTED[name])

@@ -114,8 +114,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
+from engine.context import StageError
 from engine.paths import resolve_data_path
-from engine.stages.errors import StageError
 
 if TYPE_CHECKING:
     from engine.context import StageContext

@@ -70,12 +70,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
+from engine.context import StageError
 from engine.eval.judge import SampleVerdict, avg_at_k, judge_sample, pass_at_1
 from engine.eval.problems import EvalProblem, ProblemFormatError, load_problems
 from engine.paths import resolve_data_path
 from engine.prompts import render_prompt
 from engine.rundir import atomic_write_text
-from engine.stages.errors import StageError
 from engine.stages.synth_common import deferred_error, is_transient
 from engine.synth.code_extract import (
     LANGUAGE_TAGS,

@@ -53,8 +53,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
+from engine.context import StageError
 from engine.prompts import render_prompt
-from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
 from engine.stages.synth_common import SynthTally, ask_json, deferred_error, open_client
 from engine.synth.feature_tree import (

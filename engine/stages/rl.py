@@ -70,7 +70,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
-from engine.stages.errors import StageError
+from engine.context import StageError
 from engine.train.portable import make_portable
 
 if TYPE_CHECKING:

@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
+from engine.context import StageError
 from engine.paths import resolve_data_path
-from engine.stages.errors import StageError
 from engine.store import SeedRecord
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from engine.stages.errors import StageError
+from engine.context import StageError
 from engine.store import ShardOutbox, StageWriter, Store, shard_file
 
 if TYPE_CHECKING:

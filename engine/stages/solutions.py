@@ -51,8 +51,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
+from engine.context import StageError
 from engine.prompts import render_prompt
-from engine.stages.errors import StageError
 from engine.stages.shards import shard_stores
 from engine.stages.synth_common import (
     Done,

@@ -18,7 +18,7 @@
   as a stream of items, each asking one or more rounds of requests (a JSON retry, a second
   step) and ending in a value that ``commit`` writes. See its docstring.
 
-Not a stage: nothing here is listed in ``engine.stages.IMPLEMENTED``.
+Not a stage: nothing here is listed in ``engine.runner.IMPLEMENTED``.
 """
 
 from __future__ import annotations

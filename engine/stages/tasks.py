@@ -61,9 +61,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
+from engine.context import StageError
 from engine.prompts import render_prompt
 from engine.schema import TASK_STYLES
-from engine.stages.errors import StageError
 from engine.stages.evolve import empty_tree_reason
 from engine.stages.shards import shard_stores
 from engine.stages.synth_common import (

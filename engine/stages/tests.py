@@ -62,7 +62,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.__main__ import run_stage_alone
-from engine.stages.errors import StageError
+from engine.context import StageError
 from engine.stages.shards import shard_stores
 from engine.stages.synth_common import deferred_error, is_transient
 from engine.store import PageCursor, ShardOutbox, Store, TaskDetail, TaskQuery

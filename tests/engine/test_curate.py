@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.context import StageContext
+from engine.context import StageContext, StageError
 from engine.curate.decontaminate import BenchmarkIndex
 from engine.curate.near_duplicates import NearDuplicateFilter
 from engine.curate.word_ngrams import WordHasher, ngram_hashes, shingles, words_of
@@ -29,7 +29,6 @@ from engine.paths import ASSETS_DIR
 from engine.rundir import RunDir
 from engine.schema import config_from_dict
 from engine.stages import curate
-from engine.stages.errors import StageError
 from engine.store import SeedRecord, Store, Verdict
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,13 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.context import StageContext
+from engine.context import StageContext, StageError
 from engine.events import EventWriter
 from engine.paths import ASSETS_DIR, resolve_data_path
 from engine.rundir import RunDir
 from engine.schema import config_from_dict
 from engine.stages import seeds
-from engine.stages.errors import StageError
 from engine.store import Store, TaskQuery
 
 BUNDLED = ASSETS_DIR / "seeds" / "seeds.jsonl"

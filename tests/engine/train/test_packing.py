@@ -102,7 +102,7 @@ def test_flex_block_mask_matches_documents_alone(tiny):
 def test_sft_refuses_flex_up_front_where_flex_cannot_train():
     # torch 2.13 on CPU runs FlexAttention forward but has no backward: a forward-only probe
     # let `sft.attention: flex` through, and the stage crashed mid-step (NotImplementedError).
-    from engine.stages.errors import StageError
+    from engine.context import StageError
     from engine.stages.sft import _check_attention
     from engine.train.packing import flex_supported
 

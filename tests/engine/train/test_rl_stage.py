@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from engine.context import StageError
 from engine.events import read_events
 from engine.rundir import RunDir
 from engine.runner import EXIT_OK, run_pipeline
 from engine.schema import config_from_dict, dump_config
 from engine.stages import rl as rl_stage
-from engine.stages.errors import StageError
 from engine.verify.sandbox import Sandbox, SandboxUnavailable
 
 STATEMENT = "Read integers from standard input and print their sum."

@@ -21,13 +21,15 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engine.context import StageContext  # noqa: E402
+from engine.context import (
+    StageContext,  # noqa: E402
+    StageError,  # noqa: E402
+)
 from engine.events import EventWriter  # noqa: E402
 from engine.paths import ASSETS_DIR  # noqa: E402
 from engine.rundir import RunDir  # noqa: E402
 from engine.schema import load_config  # noqa: E402
 from engine.stages import sft  # noqa: E402
-from engine.stages.errors import StageError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 SMOKE = ASSETS_DIR / "presets" / "smoke-cpu.yaml"

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from engine.stages.errors import StageError
+from engine.context import StageError
 from engine.stages.rl import TRL_TESTED, check_trl
 
 
