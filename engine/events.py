@@ -69,6 +69,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 EVENT_VERSION = 1
 
 StageStatus = Literal["started", "completed", "failed", "skipped", "interrupted"]
+STAGE_ENDED = frozenset(get_args(StageStatus)) - {"started"}  # a stage event that ends one
 LogLevel = Literal["debug", "info", "warning", "error"]
 AlertLevel = Literal["info", "warning", "error"]
 

@@ -62,14 +62,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.events import EventReader, MetricEvent, event_files
+from engine.rundir import TENSORBOARD, RunDir
 
 if TYPE_CHECKING:
     from engine.events import Event, EventWriter
-    from engine.rundir import RunDir
     from engine.schema import PipelineConfig
 
 CSV_COLUMNS = ("run", "stage", "rank", "metric", "step", "time", "value")
-TENSORBOARD_DIR = "tensorboard"  # <run-dir>/tensorboard/<stage>.<rank>/ for the live sink
 TB_FLUSH_SECS = 10  # a live TensorBoard sees new points within this
 _TB_FILE_GLOB = "events.out.tfevents.*"
 
@@ -142,7 +141,8 @@ def read_run_metrics(run_dir: str | os.PathLike[str], run: str | None = None) ->
         raise MetricsExportError(
             f"no run dir at {root}; give the folder that holds events/ (on the cluster "
             "<workdir>/runs/<run-id>), or copy it here first")
-    files = event_files(root / "events")
+    events_dir = RunDir(root).events_dir
+    files = event_files(events_dir)
     if not files:
         raise MetricsExportError(
             f"{root} has no event files (events/*.jsonl); is it a run dir? Stages write them "
@@ -156,7 +156,7 @@ def read_run_metrics(run_dir: str | os.PathLike[str], run: str | None = None) ->
         bad += reader.bad_lines
     if not events:
         raise MetricsExportError(
-            f"no metric events in the {len(files)} event file(s) of {root / 'events'}: no stage "
+            f"no metric events in the {len(files)} event file(s) of {events_dir}: no stage "
             "has reported a metric yet; export again once one has")
     return RunMetrics(name, series_from_events(events, name), len(files), len(events), bad)
 
@@ -407,7 +407,7 @@ def attach_metric_sinks(events: EventWriter, config: PipelineConfig, run: RunDir
                        "`python -m engine export-metrics RUN_DIR --tensorboard DIR` writes them "
                        "from the event files later", level="warning")
         else:
-            sinks.append(TensorBoardSink(run.root / TENSORBOARD_DIR / f"{stage}.{rank}"))
+            sinks.append(TensorBoardSink(run.root / TENSORBOARD / f"{stage}.{rank}"))
     wb = settings.wandb
     if wb.enabled and rank == 0:
         if importlib.util.find_spec("wandb") is None:

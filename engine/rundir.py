@@ -73,11 +73,15 @@ class RunState(BaseModel):
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so a reader sees the old or the new file, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write leaves no hidden half-file behind
+        raise
     # The rename is durable only once the directory entry is on disk.
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from engine.contracts.events import Event
+from engine.contracts.events import STAGE_ENDED, Event
 
 LOSS_WINDOW = 20
 LOSS_MIN_HISTORY = 5
@@ -48,7 +48,6 @@ STALL_MIN_GAPS = 3
 STALL_PERCENTILE = 90
 STALL_LONGEST_FACTOR = 1.5
 STALL_STARTUP_S = 1800.0
-TERMINAL = frozenset({"completed", "failed", "skipped", "interrupted"})
 
 
 @dataclass(frozen=True)
@@ -77,12 +76,9 @@ class StageClock:
         """Seconds of silence after which this stage is stalled (module docstring)."""
         if len(self.gaps) < STALL_MIN_GAPS:
             return max(STALL_STARTUP_S, floor_s)
-        if self.usual is None:
-            ordered = sorted(self.gaps)  # the 90th percentile, linear between ranks
-            pos = (len(ordered) - 1) * STALL_PERCENTILE / 100
-            low = int(pos)
-            high = min(low + 1, len(ordered) - 1)
-            self.usual = ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+        if self.usual is None:  # the 90th percentile, linear between ranks (numpy's default)
+            self.usual = statistics.quantiles(self.gaps, n=100, method="inclusive")[
+                STALL_PERCENTILE - 1]
         return max(floor_s, factor * self.usual, STALL_LONGEST_FACTOR * self.longest)
 
 
@@ -112,7 +108,7 @@ class RunAlerts:
                         out += self._check_loss(run, e.stage, key, e.step, value)
             elif e.kind == "stage":
                 status = e.data.status
-                clock.terminal = status in TERMINAL
+                clock.terminal = status in STAGE_ENDED
                 if status == "failed":
                     reason = f": {e.data.reason}" if e.data.reason else ""
                     out.append(Alert("error", f"run {run} / {e.stage}: stage failed{reason}"))

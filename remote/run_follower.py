@@ -63,7 +63,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.contracts.events import Event
+from engine.contracts.events import STAGE_ENDED, Event
 from remote.gpus import GpuSample, sample_gpus
 from remote.run_registry import RunRecord, RunRegistry, Segment
 from remote.run_stream import GpuRound, ProgressBook, RunStream, RunStreams, StageProgress
@@ -72,7 +72,6 @@ from remote.stream import EventTail, LogTail
 
 TERMINAL = ("completed", "failed", "cancelled")
 STATUS_EVERY_S = 10.0  # job status at most this often per run; events every poll
-TERMINAL_STAGE = frozenset({"completed", "failed", "interrupted", "skipped"})
 GPU_EVERY_S = 10.0
 BACKOFF_S = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
 
@@ -320,7 +319,7 @@ class RunFollower:
                 # Job status (squeue/scontrol, or the pid file) on its own, slower cadence:
                 # a slow scheduler must not hold up the events every poll brings. Asked at
                 # once when a stage just ended (the segment may be done: start the next).
-                ended = any(e.kind == "stage" and e.data.status in TERMINAL_STAGE for e in new)
+                ended = any(e.kind == "stage" and e.data.status in STAGE_ENDED for e in new)
                 if rid in live and (request.force or ended or record.status == "waiting"
                                     or now - st.refreshed_at >= self.status_every_s):
                     record = records[rid] = launcher.refresh(rid)

@@ -4,6 +4,7 @@ exporter writes (engine/metrics_export.py: the Monitor's Export CSV is the CLI's
 from __future__ import annotations
 
 from engine.events import (
+    STAGE_ENDED,
     Event,
     EventReader,
     MetricEvent,
@@ -14,5 +15,5 @@ from engine.events import (
 )
 from engine.metrics_export import MetricSeries, write_metrics_csv
 
-__all__ = ["Event", "EventReader", "MetricEvent", "MetricSeries", "StageEvent", "event_files",
+__all__ = ["STAGE_ENDED", "Event", "EventReader", "MetricEvent", "MetricSeries", "StageEvent", "event_files",
            "parse_event", "parse_lines", "write_metrics_csv"]

@@ -66,9 +66,9 @@ at least one of each (verl refuses an empty validation set), with n = 1 the one 
 and ``rl_val_fraction`` 0 holds out nothing. ``rl_max_tasks`` caps the rows before the split.
 
 Writers: each file is written to a hidden temporary sibling, fsynced, and renamed over the
-target by ``commit()``; ``abort()`` removes the temporary (``write_text_file``: the same for one
-text file, the dataset card). A reader sees the old file or the
-new one, never half of one. Parquet files use zstd and one row group per written batch.
+target by ``commit()``; ``abort()`` removes the temporary (the dataset card, one text file,
+goes through ``engine.rundir.atomic_write_text``, the same way). A reader sees the old file or
+the new one, never half of one. Parquet files use zstd and one row group per written batch.
 """
 
 from __future__ import annotations
@@ -215,23 +215,6 @@ def split_rl(keys: Sequence[str], fraction: float, max_val: int, seed: int) -> l
 
 # ---------------------------------------------------------------------------------------------
 # Writers
-
-
-def write_text_file(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, LF) to a temporary sibling, fsync it, rename it over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -529,13 +529,14 @@ def _export(ctx: StageContext, reader: Any, seeds: Any, tally: _Tally) -> bool:
 
 def _write_card(ctx: StageContext, tally: _Tally, seeds_in_store: int) -> None:
     """exports/README.md: the dataset card (engine/curate/dataset_card.py), written atomically."""
-    from engine.curate import dataset_card, exports
+    from engine.curate import dataset_card
+    from engine.rundir import atomic_write_text
 
     out = ctx.run.exports_dir
     text = dataset_card.render(ctx.config, tally.summary(), seeds_in_store=seeds_in_store,
                                files=sorted(p.name for p in out.iterdir()
                                             if p.name in tally.exports))
-    exports.write_text_file(out / CARD, text)
+    atomic_write_text(out / CARD, text)
     tally.exports[CARD] = (out / CARD).relative_to(ctx.run.root).as_posix()
 
 
